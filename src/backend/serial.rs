@@ -1,0 +1,36 @@
+//! The serial backend: every chunk in order on the calling thread.
+//!
+//! The reference the other backends are tested against, the backend a pool
+//! falls back to inside a task of another pool (nested use), and the one to
+//! choose when debugging (`PARPOOL_BACKEND=serial`): a panic's backtrace
+//! points straight at the caller.
+
+use super::{Backend, BackendKind};
+use crate::error::Error;
+use crate::job::Job;
+
+/// Runs chunks one after another on the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SerialBackend;
+
+impl Backend for SerialBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Serial
+    }
+
+    fn workers(&self) -> usize {
+        1
+    }
+
+    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+        for chunk in 0..job.plan().chunk_count() {
+            if job.should_stop() {
+                break;
+            }
+            // A failing task is recorded in the job; `should_stop` then ends
+            // the loop for fail-fast jobs.
+            let _ = job.run_chunk(chunk, None);
+        }
+        Ok(())
+    }
+}

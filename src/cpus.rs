@@ -1,0 +1,519 @@
+//! How many CPUs this process may use, and where that number came from.
+//!
+//! [`available`] answers "how many workers should a pool start?" by asking,
+//! in this order, and stopping at the first that answers:
+//!
+//! 1. `PARPOOL_WORKERS`, the user's explicit choice;
+//! 2. the batch scheduler's allocation for this task: `SLURM_CPUS_PER_TASK`
+//!    (Slurm's `-c` / `--cpus-per-task`), then `NCPUS` (PBS Pro);
+//! 3. the smaller of the process's CPU affinity mask (`taskset`, `numactl`,
+//!    Slurm's and MPI launchers' CPU binding) and the cgroup CPU quota
+//!    (containers, Kubernetes limits, systemd slices; cgroup v2 `cpu.max` or
+//!    v1 `cpu.cfs_quota_us`, rounded up), whichever limits more;
+//! 4. the number of online CPUs of the machine.
+//!
+//! The returned [`Cpus`] carries the count and the [`CpuSource`], so a
+//! program can say why it chose what it chose (`cargo run --example cpus`).
+//! Values that were present but unusable (`SLURM_CPUS_PER_TASK=abc`) are
+//! skipped and listed in [`Cpus::ignored`].
+//!
+//! Why not just the hardware count: on a shared cluster node the hardware
+//! count is the whole node (say 128) while the job was given 2 CPUs; a pool
+//! of 128 workers on 2 CPUs runs slower than one of 2, and slows down the
+//! neighbours. This is the classic failure of `multiprocessing.cpu_count()`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The environment variable that overrides detection (and the pool size).
+pub const WORKERS_VARIABLE: &str = "PARPOOL_WORKERS";
+
+/// Scheduler variables consulted, in order, with the scheduler's name.
+const SCHEDULER_VARIABLES: &[(&str, &str)] = &[("SLURM_CPUS_PER_TASK", "Slurm"), ("NCPUS", "PBS")];
+
+/// The number of CPUs to use and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cpus {
+    count: usize,
+    source: CpuSource,
+    hardware: usize,
+    ignored: Vec<String>,
+}
+
+/// Where a [`Cpus`] count came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CpuSource {
+    /// `PARPOOL_WORKERS` was set.
+    EnvOverride {
+        /// The variable's name.
+        variable: &'static str,
+    },
+    /// A batch scheduler's per-task allocation.
+    Scheduler {
+        /// The scheduler ("Slurm", "PBS").
+        scheduler: &'static str,
+        /// The variable that held the count.
+        variable: &'static str,
+    },
+    /// The CPU affinity mask allows fewer CPUs than the machine has.
+    AffinityMask,
+    /// A cgroup CPU quota allows fewer CPUs than the affinity mask.
+    CgroupQuota {
+        /// 1 or 2.
+        version: u8,
+        /// Microseconds of CPU time allowed per period.
+        quota_us: u64,
+        /// The period in microseconds.
+        period_us: u64,
+    },
+    /// Nothing limits the process: all online CPUs of the machine.
+    Hardware,
+}
+
+impl Cpus {
+    /// The number of CPUs to use; at least 1.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Where [`count`](Cpus::count) came from.
+    pub fn source(&self) -> &CpuSource {
+        &self.source
+    }
+
+    /// The number of online CPUs of the whole machine.
+    pub fn hardware(&self) -> usize {
+        self.hardware
+    }
+
+    /// Settings that were present but unusable, and why they were skipped.
+    pub fn ignored(&self) -> &[String] {
+        &self.ignored
+    }
+}
+
+impl fmt::Display for CpuSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CpuSource::EnvOverride { variable } => write!(f, "the {variable} environment variable"),
+            CpuSource::Scheduler {
+                scheduler,
+                variable,
+            } => write!(f, "the {scheduler} allocation ({variable})"),
+            CpuSource::AffinityMask => write!(f, "the process's CPU affinity mask"),
+            CpuSource::CgroupQuota {
+                version,
+                quota_us,
+                period_us,
+            } => write!(
+                f,
+                "the cgroup v{version} CPU quota ({quota_us} us per {period_us} us, rounded up)"
+            ),
+            CpuSource::Hardware => write!(f, "the machine's online CPU count"),
+        }
+    }
+}
+
+/// The CPUs this process may use; see the [module docs](self) for the order
+/// of the checks.
+///
+/// ```
+/// let cpus = parpool::cpus::available();
+/// assert!(cpus.count() >= 1);
+/// println!("{} CPUs, from {}", cpus.count(), cpus.source());
+/// ```
+pub fn available() -> Cpus {
+    detect(&SystemProbe)
+}
+
+/// What detection reads, so tests can feed it fake systems.
+pub(crate) trait Probe {
+    fn env(&self, name: &str) -> Option<String>;
+    fn affinity_count(&self) -> Option<usize>;
+    fn hardware_count(&self) -> usize;
+    /// The contents of `/proc/self/cgroup`.
+    fn proc_self_cgroup(&self) -> Option<String>;
+    /// Where cgroup filesystems are mounted (`/sys/fs/cgroup`).
+    fn cgroup_root(&self) -> PathBuf;
+}
+
+/// The real system.
+struct SystemProbe;
+
+impl Probe for SystemProbe {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn affinity_count(&self) -> Option<usize> {
+        affinity_count()
+    }
+
+    fn hardware_count(&self) -> usize {
+        hardware_count()
+    }
+
+    fn proc_self_cgroup(&self) -> Option<String> {
+        std::fs::read_to_string("/proc/self/cgroup").ok()
+    }
+
+    fn cgroup_root(&self) -> PathBuf {
+        PathBuf::from("/sys/fs/cgroup")
+    }
+}
+
+/// Parses a CPU count setting: a positive integer.
+pub(crate) fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".to_string()),
+        Ok(count) => Ok(count),
+        Err(_) => Err("not a positive integer".to_string()),
+    }
+}
+
+pub(crate) fn detect(probe: &dyn Probe) -> Cpus {
+    let hardware = probe.hardware_count().max(1);
+    let mut ignored = Vec::new();
+    let mut found = |variable: &str| -> Option<usize> {
+        let text = probe.env(variable)?;
+        parse_count(&text)
+            .map_err(|reason| ignored.push(format!("{variable}={text:?} ignored: {reason}")))
+            .ok()
+    };
+    let mut chosen = found(WORKERS_VARIABLE).map(|count| {
+        (
+            count,
+            CpuSource::EnvOverride {
+                variable: WORKERS_VARIABLE,
+            },
+        )
+    });
+    for (variable, scheduler) in SCHEDULER_VARIABLES {
+        if chosen.is_none() {
+            chosen = found(variable).map(|count| {
+                (
+                    count,
+                    CpuSource::Scheduler {
+                        scheduler,
+                        variable,
+                    },
+                )
+            });
+        }
+    }
+    let (count, source) = chosen.unwrap_or_else(|| {
+        let mut best = (hardware, CpuSource::Hardware);
+        if let Some(mask) = probe.affinity_count().filter(|&mask| mask < best.0) {
+            best = (mask.max(1), CpuSource::AffinityMask);
+        }
+        if let Some((quota, source)) =
+            cgroup_quota(&probe.cgroup_root(), probe.proc_self_cgroup().as_deref())
+            && quota < best.0
+        {
+            best = (quota, source);
+        }
+        best
+    });
+    Cpus {
+        count,
+        source,
+        hardware,
+        ignored,
+    }
+}
+
+/// The tightest cgroup CPU quota on the way from this process's cgroup up
+/// to the root, as a CPU count (rounded up) with its source.
+fn cgroup_quota(root: &Path, proc_self_cgroup: Option<&str>) -> Option<(usize, CpuSource)> {
+    let mut tightest: Option<(usize, CpuSource)> = None;
+    let mut consider = |quota_us: u64, period_us: u64, version: u8| {
+        if quota_us == 0 || period_us == 0 {
+            return;
+        }
+        let count = quota_us.div_ceil(period_us).max(1) as usize;
+        if tightest.as_ref().is_none_or(|(best, _)| count < *best) {
+            tightest = Some((
+                count,
+                CpuSource::CgroupQuota {
+                    version,
+                    quota_us,
+                    period_us,
+                },
+            ));
+        }
+    };
+    for line in proc_self_cgroup.unwrap_or("").lines() {
+        // "hierarchy-id:controllers:path"; the path may itself hold ':'.
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let relative = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            // cgroup v2: one unified hierarchy.
+            for directory in ancestors(root, relative) {
+                if let Some((quota, period)) = read_cpu_max(&directory.join("cpu.max")) {
+                    consider(quota, period, 2);
+                }
+            }
+        } else if controllers.split(',').any(|name| name == "cpu") {
+            // cgroup v1: the cpu controller is mounted under one of these names.
+            for mount in [controllers, "cpu,cpuacct", "cpuacct,cpu", "cpu"] {
+                for directory in ancestors(&root.join(mount), relative) {
+                    let quota = read_number(&directory.join("cpu.cfs_quota_us"));
+                    let period = read_number(&directory.join("cpu.cfs_period_us"));
+                    if let (Some(quota), Some(period)) = (quota, period) {
+                        // -1 means "no limit".
+                        if let (Ok(quota), Ok(period)) =
+                            (u64::try_from(quota), u64::try_from(period))
+                        {
+                            consider(quota, period, 1);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tightest
+}
+
+/// `base/relative`, then each parent directory up to and including `base`.
+fn ancestors(base: &Path, relative: &str) -> Vec<PathBuf> {
+    let mut directories = vec![base.to_path_buf()];
+    let mut current = base.to_path_buf();
+    for part in relative
+        .split('/')
+        .filter(|part| !part.is_empty() && *part != "..")
+    {
+        current.push(part);
+        directories.push(current.clone());
+    }
+    directories
+}
+
+/// Reads cgroup v2 `cpu.max`: "max 100000" (no limit) or "200000 100000".
+fn read_cpu_max(path: &Path) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut fields = text.split_whitespace();
+    let quota = fields.next()?.parse::<u64>().ok()?;
+    let period = fields.next()?.parse::<u64>().ok()?;
+    Some((quota, period))
+}
+
+fn read_number(path: &Path) -> Option<i64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(target_os = "linux")]
+fn affinity_count() -> Option<usize> {
+    // SAFETY: cpu_set_t is plain data for which all-zero is a valid value.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid, writable cpu_set_t of the size we pass; pid 0
+    // is the calling thread.
+    let status = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: `set` was filled in by the successful call above.
+    let count = unsafe { libc::CPU_COUNT(&set) };
+    usize::try_from(count).ok().filter(|&count| count > 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_count() -> Option<usize> {
+    None
+}
+
+#[cfg(unix)]
+fn hardware_count() -> usize {
+    // SAFETY: sysconf has no preconditions; it returns -1 on error.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online)
+        .ok()
+        .filter(|&count| count > 0)
+        .unwrap_or(1)
+}
+
+#[cfg(not(unix))]
+fn hardware_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |count| count.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A fake system: environment, affinity, hardware and cgroup files.
+    struct FakeProbe {
+        env: HashMap<&'static str, &'static str>,
+        affinity: Option<usize>,
+        hardware: usize,
+        cgroup_lines: Option<&'static str>,
+        root: PathBuf,
+    }
+
+    impl FakeProbe {
+        fn new(name: &str) -> FakeProbe {
+            let root = std::env::temp_dir()
+                .join(format!("parpool-cpus-test-{}-{name}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(&root).expect("temp dir");
+            FakeProbe {
+                env: HashMap::new(),
+                affinity: Some(64),
+                hardware: 64,
+                cgroup_lines: None,
+                root,
+            }
+        }
+
+        fn file(&self, relative: &str, contents: &str) {
+            let path = self.root.join(relative);
+            std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+            std::fs::write(path, contents).expect("write");
+        }
+    }
+
+    impl Drop for FakeProbe {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    impl Probe for FakeProbe {
+        fn env(&self, name: &str) -> Option<String> {
+            self.env.get(name).map(|value| value.to_string())
+        }
+        fn affinity_count(&self) -> Option<usize> {
+            self.affinity
+        }
+        fn hardware_count(&self) -> usize {
+            self.hardware
+        }
+        fn proc_self_cgroup(&self) -> Option<String> {
+            self.cgroup_lines.map(str::to_string)
+        }
+        fn cgroup_root(&self) -> PathBuf {
+            self.root.clone()
+        }
+    }
+
+    #[test]
+    fn nothing_set_means_the_hardware_count() {
+        let probe = FakeProbe::new("hardware");
+        let cpus = detect(&probe);
+        assert_eq!((cpus.count(), cpus.source()), (64, &CpuSource::Hardware));
+    }
+
+    #[test]
+    fn the_env_override_wins_over_everything() {
+        let mut probe = FakeProbe::new("override");
+        probe.env.insert("PARPOOL_WORKERS", "3");
+        probe.env.insert("SLURM_CPUS_PER_TASK", "8");
+        probe.affinity = Some(2);
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 3);
+        assert_eq!(
+            cpus.source(),
+            &CpuSource::EnvOverride {
+                variable: "PARPOOL_WORKERS"
+            }
+        );
+    }
+
+    #[test]
+    fn slurm_allocation_beats_the_mask_and_bad_values_are_reported() {
+        let mut probe = FakeProbe::new("slurm");
+        probe.env.insert("PARPOOL_WORKERS", "lots");
+        probe.env.insert("SLURM_CPUS_PER_TASK", "2");
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 2);
+        assert!(matches!(
+            cpus.source(),
+            CpuSource::Scheduler {
+                scheduler: "Slurm",
+                ..
+            }
+        ));
+        assert_eq!(
+            cpus.ignored(),
+            ["PARPOOL_WORKERS=\"lots\" ignored: not a positive integer"]
+        );
+    }
+
+    #[test]
+    fn a_narrow_affinity_mask_is_used() {
+        let mut probe = FakeProbe::new("mask");
+        probe.affinity = Some(1);
+        let cpus = detect(&probe);
+        assert_eq!((cpus.count(), cpus.source()), (1, &CpuSource::AffinityMask));
+    }
+
+    #[test]
+    fn cgroup_v2_quota_is_rounded_up_and_the_tightest_ancestor_wins() {
+        let mut probe = FakeProbe::new("v2");
+        probe.cgroup_lines = Some("0::/kubepods/pod1/container\n");
+        probe.file("cpu.max", "max 100000\n");
+        probe.file("kubepods/cpu.max", "800000 100000\n");
+        probe.file("kubepods/pod1/container/cpu.max", "250000 100000\n");
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 3);
+        assert_eq!(
+            cpus.source(),
+            &CpuSource::CgroupQuota {
+                version: 2,
+                quota_us: 250_000,
+                period_us: 100_000
+            }
+        );
+        assert_eq!(
+            cpus.source().to_string(),
+            "the cgroup v2 CPU quota (250000 us per 100000 us, rounded up)"
+        );
+    }
+
+    #[test]
+    fn cgroup_v2_without_limit_falls_through_to_the_mask() {
+        let mut probe = FakeProbe::new("v2max");
+        probe.cgroup_lines = Some("0::/user.slice\n");
+        probe.file("user.slice/cpu.max", "max 100000\n");
+        probe.affinity = Some(4);
+        assert_eq!(detect(&probe).source(), &CpuSource::AffinityMask);
+    }
+
+    #[test]
+    fn cgroup_v1_quota_is_read_and_minus_one_means_unlimited() {
+        let mut probe = FakeProbe::new("v1");
+        probe.cgroup_lines = Some("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
+        probe.file("cpu,cpuacct/cpu.cfs_quota_us", "-1\n");
+        probe.file("cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+        probe.file("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "150000\n");
+        probe.file("cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 2);
+        assert!(matches!(
+            cpus.source(),
+            CpuSource::CgroupQuota { version: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn a_quota_larger_than_the_mask_does_not_win() {
+        let mut probe = FakeProbe::new("quota-vs-mask");
+        probe.cgroup_lines = Some("0::/\n");
+        probe.file("cpu.max", "400000 100000\n");
+        probe.affinity = Some(2);
+        assert_eq!(detect(&probe).count(), 2);
+        assert_eq!(detect(&probe).source(), &CpuSource::AffinityMask);
+    }
+
+    #[test]
+    fn the_real_system_gives_at_least_one_cpu() {
+        let cpus = available();
+        assert!(cpus.count() >= 1 && cpus.hardware() >= 1);
+    }
+}

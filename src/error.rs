@@ -1,0 +1,299 @@
+//! The one public error type, [`Error`], over a private kind enum.
+//!
+//! Every failure a caller can see is an `Error`: a task that panicked, a
+//! worker that died or ran past its timeout, a result that could not be
+//! encoded, an invalid configuration. Task failures name the item index (the
+//! position of the item in the input, counting from 0) and the total number
+//! of items, so the message reads `task 3 of 10 panicked: boom`.
+//!
+//! `Error` is `Clone` (so `try_map` can hand the same backend failure to
+//! every item it affected) and serializable inside the crate (so a failure in
+//! a worker process or on another MPI rank can travel to the caller).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// An error from a [`Pool`](crate::Pool) call or from building a pool.
+///
+/// The type is opaque: ask it questions with [`task_index`](Error::task_index),
+/// [`is_panic`](Error::is_panic), [`is_crash`](Error::is_crash),
+/// [`is_timeout`](Error::is_timeout) and
+/// [`is_invalid_config`](Error::is_invalid_config), and print it for the
+/// full story.
+///
+/// ```
+/// use parpool::{BackendKind, Pool};
+///
+/// let pool = Pool::builder().kind(BackendKind::Serial).build()?;
+/// let err = pool
+///     .map(|x: u32| if x == 3 { panic!("boom") } else { x }, 0..10)
+///     .unwrap_err();
+/// assert_eq!(err.task_index(), Some(3));
+/// assert!(err.is_panic());
+/// assert_eq!(err.to_string(), "task 3 of 10 panicked: boom");
+/// # Ok::<(), parpool::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Error {
+    kind: Box<ErrorKind>,
+}
+
+/// What went wrong. Private so variants can be added without breaking users.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum ErrorKind {
+    /// The task's function panicked.
+    #[error("task {index} of {total} panicked: {message}")]
+    Panic {
+        index: usize,
+        total: usize,
+        message: String,
+    },
+    /// The worker running the task died (a signal or an unexpected exit).
+    #[error("task {index} of {total} crashed: worker {how}")]
+    Crash {
+        index: usize,
+        total: usize,
+        how: String,
+    },
+    /// The task ran past the per-task time limit and its worker was killed.
+    #[error(
+        "task {index} of {total} timed out: still running after {:.3} s (limit {:.3} s), worker killed",
+        elapsed.as_secs_f64(),
+        limit.as_secs_f64()
+    )]
+    Timeout {
+        index: usize,
+        total: usize,
+        elapsed: Duration,
+        limit: Duration,
+    },
+    /// A result could not be encoded or decoded on its way between processes.
+    #[error("task {index} of {total}: result could not be {action}: {message}")]
+    Encoding {
+        index: usize,
+        total: usize,
+        action: String,
+        message: String,
+    },
+    /// A setting (builder call or environment variable) has a bad value.
+    #[error("invalid {setting} = {value:?}: {reason}")]
+    InvalidConfig {
+        setting: String,
+        value: String,
+        reason: String,
+    },
+    /// The backend itself failed (an OS call, a broken pipe, MPI).
+    #[error("{backend} backend failed: {message}")]
+    Backend { backend: String, message: String },
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Error {
+        Error {
+            kind: Box::new(kind),
+        }
+    }
+
+    /// A task's function panicked with `message`.
+    pub(crate) fn panic(index: usize, total: usize, message: String) -> Error {
+        Error::new(ErrorKind::Panic {
+            index,
+            total,
+            message,
+        })
+    }
+
+    /// The worker running task `index` died; `how` says how ("killed by
+    /// signal 9 (SIGKILL)").
+    pub fn crash(index: usize, total: usize, how: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Crash {
+            index,
+            total,
+            how: how.into(),
+        })
+    }
+
+    /// Task `index` was still running after `elapsed`, past `limit`.
+    pub fn timeout(index: usize, total: usize, elapsed: Duration, limit: Duration) -> Error {
+        Error::new(ErrorKind::Timeout {
+            index,
+            total,
+            elapsed,
+            limit,
+        })
+    }
+
+    /// A result of task `index` could not be encoded or decoded.
+    pub(crate) fn encoding(
+        index: usize,
+        total: usize,
+        action: &str,
+        message: impl fmt::Display,
+    ) -> Error {
+        Error::new(ErrorKind::Encoding {
+            index,
+            total,
+            action: action.to_string(),
+            message: message.to_string(),
+        })
+    }
+
+    /// A configuration value was rejected; `reason` says what is accepted.
+    pub(crate) fn invalid_config(
+        setting: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::new(ErrorKind::InvalidConfig {
+            setting: setting.into(),
+            value: value.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// The backend named `backend` failed for a reason not tied to one task
+    /// (for use by [`Backend`](crate::Backend) implementations).
+    pub fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
+        Error::new(ErrorKind::Backend {
+            backend: backend.into(),
+            message: message.to_string(),
+        })
+    }
+
+    /// The index of the item whose task failed, if the error belongs to one.
+    pub fn task_index(&self) -> Option<usize> {
+        match &*self.kind {
+            ErrorKind::Panic { index, .. }
+            | ErrorKind::Crash { index, .. }
+            | ErrorKind::Timeout { index, .. }
+            | ErrorKind::Encoding { index, .. } => Some(*index),
+            ErrorKind::InvalidConfig { .. } | ErrorKind::Backend { .. } => None,
+        }
+    }
+
+    /// True if the task's function panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(*self.kind, ErrorKind::Panic { .. })
+    }
+
+    /// True if the worker running the task died (killed by a signal such as
+    /// SIGSEGV, SIGABRT or SIGKILL, or exited unexpectedly).
+    pub fn is_crash(&self) -> bool {
+        matches!(*self.kind, ErrorKind::Crash { .. })
+    }
+
+    /// True if the task ran past the pool's per-task timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(*self.kind, ErrorKind::Timeout { .. })
+    }
+
+    /// True if a builder setting or environment variable was invalid.
+    pub fn is_invalid_config(&self) -> bool {
+        matches!(*self.kind, ErrorKind::InvalidConfig { .. })
+    }
+
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match &*self.kind {
+            ErrorKind::Panic { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Debug shows the message too, so `?` in `main` prints something useful.
+        write!(f, "Error({:?}: {})", self.kind_name(), self)
+    }
+}
+
+impl Error {
+    fn kind_name(&self) -> &'static str {
+        match &*self.kind {
+            ErrorKind::Panic { .. } => "Panic",
+            ErrorKind::Crash { .. } => "Crash",
+            ErrorKind::Timeout { .. } => "Timeout",
+            ErrorKind::Encoding { .. } => "Encoding",
+            ErrorKind::InvalidConfig { .. } => "InvalidConfig",
+            ErrorKind::Backend { .. } => "Backend",
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The text of a panic payload (`&str` or `String`; anything else is named
+/// as such).
+pub(crate) fn panic_payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic payload is not a string".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_task_and_what_happened() {
+        assert_eq!(
+            Error::panic(3, 10, "boom".into()).to_string(),
+            "task 3 of 10 panicked: boom"
+        );
+        assert_eq!(
+            Error::crash(1, 4, "killed by signal 9 (SIGKILL)").to_string(),
+            "task 1 of 4 crashed: worker killed by signal 9 (SIGKILL)"
+        );
+        let timeout = Error::timeout(2, 5, Duration::from_millis(1500), Duration::from_secs(1));
+        assert_eq!(
+            timeout.to_string(),
+            "task 2 of 5 timed out: still running after 1.500 s (limit 1.000 s), worker killed"
+        );
+        assert!(timeout.is_timeout() && !timeout.is_panic() && !timeout.is_crash());
+        assert_eq!(timeout.task_index(), Some(2));
+    }
+
+    #[test]
+    fn config_errors_have_no_task() {
+        let err = Error::invalid_config("workers", "0", "must be at least 1");
+        assert!(err.is_invalid_config());
+        assert_eq!(err.task_index(), None);
+        assert_eq!(
+            err.to_string(),
+            "invalid workers = \"0\": must be at least 1"
+        );
+    }
+
+    #[test]
+    fn errors_survive_a_round_trip_through_postcard() {
+        let err = Error::panic(7, 8, "lost".into());
+        let bytes = postcard::to_stdvec(&err).expect("encode");
+        let back: Error = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back, err);
+    }
+
+    #[test]
+    fn panic_payloads_become_text() {
+        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
+        assert_eq!(panic_payload_message(&*payload), "owned");
+        let payload: Box<dyn std::any::Any + Send> = Box::new("static");
+        assert_eq!(panic_payload_message(&*payload), "static");
+        let payload: Box<dyn std::any::Any + Send> = Box::new(42_u8);
+        assert_eq!(
+            panic_payload_message(&*payload),
+            "panic payload is not a string"
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! # parpool: parallel map-reduce from a laptop to a cluster
+//!
+//! One [`Pool`], one [`map`](Pool::map), one [`map_reduce`](Pool::map_reduce);
+//! where the work runs is a backend chosen in code or by the
+//! `PARPOOL_BACKEND` environment variable, without touching your code.
+//!
+//! ```
+//! use parpool::Pool;
+//!
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! let pool = Pool::new(); // threads, one per usable CPU
+//! let squares = pool.map(square, vec![1, 2, 3, 4, 5, 6])?;
+//! assert_eq!(squares, [1, 4, 9, 16, 25, 36]);
+//! # Ok::<(), parpool::Error>(())
+//! ```
+//!
+//! ## What you can rely on
+//!
+//! - **Same answer everywhere.** Results come back in input order, and
+//!   `map_reduce` groups its combining steps by a [`ChunkPlan`] that depends
+//!   only on the number of items, so even floating-point sums are
+//!   bit-identical on every backend and worker count.
+//! - **Errors name the item.** A panicking task comes back as an [`Error`]
+//!   such as `task 3 of 10 panicked: boom`; it never unwinds into your code.
+//!   [`map`](Pool::map) stops at the first failure,
+//!   [`try_map`](Pool::try_map) keeps going and returns every result.
+//! - **Sane defaults on shared machines.** The worker count comes from
+//!   [`cpus::available`], which honours `PARPOOL_WORKERS`, Slurm/PBS
+//!   allocations, the affinity mask and cgroup quotas, and says which one it
+//!   used.
+//! - **Nested use is safe.** A pool used inside a task runs serially.
+//!
+//! ## Backends
+//!
+//! | [`BackendKind`] | `PARPOOL_BACKEND` | runs chunks |
+//! |---|---|---|
+//! | `Serial` | `serial` | in order on the calling thread |
+//! | `Threads` | `threads` (default) | on a dedicated rayon thread pool |
+//!
+//! Write your own with the [`Backend`] trait.
+
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+
+pub mod backend;
+pub mod cpus;
+mod error;
+mod job;
+mod plan;
+mod pool;
+
+pub use backend::{Backend, BackendKind};
+pub use error::Error;
+pub use job::Job;
+pub use plan::ChunkPlan;
+pub use pool::{BACKEND_VARIABLE, Pool, PoolBuilder};
