@@ -7,7 +7,8 @@
 //! the chunk size), and wraps `f`, the items and one output slot per item
 //! into a job. The backend receives `&dyn Job` and sees nothing but chunk
 //! indices; all generic code stays in `pool.rs` and `job.rs`. A backend is
-//! one file in this directory, plus one line in [`build`] below.
+//! one file in this directory, plus one line in the private `build`
+//! function below.
 //!
 //! ```text
 //! Pool::map ──► MapJob<T, R, F> ──► &dyn Job ──► Backend::run

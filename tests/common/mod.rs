@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use parpool::{BackendKind, Pool};
+
+/// Worker counts every contract test runs with.
+pub const WORKER_COUNTS: [usize; 4] = [1, 2, 3, 8];
+
+/// One pool per built-in backend and worker count in `WORKER_COUNTS`.
+pub fn every_pool() -> Vec<Pool> {
+    let mut pools = Vec::new();
+    for &kind in BackendKind::AVAILABLE {
+        for workers in WORKER_COUNTS {
+            pools.push(pool(kind, workers, None));
+        }
+    }
+    pools
+}
+
+/// A pool of `kind` with `workers` workers and an optional chunk size.
+pub fn pool(kind: BackendKind, workers: usize, chunk_size: Option<usize>) -> Pool {
+    let mut builder = Pool::builder().kind(kind).workers(workers);
+    if let Some(size) = chunk_size {
+        builder = builder.chunk_size(size);
+    }
+    builder.build().expect("valid pool settings")
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
+}
+
+/// Threads of this process.
+pub fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
+}
+
+/// Child processes of this process (any state, zombies included).
+pub fn children() -> usize {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .is_some_and(|parent| parent == me)
+        })
+        .count()
+}
+
+/// Waits up to five seconds for `measure()` to come back to `expected`
+/// (threads and processes exit asynchronously), returning the last reading.
+pub fn settles_to(expected: usize, measure: impl Fn() -> usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = measure();
+        if now <= expected || std::time::Instant::now() > deadline {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,65 @@
+//! The `cpus` example, run from outside under `taskset -c 0`, must report 1.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `cpus` example binary, built by `cargo test` beside this test's own
+/// binary (target/<profile>/examples/cpus), or built now if it is missing.
+fn cpus_example() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("own path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps/<test>");
+    let example = profile_dir.join("examples").join("cpus");
+    if !example.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "cpus"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the cpus example failed");
+    }
+    example
+}
+
+#[test]
+fn the_cpus_example_reports_one_cpu_under_taskset() {
+    let output = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(cpus_example())
+        .env_remove("PARPOOL_WORKERS")
+        .env_remove("PARPOOL_BACKEND")
+        .env_remove("SLURM_CPUS_PER_TASK")
+        .env_remove("NCPUS")
+        .output()
+        .expect("taskset (util-linux) is installed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("parpool will use 1 worker(s)"), "{stdout}");
+    assert!(
+        stdout.contains("decided by: the process's CPU affinity mask"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("with 1 worker(s)"), "{stdout}");
+}
+
+#[test]
+fn the_cpus_example_follows_slurm() {
+    let output = Command::new(cpus_example())
+        .env_remove("PARPOOL_WORKERS")
+        .env_remove("PARPOOL_BACKEND")
+        .env("SLURM_CPUS_PER_TASK", "5")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("parpool will use 5 worker(s)"), "{stdout}");
+    assert!(
+        stdout.contains("the Slurm allocation (SLURM_CPUS_PER_TASK)"),
+        "{stdout}"
+    );
+}
