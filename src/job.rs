@@ -188,6 +188,34 @@ impl ChunkBook {
         self.states[chunk].store(state, Ordering::Release);
     }
 
+    /// Ends a chunk run: DONE on success; FAILED, recorded (stopping the
+    /// job) on failure.
+    fn settle(&self, chunk: usize, outcome: Result<(), Error>) -> Result<(), Error> {
+        match outcome {
+            Ok(()) => {
+                self.finish(chunk, DONE);
+                Ok(())
+            }
+            Err(error) => {
+                self.finish(chunk, FAILED);
+                self.record_failure(error.clone(), false);
+                Err(error)
+            }
+        }
+    }
+
+    /// The item range of `chunk`, if its results exist here.
+    fn done_range(&self, chunk: usize) -> Result<std::ops::Range<usize>, Error> {
+        if self.is_done(chunk) {
+            Ok(self.plan.chunk_range(chunk))
+        } else {
+            Err(Error::backend(
+                "job",
+                format!("chunk {chunk} cannot be encoded: it has not run here"),
+            ))
+        }
+    }
+
     fn is_done(&self, chunk: usize) -> bool {
         self.states
             .get(chunk)
@@ -322,6 +350,42 @@ struct ChunkProgress<'a> {
     written: usize,
 }
 
+impl<'a> ChunkProgress<'a> {
+    fn new(taken_total: &'a AtomicUsize, written_total: &'a AtomicUsize) -> Self {
+        ChunkProgress {
+            taken_total,
+            written_total,
+            taken: 0,
+            written: 0,
+        }
+    }
+
+    /// Moves item `index` out of `inputs` and counts it, after publishing
+    /// the index in `current` (for panic messages) and `shared` (for a
+    /// supervising process).
+    ///
+    /// # Safety
+    ///
+    /// As for [`Inputs::take`]: the caller holds the chunk of `index` and
+    /// takes its items in order, through this one `ChunkProgress`.
+    unsafe fn take<T>(
+        &mut self,
+        inputs: &Inputs<T>,
+        index: usize,
+        current: &Cell<usize>,
+        shared: Option<&AtomicUsize>,
+    ) -> T {
+        current.set(index);
+        if let Some(shared) = shared {
+            shared.store(index, Ordering::Relaxed);
+        }
+        // SAFETY: guaranteed by this function's caller.
+        let item = unsafe { inputs.take(index) };
+        self.taken += 1;
+        item
+    }
+}
+
 impl Drop for ChunkProgress<'_> {
     fn drop(&mut self) {
         self.taken_total.store(self.taken, Ordering::Release);
@@ -400,23 +464,16 @@ where
         current_item: Option<&AtomicUsize>,
     ) -> Result<(), Error> {
         let current = Cell::new(range.start);
-        let mut progress = ChunkProgress {
-            taken_total: &self.inputs.taken_per_chunk[chunk],
-            written_total: &self.written_per_chunk[chunk],
-            taken: 0,
-            written: 0,
-        };
+        let mut progress = ChunkProgress::new(
+            &self.inputs.taken_per_chunk[chunk],
+            &self.written_per_chunk[chunk],
+        );
         catch_task_panic(self.book.total(), &current, || {
             let mut skipped = skipped.iter().peekable();
             for index in range {
-                current.set(index);
-                if let Some(shared) = current_item {
-                    shared.store(index, Ordering::Relaxed);
-                }
-                // SAFETY: we hold the chunk (claimed RUNNING in run_chunk),
-                // take its items in order and count them in `progress`.
-                let item = unsafe { self.inputs.take(index) };
-                progress.taken += 1;
+                // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
+                // and take its items in order.
+                let item = unsafe { progress.take(&self.inputs, index, &current, current_item) };
                 let output = match skipped.next_if(|(skip, _)| *skip == index) {
                     Some((_, error)) => {
                         drop(item);
@@ -523,27 +580,12 @@ where
         } else {
             Vec::new()
         };
-        match self.run_items(chunk, range, &skipped, current_item) {
-            Ok(()) => {
-                self.book.finish(chunk, DONE);
-                Ok(())
-            }
-            Err(error) => {
-                self.book.finish(chunk, FAILED);
-                self.book.record_failure(error.clone(), false);
-                Err(error)
-            }
-        }
+        let outcome = self.run_items(chunk, range, &skipped, current_item);
+        self.book.settle(chunk, outcome)
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        let range = self.book.plan.chunk_range(chunk);
-        if !self.book.is_done(chunk) {
-            return Err(Error::backend(
-                "job",
-                format!("chunk {chunk} cannot be encoded: it has not run"),
-            ));
-        }
+        let range = self.book.done_range(chunk)?;
         // SAFETY: the chunk is DONE, so its slots are initialized and no
         // longer written; O has the layout of UnsafeCell<MaybeUninit<O>>.
         let outputs: &[O] =
@@ -674,52 +716,31 @@ where
         self.book.claim(chunk, RUNNING)?;
         let range = self.book.plan.chunk_range(chunk);
         let current = Cell::new(range.start);
-        let mut progress = ChunkProgress {
-            taken_total: &self.inputs.taken_per_chunk[chunk],
-            written_total: &self.written_per_chunk[chunk],
-            taken: 0,
-            written: 0,
-        };
+        let mut progress = ChunkProgress::new(
+            &self.inputs.taken_per_chunk[chunk],
+            &self.written_per_chunk[chunk],
+        );
         let mut partial = None;
         let outcome = catch_task_panic(self.book.total(), &current, || {
             let mut accumulator = self.identity();
             for index in range {
-                current.set(index);
-                if let Some(shared) = current_item {
-                    shared.store(index, Ordering::Relaxed);
-                }
-                // SAFETY: we hold the chunk, take its items in order and
-                // count them in `progress`.
-                let item = unsafe { self.inputs.take(index) };
-                progress.taken += 1;
+                // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
+                // and take its items in order.
+                let item = unsafe { progress.take(&self.inputs, index, &current, current_item) };
                 accumulator = (self.op)(accumulator, (self.function)(item));
             }
             partial = Some(accumulator);
         });
         drop(progress);
-        match outcome {
-            Ok(()) => {
-                // SAFETY: we hold the chunk; no one else touches its partial.
-                unsafe { *self.partials[chunk].get() = partial };
-                self.book.finish(chunk, DONE);
-                Ok(())
-            }
-            Err(error) => {
-                self.book.finish(chunk, FAILED);
-                self.book.record_failure(error.clone(), false);
-                Err(error)
-            }
+        if outcome.is_ok() {
+            // SAFETY: we hold the chunk; no one else touches its partial.
+            unsafe { *self.partials[chunk].get() = partial };
         }
+        self.book.settle(chunk, outcome)
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        let start = self.book.plan.chunk_range(chunk).start;
-        if !self.book.is_done(chunk) {
-            return Err(Error::backend(
-                "job",
-                format!("chunk {chunk} cannot be encoded: it has not run"),
-            ));
-        }
+        let start = self.book.done_range(chunk)?.start;
         // SAFETY: the chunk is DONE: its partial is written and immutable.
         let partial: &Option<R> = unsafe { &*self.partials[chunk].get() };
         postcard::to_stdvec(partial)
