@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The environment variable that picks the backend.
 pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
@@ -260,6 +261,8 @@ pub struct PoolBuilder {
     kind: Option<BackendKind>,
     workers: Option<usize>,
     chunk_size: Option<usize>,
+    timeout: Option<Duration>,
+    retries: u32,
 }
 
 impl PoolBuilder {
@@ -283,6 +286,25 @@ impl PoolBuilder {
     /// smaller chunks balance uneven items better.
     pub fn chunk_size(mut self, chunk_size: usize) -> PoolBuilder {
         self.chunk_size = Some(chunk_size);
+        self
+    }
+
+    /// A time limit per task: a task still running after `limit` has its
+    /// worker killed and fails with [`Error::is_timeout`]. Needs a backend
+    /// that can stop a running task (the process backend); `build` rejects
+    /// it for the others. Must be more than zero.
+    pub fn timeout(mut self, limit: Duration) -> PoolBuilder {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// How many times a task whose worker crashed (a signal, an unexpected
+    /// exit) or timed out is run again on a fresh worker before the failure
+    /// counts. Default 0. Panics are never retried: a panic is a bug in the
+    /// task and would happen again. Only backends whose workers can crash
+    /// without taking the caller down (processes) ever retry.
+    pub fn retries(mut self, retries: u32) -> PoolBuilder {
+        self.retries = retries;
         self
     }
 
@@ -327,7 +349,19 @@ impl PoolBuilder {
                 "a chunk holds at least 1 item",
             ));
         }
-        let backend = backend::build(kind, &BackendSettings { workers })?;
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::invalid_config(
+                "timeout",
+                "0s",
+                "a per-task time limit must be more than zero",
+            ));
+        }
+        let settings = BackendSettings {
+            workers,
+            timeout: self.timeout,
+            retries: self.retries,
+        };
+        let backend = backend::build(kind, &settings)?;
         Ok(Pool {
             backend,
             chunk_size: self.chunk_size,

@@ -3,10 +3,8 @@
 
 mod common;
 
-use common::{every_pool, pool};
+use common::{SharedCounters, every_pool, pool};
 use parpool::{BackendKind, Pool};
-use std::collections::HashSet;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn square(x: u64) -> u64 {
@@ -89,13 +87,11 @@ fn map_reduce_combines_every_item_once() {
 #[test]
 fn every_item_runs_exactly_once() {
     for pool in every_pool() {
-        let seen = Mutex::new(HashSet::new());
-        pool.map(
-            |x: usize| assert!(seen.lock().unwrap().insert(x), "{x} ran twice"),
-            0..5000,
-        )
-        .unwrap();
-        assert_eq!(seen.lock().unwrap().len(), 5000, "{pool:?}");
+        let runs = SharedCounters::new(5000);
+        pool.map(|x: usize| runs.add(x), 0..5000).unwrap();
+        for x in 0..5000 {
+            assert_eq!(runs.value(x), 1, "{pool:?}: item {x}");
+        }
     }
 }
 
@@ -155,10 +151,10 @@ fn the_lowest_failing_item_is_reported_when_several_fail() {
 #[test]
 fn map_stops_handing_out_chunks_after_a_failure() {
     for pool in every_pool() {
-        let ran = AtomicUsize::new(0);
+        let ran = SharedCounters::new(1);
         let result = pool.clone_with_chunk_size(1).map(
             |x: u32| {
-                ran.fetch_add(1, Ordering::Relaxed);
+                ran.add(0);
                 if x == 0 {
                     panic!("first item fails");
                 }
@@ -167,7 +163,7 @@ fn map_stops_handing_out_chunks_after_a_failure() {
             0..2000,
         );
         assert!(result.is_err());
-        let ran = ran.load(Ordering::Relaxed);
+        let ran = ran.value(0);
         // Every worker may be mid-chunk when the failure lands; nothing
         // close to all 2000 items may run.
         assert!(
@@ -180,10 +176,10 @@ fn map_stops_handing_out_chunks_after_a_failure() {
 #[test]
 fn try_map_keeps_going_and_loses_nothing() {
     for pool in every_pool() {
-        let ran = AtomicUsize::new(0);
+        let ran = SharedCounters::new(1);
         let results = pool.try_map(
             |x: u32| {
-                ran.fetch_add(1, Ordering::Relaxed);
+                ran.add(0);
                 if x % 10 == 3 {
                     panic!("no threes: {x}");
                 }
@@ -191,7 +187,7 @@ fn try_map_keeps_going_and_loses_nothing() {
             },
             0..100,
         );
-        assert_eq!(ran.load(Ordering::Relaxed), 100, "{pool:?}");
+        assert_eq!(ran.value(0), 100, "{pool:?}");
         assert_eq!(results.len(), 100);
         for (index, result) in results.iter().enumerate() {
             if index % 10 == 3 {
@@ -251,9 +247,27 @@ fn nested_pools_run_serially_on_the_task_thread() {
 
 #[test]
 fn inputs_and_outputs_are_dropped_exactly_once() {
+    // Counts values alive in *this* process: worker processes have their
+    // own copy. Values decoded from a worker count as created here.
     static LIVE: AtomicUsize = AtomicUsize::new(0);
     #[derive(serde::Serialize, serde::Deserialize)]
+    #[serde(from = "u32", into = "u32")]
     struct Tracked(u32);
+    impl From<u32> for Tracked {
+        fn from(value: u32) -> Tracked {
+            Tracked::new(value)
+        }
+    }
+    impl From<Tracked> for u32 {
+        fn from(tracked: Tracked) -> u32 {
+            tracked.0
+        }
+    }
+    impl Clone for Tracked {
+        fn clone(&self) -> Tracked {
+            Tracked::new(self.0)
+        }
+    }
     impl Tracked {
         fn new(value: u32) -> Tracked {
             LIVE.fetch_add(1, Ordering::SeqCst);

@@ -58,9 +58,13 @@
 //! The shared test suite in `tests/contract.rs` checks every built-in
 //! backend against these rules.
 
+#[cfg(unix)]
+mod processes;
 mod serial;
 mod threads;
 
+#[cfg(unix)]
+pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
 
@@ -120,19 +124,29 @@ pub enum BackendKind {
     Serial,
     /// On a dedicated rayon thread pool (`threads`, the default).
     Threads,
+    /// In forked worker processes (`processes`, Unix only).
+    #[cfg(unix)]
+    Processes,
     /// A backend given to [`Pool::with_backend`](crate::Pool::with_backend).
     Custom,
 }
 
 impl BackendKind {
     /// Every backend compiled into this build, in the order of the docs.
-    pub const AVAILABLE: &'static [BackendKind] = &[BackendKind::Serial, BackendKind::Threads];
+    pub const AVAILABLE: &'static [BackendKind] = &[
+        BackendKind::Serial,
+        BackendKind::Threads,
+        #[cfg(unix)]
+        BackendKind::Processes,
+    ];
 
     /// The name used by `PARPOOL_BACKEND` (`"threads"`, ...).
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Serial => "serial",
             BackendKind::Threads => "threads",
+            #[cfg(unix)]
+            BackendKind::Processes => "processes",
             BackendKind::Custom => "custom",
         }
     }
@@ -186,6 +200,8 @@ pub(crate) fn parse_backend_name(text: &str, setting: &str) -> Result<BackendKin
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct BackendSettings {
     pub(crate) workers: usize,
+    pub(crate) timeout: Option<std::time::Duration>,
+    pub(crate) retries: u32,
 }
 
 /// Builds the built-in backend `kind`.
@@ -193,9 +209,27 @@ pub(crate) fn build(
     kind: BackendKind,
     settings: &BackendSettings,
 ) -> Result<std::sync::Arc<dyn Backend>, Error> {
+    if let Some(limit) = settings.timeout
+        && !kind_can_time_out(kind)
+    {
+        return Err(Error::invalid_config(
+            "timeout",
+            format!("{limit:?}"),
+            format!(
+                "the {kind} backend cannot stop a running task (a thread cannot be killed \
+                 safely); per-task timeouts need the processes backend"
+            ),
+        ));
+    }
     Ok(match kind {
         BackendKind::Serial => std::sync::Arc::new(SerialBackend),
         BackendKind::Threads => std::sync::Arc::new(ThreadsBackend::new(settings.workers)?),
+        #[cfg(unix)]
+        BackendKind::Processes => std::sync::Arc::new(ProcessesBackend::new(
+            settings.workers,
+            settings.timeout,
+            settings.retries,
+        )?),
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",
@@ -204,6 +238,16 @@ pub(crate) fn build(
             ));
         }
     })
+}
+
+/// True for backends that can kill a task that runs too long.
+fn kind_can_time_out(kind: BackendKind) -> bool {
+    #[cfg(unix)]
+    if kind == BackendKind::Processes {
+        return true;
+    }
+    let _ = kind;
+    false
 }
 
 #[cfg(test)]

@@ -66,3 +66,66 @@ pub fn settles_to(expected: usize, measure: impl Fn() -> usize) -> usize {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Counters in an anonymous shared mapping, so that tasks running in forked
+/// worker processes can count too (a plain atomic would count in the
+/// child's copy only).
+pub struct SharedCounters {
+    base: *mut std::sync::atomic::AtomicUsize,
+    len: usize,
+}
+
+// SAFETY: the mapping holds atomics only and lives as long as the value.
+unsafe impl Sync for SharedCounters {}
+// SAFETY: as above.
+unsafe impl Send for SharedCounters {}
+
+impl SharedCounters {
+    pub fn new(len: usize) -> SharedCounters {
+        let bytes = len.max(1) * std::mem::size_of::<usize>();
+        // SAFETY: a fresh anonymous mapping; checked below. Zeroed memory is
+        // a valid array of AtomicUsize.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(base, libc::MAP_FAILED, "mmap failed");
+        SharedCounters {
+            base: base.cast(),
+            len,
+        }
+    }
+
+    pub fn get(&self, index: usize) -> &std::sync::atomic::AtomicUsize {
+        assert!(index < self.len);
+        // SAFETY: index < len, inside the mapping.
+        unsafe { &*self.base.add(index) }
+    }
+
+    pub fn add(&self, index: usize) {
+        self.get(index)
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn value(&self, index: usize) -> usize {
+        self.get(index).load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for SharedCounters {
+    fn drop(&mut self) {
+        // SAFETY: the mapping from `new`, unmapped once.
+        unsafe {
+            libc::munmap(
+                self.base.cast(),
+                self.len.max(1) * std::mem::size_of::<usize>(),
+            )
+        };
+    }
+}
