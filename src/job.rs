@@ -97,6 +97,12 @@ pub(crate) fn inside_task() -> bool {
     INSIDE_TASK.with(Cell::get) || INSIDE_WORKER_PROCESS.load(Ordering::Relaxed)
 }
 
+/// True in a forked worker process.
+#[allow(dead_code)] // used by the process backend on Unix only
+pub(crate) fn inside_worker_process() -> bool {
+    INSIDE_WORKER_PROCESS.load(Ordering::Relaxed)
+}
+
 /// Marks this process as a pool worker process (called in a forked child).
 #[allow(dead_code)] // used by the process backend on Unix only
 pub(crate) fn mark_worker_process() {

@@ -62,6 +62,12 @@
 //! - **this crate's own forks**: concurrent calls from several threads fork
 //!   one at a time (a global lock), so no child inherits another call's pipe
 //!   and delays its end-of-file.
+//! - **the panic hook**: the default hook takes a process-wide backtrace
+//!   lock, which another thread of the parent may hold while it panics. The
+//!   backend wraps the panic hook once (before its first fork) so that in a
+//!   worker the message goes straight to stderr, lock-free; elsewhere your
+//!   hook runs as before. A hook you install *after* that replaces the
+//!   wrapper and brings the hazard back.
 //! - **your locks**: a `Mutex` that your function locks, held by another
 //!   thread of your program at the moment of the fork, stays locked in the
 //!   child. Set a [`timeout`](crate::PoolBuilder::timeout) if your tasks
@@ -136,6 +142,7 @@ impl Backend for ProcessesBackend {
         if chunk_count == 0 {
             return Ok(());
         }
+        install_worker_panic_hook();
         let mut supervisor = Supervisor::new(job, self, self.workers.min(chunk_count))?;
         let outcome = supervisor.supervise();
         // Dropping the supervisor kills and reaps whatever is still running.
@@ -635,6 +642,46 @@ fn same_failure_for(error: &Error, item: usize, total: usize) -> Error {
         Error::encoding(item, total, "transferred", error)
     } else {
         error.clone()
+    }
+}
+
+/// Wraps the process's panic hook, once, so that in a worker process a
+/// panic message is written straight to stderr without the default hook's
+/// locks. The default hook takes a process-wide backtrace lock; if another
+/// thread of the parent was panicking at the moment of a fork, that lock is
+/// held forever in the child, and a panicking task would hang its worker.
+/// Outside worker processes the previous hook runs unchanged.
+fn install_worker_panic_hook() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if job::inside_worker_process() {
+                let message = format!(
+                    "parpool worker {}: {info}\n",
+                    // SAFETY: getpid has no preconditions.
+                    unsafe { libc::getpid() }
+                );
+                write_stderr_unlocked(message.as_bytes());
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Writes to file descriptor 2 directly, taking no lock.
+fn write_stderr_unlocked(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a valid buffer of the length passed.
+        let written = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        if written <= 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        bytes = &bytes[written as usize..];
     }
 }
 
