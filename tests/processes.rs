@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{SharedCounters, children, open_fds};
+use common::{SharedCounters, children, open_fds, shared_mappings};
 use parpool::{BackendKind, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::process::Command;
@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn processes(workers: usize) -> parpool::PoolBuilder {
-    Pool::builder().kind(BackendKind::Processes).workers(workers)
+    Pool::builder()
+        .kind(BackendKind::Processes)
+        .workers(workers)
 }
 
 /// Runs `case` and checks it left no descriptors or children behind.
@@ -27,7 +29,13 @@ fn without_leaks(case: impl FnOnce()) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let fds_before = open_fds();
     let children_before = children();
+    let mappings_before = shared_mappings();
     case();
+    assert_eq!(
+        shared_mappings(),
+        mappings_before,
+        "shared mappings left mapped"
+    );
     assert_eq!(open_fds(), fds_before, "file descriptors leaked");
     assert_eq!(children(), children_before, "child processes left behind");
 }
@@ -68,7 +76,10 @@ fn a_segfault_is_a_crash_naming_sigsegv() {
         })
         .unwrap_err();
         assert_eq!(error.task_index(), Some(5));
-        assert!(error.to_string().ends_with("killed by signal 11 (SIGSEGV)"), "{error}");
+        assert!(
+            error.to_string().ends_with("killed by signal 11 (SIGSEGV)"),
+            "{error}"
+        );
     });
 }
 
@@ -80,9 +91,15 @@ fn sigkill_from_inside_and_an_unexpected_exit_are_crashes() {
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         })
         .unwrap_err();
-        assert!(error.to_string().ends_with("killed by signal 9 (SIGKILL)"), "{error}");
+        assert!(
+            error.to_string().ends_with("killed by signal 9 (SIGKILL)"),
+            "{error}"
+        );
         let error = crash_at_item_5(|| std::process::exit(3)).unwrap_err();
-        assert_eq!(error.to_string(), "task 5 of 10 crashed: worker exited with status 3");
+        assert_eq!(
+            error.to_string(),
+            "task 5 of 10 crashed: worker exited with status 3"
+        );
     });
 }
 
@@ -107,7 +124,8 @@ fn a_worker_killed_from_outside_is_reported_and_the_pool_survives() {
                     if x == 7 {
                         // SAFETY: getpid has no preconditions.
                         let pid = unsafe { libc::getpid() };
-                        pids.get(0).store(pid as usize, std::sync::atomic::Ordering::SeqCst);
+                        pids.get(0)
+                            .store(pid as usize, std::sync::atomic::Ordering::SeqCst);
                         std::thread::sleep(Duration::from_secs(60));
                     }
                     x
@@ -120,7 +138,10 @@ fn a_worker_killed_from_outside_is_reported_and_the_pool_survives() {
         assert_eq!(kill_status, 0, "the worker was there to kill");
         let error = result.unwrap_err();
         assert_eq!(error.task_index(), Some(7));
-        assert!(error.to_string().ends_with("killed by signal 9 (SIGKILL)"), "{error}");
+        assert!(
+            error.to_string().ends_with("killed by signal 9 (SIGKILL)"),
+            "{error}"
+        );
         assert_eq!(pool.map(|x: u32| x * 2, 0..4).unwrap(), [0, 2, 4, 6]);
     });
 }
@@ -128,7 +149,10 @@ fn a_worker_killed_from_outside_is_reported_and_the_pool_survives() {
 #[test]
 fn a_task_past_its_timeout_is_killed_and_reported() {
     without_leaks(|| {
-        let pool = processes(2).timeout(Duration::from_millis(300)).build().unwrap();
+        let pool = processes(2)
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
         let started = Instant::now();
         let error = pool
             .map(
@@ -143,7 +167,10 @@ fn a_task_past_its_timeout_is_killed_and_reported() {
             .unwrap_err();
         assert!(error.is_timeout(), "{error}");
         assert_eq!(error.task_index(), Some(3));
-        assert!(error.to_string().starts_with("task 3 of 8 timed out"), "{error}");
+        assert!(
+            error.to_string().starts_with("task 3 of 8 timed out"),
+            "{error}"
+        );
         // Not a speed check: the sleeping task must have been killed rather
         // than waited for (it sleeps a minute).
         assert!(started.elapsed() < Duration::from_secs(30));
@@ -165,7 +192,10 @@ fn retries_rerun_a_crashed_task_on_a_fresh_worker() {
             }
             x * 10
         };
-        assert_eq!(pool.map(flaky, 0..10).unwrap(), (0..10).map(|x| x * 10).collect::<Vec<_>>());
+        assert_eq!(
+            pool.map(flaky, 0..10).unwrap(),
+            (0..10).map(|x| x * 10).collect::<Vec<_>>()
+        );
         assert_eq!(attempts.value(4), 3);
 
         // With one retry too few, the crash is reported.
@@ -274,7 +304,9 @@ fn a_100_mb_result_and_a_million_small_ones_arrive_intact() {
             .map(
                 |x: u8| {
                     if x == 1 {
-                        (0..100_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>()
+                        (0..100_000_000u32)
+                            .map(|i| (i % 251) as u8)
+                            .collect::<Vec<u8>>()
                     } else {
                         vec![x]
                     }
@@ -285,10 +317,19 @@ fn a_100_mb_result_and_a_million_small_ones_arrive_intact() {
         assert_eq!(big[0], [0]);
         assert_eq!(big[2], [2]);
         assert_eq!(big[1].len(), 100_000_000);
-        assert!(big[1].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        assert!(
+            big[1]
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8)
+        );
 
         let many = pool.map(|x: u64| x * x, 0..1_000_000u64).unwrap();
-        assert!(many.iter().enumerate().all(|(i, &y)| y == (i as u64) * (i as u64)));
+        assert!(
+            many.iter()
+                .enumerate()
+                .all(|(i, &y)| y == (i as u64) * (i as u64))
+        );
     });
 }
 
@@ -321,10 +362,18 @@ fn results_that_fail_to_encode_or_decode_are_errors() {
         let error = pool.map(Picky, 0..20).unwrap_err();
         assert_eq!(error.task_index(), Some(13));
         // postcard reports a custom serializer error without its text.
-        assert!(error.to_string().starts_with("task 13 of 20: result could not be encoded"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("task 13 of 20: result could not be encoded"),
+            "{error}"
+        );
         let error = pool.map(Picky, 90..100).unwrap_err();
         assert_eq!(error.task_index(), Some(9));
-        assert!(error.to_string().contains("could not be decoded"), "{error}");
+        assert!(
+            error.to_string().contains("could not be decoded"),
+            "{error}"
+        );
         let results = pool.try_map(Picky, 10..16);
         assert_eq!(results[0].as_ref().ok(), Some(&Picky(10)));
         assert!(results[3].is_err());
@@ -336,9 +385,20 @@ fn results_that_fail_to_encode_or_decode_are_errors() {
 fn nested_pools_inside_a_worker_run_serially() {
     without_leaks(|| {
         let pool = processes(2).build().unwrap();
-        let inner = Pool::builder().kind(BackendKind::Threads).workers(4).build().unwrap();
+        let inner = Pool::builder()
+            .kind(BackendKind::Threads)
+            .workers(4)
+            .build()
+            .unwrap();
         let sums = pool
-            .map(|x: u64| inner.map_reduce(|y: u64| x * y, 0..100, 0, |a, b| a + b).unwrap(), 0..8)
+            .map(
+                |x: u64| {
+                    inner
+                        .map_reduce(|y: u64| x * y, 0..100, 0, |a, b| a + b)
+                        .unwrap()
+                },
+                0..8,
+            )
             .unwrap();
         assert_eq!(sums, (0..8).map(|x| x * 4950).collect::<Vec<u64>>());
     });
@@ -349,7 +409,13 @@ fn nested_pools_inside_a_worker_run_serially() {
 fn run_scenario(name: &str) -> std::process::Output {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "scenario_host", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "scenario_host",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("PARPOOL_SCENARIO", name)
         .output()
         .unwrap()
@@ -366,7 +432,7 @@ fn scenario_host() {
                 |x: u32| {
                     print!("task {x} ");
                     println!("done");
-                    eprint!("stderr {x}\n");
+                    eprintln!("stderr {x}");
                 },
                 0..6,
             )
@@ -398,8 +464,16 @@ fn child_output_is_neither_lost_nor_duplicated() {
     assert_eq!(stdout.matches("before the map").count(), 1, "{stdout}");
     assert_eq!(stdout.matches("after the map").count(), 1, "{stdout}");
     for x in 0..6 {
-        assert_eq!(stdout.matches(&format!("task {x} done")).count(), 1, "{stdout}");
-        assert_eq!(stderr.matches(&format!("stderr {x}\n")).count(), 1, "{stderr}");
+        assert_eq!(
+            stdout.matches(&format!("task {x} done")).count(),
+            1,
+            "{stdout}"
+        );
+        assert_eq!(
+            stderr.matches(&format!("stderr {x}\n")).count(),
+            1,
+            "{stderr}"
+        );
     }
 }
 
@@ -407,7 +481,13 @@ fn child_output_is_neither_lost_nor_duplicated() {
 fn workers_die_with_their_parent() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut parent = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "scenario_host", "--nocapture", "--test-threads", "1"])
+        .args([
+            "--exact",
+            "scenario_host",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env("PARPOOL_SCENARIO", "orphan")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -457,7 +537,10 @@ fn timeouts_are_rejected_where_they_cannot_work() {
             .build()
             .unwrap_err();
         assert!(error.is_invalid_config());
-        assert!(error.to_string().contains("need the processes backend"), "{error}");
+        assert!(
+            error.to_string().contains("need the processes backend"),
+            "{error}"
+        );
     }
     let error = processes(1).timeout(Duration::ZERO).build().unwrap_err();
     assert!(error.is_invalid_config());

@@ -31,6 +31,20 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |dir| dir.count())
 }
 
+/// Shared memory mappings of this process (the `s` in the permissions of
+/// /proc/self/maps).
+pub fn shared_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map_or(0, |maps| {
+        maps.lines()
+            .filter(|line| {
+                line.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|perms| perms.ends_with('s'))
+            })
+            .count()
+    })
+}
+
 /// Threads of this process.
 pub fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())

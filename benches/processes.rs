@@ -1,0 +1,70 @@
+//! Cost of the process backend: one whole `map` call of 2 workers over 1000
+//! trivial items (fork, run, collect, reap), the per-item cost over 10^6
+//! items, and the 1000-item call again from a parent holding 256 MiB and
+//! 1 GiB of touched heap (fork copies page tables, so the cost grows with
+//! the parent's resident memory). The thread backend's 1000-item call is
+//! there for scale.
+//!
+//! ```text
+//! cargo bench --bench processes
+//! python3 benches/compare/multiprocessing_pool.py   # the same calls in Python
+//! ```
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use parpool::{BackendKind, Pool};
+use std::hint::black_box;
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn pool(kind: BackendKind) -> Pool {
+    Pool::builder()
+        .kind(kind)
+        .workers(2)
+        .build()
+        .expect("valid settings")
+}
+
+fn bench_processes(c: &mut Criterion) {
+    let processes = pool(BackendKind::Processes);
+    let threads = pool(BackendKind::Threads);
+
+    let mut group = c.benchmark_group("map_call_1000_items_2_workers");
+    group.sample_size(50);
+    group.bench_function("processes", |b| {
+        b.iter(|| processes.map(square, 0..1000u64).expect("no task fails"))
+    });
+    group.bench_function("threads", |b| {
+        b.iter(|| threads.map(square, 0..1000u64).expect("no task fails"))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("per_item_1e6_items_2_workers");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(1_000_000));
+    group.bench_function("processes", |b| {
+        b.iter(|| {
+            processes
+                .map(square, 0..1_000_000u64)
+                .expect("no task fails")
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("map_call_1000_items_big_parent");
+    group.sample_size(10);
+    for mib in [256usize, 1024] {
+        // Touch every page so it is resident and its page table entries exist.
+        let ballast = vec![1u8; mib << 20];
+        black_box(&ballast);
+        group.bench_function(format!("processes_parent_{mib}_MiB"), |b| {
+            b.iter(|| processes.map(square, 0..1000u64).expect("no task fails"))
+        });
+        drop(ballast);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_processes);
+criterion_main!(benches);
