@@ -327,14 +327,7 @@ impl PoolBuilder {
             },
         };
         let workers = match self.workers {
-            Some(0) => {
-                return Err(Error::invalid_config(
-                    "workers",
-                    "0",
-                    "a pool needs at least 1 worker",
-                ));
-            }
-            Some(workers) => workers,
+            Some(workers) => backend::check_workers(workers)?,
             None => match std::env::var(cpus::WORKERS_VARIABLE) {
                 Ok(text) => cpus::parse_count(&text).map_err(|reason| {
                     Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)

@@ -240,6 +240,18 @@ pub(crate) fn build(
     })
 }
 
+/// `workers` if it is a usable worker count (at least 1).
+pub(crate) fn check_workers(workers: usize) -> Result<usize, Error> {
+    if workers == 0 {
+        return Err(Error::invalid_config(
+            "workers",
+            "0",
+            "a pool needs at least 1 worker",
+        ));
+    }
+    Ok(workers)
+}
+
 /// True for backends that can kill a task that runs too long.
 fn kind_can_time_out(kind: BackendKind) -> bool {
     #[cfg(unix)]

@@ -113,13 +113,7 @@ impl ProcessesBackend {
         timeout: Option<Duration>,
         retries: u32,
     ) -> Result<ProcessesBackend, Error> {
-        if workers == 0 {
-            return Err(Error::invalid_config(
-                "workers",
-                "0",
-                "a pool needs at least 1 worker",
-            ));
-        }
+        super::check_workers(workers)?;
         Ok(ProcessesBackend {
             workers,
             timeout,

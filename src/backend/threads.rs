@@ -26,13 +26,7 @@ pub struct ThreadsBackend {
 impl ThreadsBackend {
     /// A backend with `workers` threads (at least 1).
     pub fn new(workers: usize) -> Result<ThreadsBackend, Error> {
-        if workers == 0 {
-            return Err(Error::invalid_config(
-                "workers",
-                "0",
-                "a pool needs at least 1 worker",
-            ));
-        }
+        super::check_workers(workers)?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(workers)
             .thread_name(|index| format!("parpool-worker-{index}"))
