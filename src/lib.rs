@@ -51,6 +51,7 @@ mod error;
 mod job;
 mod plan;
 mod pool;
+pub mod workloads;
 
 pub use backend::{Backend, BackendKind};
 pub use error::Error;
