@@ -51,6 +51,19 @@ fn bench_square(c: &mut Criterion) {
         )
     });
 
+    let processes = Pool::builder()
+        .kind(BackendKind::Processes)
+        .workers(workers)
+        .build()
+        .expect("pool");
+    group.bench_function("parpool_processes", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |items| processes.map(square, items).expect("no task fails"),
+            BatchSize::LargeInput,
+        )
+    });
+
     let serial = Pool::builder()
         .kind(BackendKind::Serial)
         .build()

@@ -10,11 +10,16 @@
 //! Flags: `--tasks N`, `--samples N` (darts per task; with either, only that
 //! run), `--workers N` (largest worker count tried; default: the CPUs
 //! available), `--backend NAME` (default: every backend compiled in),
-//! `--seed N`, `--csv`.
+//! `--seed N`, `--csv` (columns: workload, implementation, workers, size =
+//! darts, seconds, rate, unit, residual = |estimate − pi|).
 
 use parpool::workloads::pi;
 use parpool::{BackendKind, Pool};
 use std::time::Instant;
+
+/// The CSV columns shared with the `invert` and `baselines` examples and
+/// `benches/compare/compare.py`.
+const CSV_HEADER: &str = "workload,implementation,workers,size,seconds,rate,unit,residual";
 
 struct Options {
     runs: Vec<(u64, u64)>,
@@ -83,9 +88,7 @@ fn main() {
 
 fn run(options: &Options) -> Result<(), parpool::Error> {
     if options.csv {
-        println!(
-            "workload,backend,workers,tasks,samples_per_task,seconds,speedup,estimate,abs_error,kernel"
-        );
+        println!("{CSV_HEADER}");
     } else {
         println!(
             "Monte-Carlo pi, kernel: {} ({} lanes), seed {}",
@@ -125,10 +128,10 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
                 let error = (result.value() - std::f64::consts::PI).abs();
                 if options.csv {
                     println!(
-                        "pi,{},{workers},{tasks},{samples},{seconds:.6},{speedup:.3},{:.10},{error:.3e},{}",
+                        "pi,parpool-{},{workers},{},{seconds:.6},{:.3},Mdarts/s,{error:.3e}",
                         kind.name(),
-                        result.value(),
-                        pi::kernel_name()
+                        tasks * samples,
+                        (tasks * samples) as f64 / seconds / 1e6,
                     );
                 } else {
                     println!(

@@ -83,6 +83,9 @@ pub(crate) enum ErrorKind {
         value: String,
         reason: String,
     },
+    /// A workload was given input it cannot work on (a singular matrix).
+    #[error("invalid input: {message}")]
+    InvalidInput { message: String },
     /// The backend itself failed (an OS call, a broken pipe, MPI).
     #[error("{backend} backend failed: {message}")]
     Backend { backend: String, message: String },
@@ -152,6 +155,13 @@ impl Error {
         })
     }
 
+    /// A workload's input cannot be worked on; `message` says why.
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::InvalidInput {
+            message: message.into(),
+        })
+    }
+
     /// The backend named `backend` failed for a reason not tied to one task
     /// (for use by [`Backend`](crate::Backend) implementations).
     pub fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
@@ -168,7 +178,9 @@ impl Error {
             | ErrorKind::Crash { index, .. }
             | ErrorKind::Timeout { index, .. }
             | ErrorKind::Encoding { index, .. } => Some(*index),
-            ErrorKind::InvalidConfig { .. } | ErrorKind::Backend { .. } => None,
+            ErrorKind::InvalidConfig { .. }
+            | ErrorKind::InvalidInput { .. }
+            | ErrorKind::Backend { .. } => None,
         }
     }
 
@@ -191,6 +203,12 @@ impl Error {
     /// True if a builder setting or environment variable was invalid.
     pub fn is_invalid_config(&self) -> bool {
         matches!(*self.kind, ErrorKind::InvalidConfig { .. })
+    }
+
+    /// True if a workload rejected its input (for example a singular or
+    /// non-finite matrix given to [`invert`](crate::workloads::invert::invert)).
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(*self.kind, ErrorKind::InvalidInput { .. })
     }
 
     /// The panic message, if the task panicked.
@@ -223,6 +241,7 @@ impl Error {
             ErrorKind::Timeout { .. } => "Timeout",
             ErrorKind::Encoding { .. } => "Encoding",
             ErrorKind::InvalidConfig { .. } => "InvalidConfig",
+            ErrorKind::InvalidInput { .. } => "InvalidInput",
             ErrorKind::Backend { .. } => "Backend",
         }
     }

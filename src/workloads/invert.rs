@@ -1,0 +1,435 @@
+//! Dense matrix inversion through the pool: blocked Gauss-Jordan elimination
+//! with partial pivoting.
+//!
+//! # The algorithm
+//!
+//! In-place Gauss-Jordan inversion turns `A` into `A⁻¹` with `2n³` flops, as
+//! many as LU + triangular inversion + product, but as one uniform sweep:
+//! each pivot step multiplies the whole matrix from the left by an
+//! elimination matrix `M` that differs from the identity in the pivot
+//! columns only, and stores those columns of `M` where the pivot columns
+//! were. The blocked form takes `nb` pivot columns at a time:
+//!
+//! 1. **Panel** (on the calling thread): the `n × nb` block column is
+//!    factored recursively, halves at a time, so even the panel runs mostly
+//!    in matrix products. Row swaps for partial pivoting are recorded.
+//! 2. **Update** (through the pool): every other block column `C` gets the
+//!    same row swaps, then `C ← Z + P·B`, where `B` is `C`'s old pivot rows,
+//!    `Z` is `C` with those rows zeroed and `P` is the factored panel. Block
+//!    columns are independent, so each is one task; the product `P·B` (the
+//!    `2n·nb·w` flops of a `w`-column task) runs on faer's matrix-multiply
+//!    kernel, single-threaded inside the task.
+//!
+//! At the end, the row swaps are undone as column swaps. The pool runs the
+//! update, which is all but about `nb/n` of the flops.
+//!
+//! On the thread and serial backends tasks update their block column in
+//! place. On backends whose workers live in other processes (a forked child
+//! writes to its own copy), each task also returns its block column, which
+//! costs a copy of the matrix through the pipes per step.
+//!
+//! # Errors
+//!
+//! Non-finite input is an `Err` that [`is_invalid_input`]. So is a matrix
+//! that is singular to working precision: one whose best pivot in some
+//! column is at most `n · ε · max|aᵢⱼ|` (ε = 2.2e-16). In exact arithmetic a
+//! singular matrix has a zero pivot, but in floating point it usually gets a
+//! tiny one instead, and dividing by it returns huge, meaningless numbers
+//! whose residual *relative to ‖X‖* still looks small; the threshold turns
+//! that into an error. (NumPy and LAPACK only reject exact zeros.) A result
+//! that is not finite is an error too. No NaNs are ever returned as success.
+//!
+//! [`is_invalid_input`]: crate::Error::is_invalid_input
+
+use crate::backend::BackendKind;
+use crate::error::Error;
+use crate::pool::Pool;
+use faer::{Accum, MatMut, MatRef, Par};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::{Rng, SeedableRng};
+
+/// Pivot columns per step when the caller does not choose: `n / 6`, rounded
+/// down to a multiple of 16, within `16..=384`. Wider blocks make the
+/// products faster (their inner dimension is the block size) but leave more
+/// of the work in the panel, which runs on one thread; on the reference
+/// machine 320-384 was best for n = 2000 and 4000 (`docs/benchmarks.md`).
+pub fn default_block_size(n: usize) -> usize {
+    (n / 6).clamp(16, 384) / 16 * 16
+}
+
+/// Panels at most this wide are factored column by column.
+const UNBLOCKED_WIDTH: usize = 16;
+
+/// A square matrix of `f64`, stored column by column.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    n: usize,
+    data: Vec<f64>,
+}
+
+impl Matrix {
+    /// The `n × n` matrix with entry `(row, col)` = `entry(row, col)`.
+    pub fn from_fn(n: usize, mut entry: impl FnMut(usize, usize) -> f64) -> Matrix {
+        let mut data = Vec::with_capacity(n * n);
+        for col in 0..n {
+            for row in 0..n {
+                data.push(entry(row, col));
+            }
+        }
+        Matrix { n, data }
+    }
+
+    /// The identity matrix.
+    pub fn identity(n: usize) -> Matrix {
+        Matrix::from_fn(n, |row, col| f64::from(u8::from(row == col)))
+    }
+
+    /// The lesson's test matrix: `A = R ∘ Rᵀ` (elementwise), `R` uniform in
+    /// `[0, 1)` drawn from Xoshiro256++ seeded with `seed`. Symmetric, with
+    /// positive entries.
+    pub fn lesson(n: usize, seed: u64) -> Matrix {
+        let mut generator = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let random: Vec<f64> = (0..n * n)
+            .map(|_| (generator.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
+            .collect();
+        Matrix::from_fn(n, |row, col| random[row * n + col] * random[col * n + row])
+    }
+
+    /// The number of rows (and columns).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Entry `(row, col)`.
+    pub fn get(&self, row: usize, col: usize) -> f64 {
+        self.data[row + col * self.n]
+    }
+
+    /// The entries, column by column.
+    pub fn as_column_major(&self) -> &[f64] {
+        &self.data
+    }
+
+    fn view(&self) -> MatRef<'_, f64> {
+        MatRef::from_column_major_slice(&self.data, self.n, self.n)
+    }
+
+    /// The product `self · other` (faer, on the calling thread).
+    ///
+    /// # Panics
+    ///
+    /// If the sizes differ.
+    pub fn multiply(&self, other: &Matrix) -> Matrix {
+        assert_eq!(self.n, other.n, "matrix sizes differ");
+        let mut product = Matrix {
+            n: self.n,
+            data: vec![0.0; self.n * self.n],
+        };
+        let n = self.n;
+        faer::linalg::matmul::matmul(
+            MatMut::from_column_major_slice_mut(&mut product.data, n, n),
+            Accum::Replace,
+            self.view(),
+            other.view(),
+            1.0,
+            Par::Seq,
+        );
+        product
+    }
+
+    /// The Frobenius norm `sqrt(Σ a²)`.
+    pub fn frobenius_norm(&self) -> f64 {
+        self.data.iter().map(|x| x * x).sum::<f64>().sqrt()
+    }
+}
+
+/// `‖A·X − I‖_F / (‖A‖_F · ‖X‖_F)`: about 1e-16 times the condition
+/// number for a good inverse.
+pub fn relative_residual(a: &Matrix, x: &Matrix) -> f64 {
+    let mut product = a.multiply(x);
+    for i in 0..a.n {
+        product.data[i + i * a.n] -= 1.0;
+    }
+    product.frobenius_norm() / (a.frobenius_norm() * x.frobenius_norm())
+}
+
+/// The flop count of inverting an `n × n` matrix, `2n³`, for GFLOP/s.
+pub fn flops(n: usize) -> f64 {
+    2.0 * (n as f64).powi(3)
+}
+
+/// Inverts `a` through `pool`, with [`default_block_size`] pivot columns per
+/// step.
+///
+/// ```
+/// use parpool::Pool;
+/// use parpool::workloads::invert::{Matrix, invert, relative_residual};
+///
+/// let a = Matrix::lesson(100, 1);
+/// let x = invert(&Pool::new(), &a)?;
+/// assert!(relative_residual(&a, &x) < 1e-12);
+///
+/// let singular = Matrix::from_fn(3, |row, col| (row + col) as f64);
+/// assert!(invert(&Pool::new(), &singular).unwrap_err().is_invalid_input());
+/// # Ok::<(), parpool::Error>(())
+/// ```
+pub fn invert(pool: &Pool, a: &Matrix) -> Result<Matrix, Error> {
+    invert_with_block_size(pool, a, default_block_size(a.n))
+}
+
+/// [`invert`] with `block_size` pivot columns per step (at least 1).
+pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Result<Matrix, Error> {
+    let n = a.n;
+    if let Some(index) = a.data.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid_input(format!(
+            "the matrix has a non-finite entry {} at ({}, {})",
+            a.data[index],
+            index % n,
+            index / n
+        )));
+    }
+    let block_size = block_size.max(1);
+    let largest = a.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let tiny_pivot = n as f64 * f64::EPSILON * largest;
+    let shares_memory = matches!(pool.kind(), BackendKind::Serial | BackendKind::Threads);
+    let mut work = a.data.clone();
+    let mut all_swaps = Vec::new();
+    for start in (0..n).step_by(block_size) {
+        let width = block_size.min(n - start);
+        let (left, rest) = work.split_at_mut(start * n);
+        let (panel, right) = rest.split_at_mut(width * n);
+        let mut swaps = Vec::new();
+        factor_panel(panel, n, start, width, tiny_pivot, &mut swaps)?;
+        let panel: &[f64] = panel;
+        let targets: Vec<&mut [f64]> = left
+            .chunks_mut(block_size * n)
+            .chain(right.chunks_mut(block_size * n))
+            .collect();
+        let offsets: Vec<usize> = block_offsets(n, start, width, block_size);
+        let updated = pool.map(
+            |columns: &mut [f64]| {
+                apply_step(columns, panel, n, start, width, &swaps);
+                (!shares_memory).then(|| columns.to_vec())
+            },
+            targets,
+        )?;
+        for (offset, columns) in offsets.into_iter().zip(updated) {
+            if let Some(columns) = columns {
+                work[offset..offset + columns.len()].copy_from_slice(&columns);
+            }
+        }
+        all_swaps.extend(swaps);
+    }
+    // Undo the row swaps as column swaps, last first.
+    for &(first, second) in all_swaps.iter().rev() {
+        for row in 0..n {
+            work.swap(row + first * n, row + second * n);
+        }
+    }
+    if let Some(index) = work.iter().position(|x| !x.is_finite()) {
+        return Err(Error::invalid_input(format!(
+            "the inverse overflowed at ({}, {}): the matrix is too ill-conditioned",
+            index % n,
+            index / n
+        )));
+    }
+    Ok(Matrix { n, data: work })
+}
+
+/// Where each update task's block column starts in the column-major data,
+/// in the order the tasks are made.
+fn block_offsets(n: usize, start: usize, width: usize, block_size: usize) -> Vec<usize> {
+    let left = (0..start).step_by(block_size).map(|col| col * n);
+    let right = (start + width..n).step_by(block_size).map(|col| col * n);
+    left.chain(right).collect()
+}
+
+/// Applies one elimination step to `columns` (an `n × m` block of other
+/// columns): the step's row swaps, then `columns ← Z + panel · B`, where
+/// `B` is the old rows `pivot_row..pivot_row + width` and `Z` is `columns`
+/// with those rows zeroed.
+fn apply_step(
+    columns: &mut [f64],
+    panel: &[f64],
+    n: usize,
+    pivot_row: usize,
+    width: usize,
+    swaps: &[(usize, usize)],
+) {
+    let m = columns.len() / n;
+    let mut old_rows = vec![0.0; width * m];
+    for (col, column) in columns.chunks_exact_mut(n).enumerate() {
+        for &(first, second) in swaps {
+            column.swap(first, second);
+        }
+        let pivot_rows = &mut column[pivot_row..pivot_row + width];
+        old_rows[col * width..(col + 1) * width].copy_from_slice(pivot_rows);
+        pivot_rows.fill(0.0);
+    }
+    faer::linalg::matmul::matmul(
+        MatMut::from_column_major_slice_mut(columns, n, m),
+        Accum::Add,
+        MatRef::from_column_major_slice(&panel[..n * width], n, width),
+        MatRef::from_column_major_slice(&old_rows, width, m),
+        1.0,
+        Par::Seq,
+    );
+}
+
+/// Factors the `n × width` panel whose first column is column (and pivot
+/// row) `first` of the matrix: afterwards the panel holds the columns of the
+/// elimination matrix, and `swaps` the row swaps, in order.
+fn factor_panel(
+    panel: &mut [f64],
+    n: usize,
+    first: usize,
+    width: usize,
+    tiny_pivot: f64,
+    swaps: &mut Vec<(usize, usize)>,
+) -> Result<(), Error> {
+    if width <= UNBLOCKED_WIDTH {
+        return factor_panel_unblocked(panel, n, first, width, tiny_pivot, swaps);
+    }
+    let half = width / 2;
+    let (left, right) = panel.split_at_mut(half * n);
+    let mut left_swaps = Vec::new();
+    factor_panel(left, n, first, half, tiny_pivot, &mut left_swaps)?;
+    apply_step(right, left, n, first, half, &left_swaps);
+    let mut right_swaps = Vec::new();
+    factor_panel(
+        right,
+        n,
+        first + half,
+        width - half,
+        tiny_pivot,
+        &mut right_swaps,
+    )?;
+    apply_step(left, right, n, first + half, width - half, &right_swaps);
+    swaps.extend(left_swaps);
+    swaps.extend(right_swaps);
+    Ok(())
+}
+
+/// Column-by-column Gauss-Jordan on a narrow panel; a best pivot of at
+/// most `tiny_pivot` in magnitude means the matrix is singular.
+fn factor_panel_unblocked(
+    panel: &mut [f64],
+    n: usize,
+    first: usize,
+    width: usize,
+    tiny_pivot: f64,
+    swaps: &mut Vec<(usize, usize)>,
+) -> Result<(), Error> {
+    let mut factors = vec![0.0; n];
+    for step in 0..width {
+        let pivot_row = first + step;
+        let column = &panel[step * n..(step + 1) * n];
+        let (best, magnitude) = column[pivot_row..]
+            .iter()
+            .enumerate()
+            .map(|(offset, value)| (pivot_row + offset, value.abs()))
+            .fold((pivot_row, -1.0), |best, candidate| {
+                if candidate.1 > best.1 {
+                    candidate
+                } else {
+                    best
+                }
+            });
+        if magnitude <= tiny_pivot || !magnitude.is_finite() {
+            return Err(Error::invalid_input(format!(
+                "the matrix is singular to working precision: the best pivot for column \
+                 {pivot_row} is {magnitude:.3e}, at most n·ε·max|a| = {tiny_pivot:.3e}"
+            )));
+        }
+        if best != pivot_row {
+            for column in panel.chunks_exact_mut(n) {
+                column.swap(best, pivot_row);
+            }
+            swaps.push((pivot_row, best));
+        }
+        factors.copy_from_slice(&panel[step * n..(step + 1) * n]);
+        let inverse = 1.0 / factors[pivot_row];
+        for (col, column) in panel.chunks_exact_mut(n).enumerate() {
+            if col == step {
+                for (value, factor) in column.iter_mut().zip(&factors) {
+                    *value = -factor * inverse;
+                }
+                column[pivot_row] = inverse;
+            } else {
+                let scaled = column[pivot_row] * inverse;
+                for (value, factor) in column.iter_mut().zip(&factors) {
+                    *value -= factor * scaled;
+                }
+                column[pivot_row] = scaled;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serial() -> Pool {
+        Pool::builder().kind(BackendKind::Serial).build().unwrap()
+    }
+
+    #[test]
+    fn small_inverses_are_exact_enough_for_every_block_size() {
+        let a = Matrix::lesson(37, 3);
+        for block_size in [1, 2, 5, 16, 17, 33, 37, 64] {
+            let x = invert_with_block_size(&serial(), &a, block_size).unwrap();
+            let residual = relative_residual(&a, &x);
+            assert!(residual < 1e-13, "block {block_size}: residual {residual}");
+        }
+    }
+
+    #[test]
+    fn pivoting_handles_a_zero_diagonal() {
+        let a = Matrix::from_fn(3, |row, col| {
+            [[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [4.0, -3.0, 8.0]][row][col]
+        });
+        let x = invert(&serial(), &a).unwrap();
+        // The exact inverse is [[-4.5, 7, -1.5], [-2, 4, -1], [1.5, -2, 0.5]].
+        let expected = [[-4.5, 7.0, -1.5], [-2.0, 4.0, -1.0], [1.5, -2.0, 0.5]];
+        for (row, expected_row) in expected.iter().enumerate() {
+            for (col, value) in expected_row.iter().enumerate() {
+                assert!((x.get(row, col) - value).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn singular_and_non_finite_inputs_are_errors() {
+        let singular = Matrix::from_fn(4, |row, col| {
+            if row == 3 {
+                2.0 * (col as f64 + 1.0)
+            } else {
+                ((row + 1) * (col + 2)) as f64
+            }
+        });
+        let error = invert(&serial(), &singular).unwrap_err();
+        assert!(error.is_invalid_input(), "{error}");
+        assert!(error.to_string().contains("singular"), "{error}");
+        let mut data = Matrix::identity(3);
+        data.data[4] = f64::NAN;
+        let error = invert(&serial(), &data).unwrap_err();
+        assert!(
+            error.to_string().contains("non-finite entry NaN at (1, 1)"),
+            "{error}"
+        );
+        assert_eq!(invert(&serial(), &Matrix::identity(0)).unwrap().n(), 0);
+    }
+
+    #[test]
+    fn the_lesson_matrix_is_symmetric() {
+        let a = Matrix::lesson(20, 9);
+        for row in 0..20 {
+            for col in 0..20 {
+                assert_eq!(a.get(row, col), a.get(col, row));
+                assert!((0.0..1.0).contains(&a.get(row, col)));
+            }
+        }
+    }
+}
