@@ -39,6 +39,7 @@
 //! |---|---|---|
 //! | `Serial` | `serial` | in order on the calling thread |
 //! | `Threads` | `threads` (default) | on a dedicated rayon thread pool |
+//! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank |
 //! | `Processes` | `processes` (Unix) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
 //!
 //! Write your own with the [`Backend`] trait.

@@ -104,6 +104,18 @@ impl Pool {
         self.backend.kind()
     }
 
+    /// This process's MPI rank (0 unless the backend is MPI). Every rank
+    /// gets the same results; use this to print from one rank only.
+    pub fn rank(&self) -> usize {
+        self.backend.rank()
+    }
+
+    /// The number of MPI ranks running the program (1 unless the backend is
+    /// MPI).
+    pub fn size(&self) -> usize {
+        self.backend.size()
+    }
+
     /// Applies `f` to every item, in parallel; the results come back in
     /// input order.
     ///

@@ -73,6 +73,7 @@ fn an_unknown_backend_variable_names_the_value_and_the_choices() {
     );
 }
 
+#[cfg(not(feature = "mpi"))]
 #[test]
 fn a_backend_not_compiled_in_says_so() {
     with_env(

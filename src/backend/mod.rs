@@ -58,11 +58,15 @@
 //! The shared test suite in `tests/contract.rs` checks every built-in
 //! backend against these rules.
 
+#[cfg(feature = "mpi")]
+mod mpi;
 #[cfg(unix)]
 mod processes;
 mod serial;
 mod threads;
 
+#[cfg(feature = "mpi")]
+pub use mpi::MpiBackend;
 #[cfg(unix)]
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
@@ -114,6 +118,18 @@ pub trait Backend: Send + Sync + fmt::Debug {
     fn workers(&self) -> usize {
         1
     }
+
+    /// This process's rank among the processes that run the program
+    /// together (MPI); 0 for single-process backends.
+    fn rank(&self) -> usize {
+        0
+    }
+
+    /// How many processes run the program together (MPI ranks); 1 for
+    /// single-process backends.
+    fn size(&self) -> usize {
+        1
+    }
 }
 
 /// The built-in backends, as chosen in code or by `PARPOOL_BACKEND`.
@@ -127,6 +143,9 @@ pub enum BackendKind {
     /// In forked worker processes (`processes`, Unix only).
     #[cfg(unix)]
     Processes,
+    /// Across MPI ranks (`mpi`, feature `mpi`).
+    #[cfg(feature = "mpi")]
+    Mpi,
     /// A backend given to [`Pool::with_backend`](crate::Pool::with_backend).
     Custom,
 }
@@ -138,6 +157,8 @@ impl BackendKind {
         BackendKind::Threads,
         #[cfg(unix)]
         BackendKind::Processes,
+        #[cfg(feature = "mpi")]
+        BackendKind::Mpi,
     ];
 
     /// The name used by `PARPOOL_BACKEND` (`"threads"`, ...).
@@ -147,6 +168,8 @@ impl BackendKind {
             BackendKind::Threads => "threads",
             #[cfg(unix)]
             BackendKind::Processes => "processes",
+            #[cfg(feature = "mpi")]
+            BackendKind::Mpi => "mpi",
             BackendKind::Custom => "custom",
         }
     }
@@ -187,8 +210,14 @@ pub(crate) fn parse_backend_name(text: &str, setting: &str) -> Result<BackendKin
         return Ok(*kind);
     }
     let reason = match name.as_str() {
-        "processes" | "mpi" => format!(
-            "the {name} backend is not in this build of parpool; available: {}",
+        "mpi" => format!(
+            "the mpi backend is not in this build of parpool: build with `--features mpi` \
+             (needs an MPI library, see the README); available: {}",
+            BackendKind::accepted_names()
+        ),
+        "processes" => format!(
+            "the processes backend is not in this build of parpool (it needs Unix); \
+             available: {}",
             BackendKind::accepted_names()
         ),
         _ => format!("expected one of: {}", BackendKind::accepted_names()),
@@ -230,6 +259,8 @@ pub(crate) fn build(
             settings.timeout,
             settings.retries,
         )?),
+        #[cfg(feature = "mpi")]
+        BackendKind::Mpi => std::sync::Arc::new(MpiBackend::new()?),
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",
@@ -282,6 +313,7 @@ mod tests {
         assert!(message.contains("serial, threads"), "{message}");
     }
 
+    #[cfg(not(feature = "mpi"))]
     #[test]
     fn a_backend_not_compiled_in_is_named_as_such() {
         let message = "mpi".parse::<BackendKind>().unwrap_err().to_string();

@@ -1,0 +1,185 @@
+//! The MPI backend under `mpiexec` with 1, 2 and 4 ranks.
+//!
+//! A test binary with its own `main` (`harness = false`): run by
+//! `cargo test --features mpi`, it starts itself under `mpiexec -n 1`, `-n 2`
+//! and `-n 4` (each under a time limit) and checks what the ranks report.
+//! Each rank runs every scenario and prints `rank R/S ok <scenario>`.
+
+use parpool::workloads::pi;
+use parpool::{BackendKind, Pool};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Set in the environment of the launched ranks.
+const ROLE: &str = "PARPOOL_MPI_TEST_ROLE";
+
+fn main() {
+    match std::env::var(ROLE).as_deref() {
+        Ok("rank") => rank_main(),
+        Ok("crash") => crash_main(),
+        _ => launcher_main(),
+    }
+}
+
+/// Runs `mpiexec -n ranks <this binary>` with `role`, killing it after
+/// `limit`; returns (exit success, stdout + stderr).
+fn mpiexec(ranks: usize, role: &str, limit: Duration) -> (bool, String) {
+    let me = std::env::current_exe().expect("own path");
+    let mut child = Command::new("mpiexec")
+        .args(["-n", &ranks.to_string()])
+        .arg(&me)
+        .env(ROLE, role)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mpiexec is installed (see the README)");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let output = child.wait_with_output().expect("output");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return (status.success(), text);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!(
+                "mpiexec -n {ranks} ({role}) hung for {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn launcher_main() {
+    for ranks in [1, 2, 4] {
+        let (success, output) = mpiexec(ranks, "rank", Duration::from_secs(120));
+        assert!(success, "mpiexec -n {ranks} failed:\n{output}");
+        for rank in 0..ranks {
+            for scenario in SCENARIOS {
+                let line = format!("rank {rank}/{ranks} ok {scenario}");
+                assert!(output.contains(&line), "missing {line:?} in:\n{output}");
+            }
+        }
+        println!("mpiexec -n {ranks}: every scenario passed on every rank");
+    }
+    // A rank that dies (abort) must not leave mpiexec hanging.
+    let (success, output) = mpiexec(2, "crash", Duration::from_secs(60));
+    assert!(!success, "a dead rank must make mpiexec fail:\n{output}");
+    println!("mpiexec -n 2 with a rank that aborts: exited non-zero, no hang");
+}
+
+const SCENARIOS: &[&str] = &[
+    "same-results-as-serial",
+    "bit-identical-float-sum",
+    "panic-on-one-rank-is-everyones-error",
+    "try-map-keeps-going",
+    "64-mb-results",
+    "second-pool-reuses-mpi",
+    "pi-matches-serial",
+];
+
+fn rank_main() {
+    let pool = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .build()
+        .expect("MPI starts");
+    let (rank, size) = (pool.rank(), pool.size());
+    let ok = |scenario: &str| println!("rank {rank}/{size} ok {scenario}");
+    let serial = Pool::builder().kind(BackendKind::Serial).build().unwrap();
+    assert_eq!(pool.kind(), BackendKind::Mpi);
+
+    let squares = pool.map(|x: u64| x * x, 0..1000u64).unwrap();
+    assert_eq!(squares, serial.map(|x: u64| x * x, 0..1000u64).unwrap());
+    assert_eq!(pool.map(|x: u8| x, Vec::new()).unwrap(), Vec::<u8>::new());
+    ok("same-results-as-serial");
+
+    let values: Vec<f64> = (0..50_000)
+        .map(|i| (f64::from(i) * 0.37).sin() * 1e8)
+        .collect();
+    let term = |x: f64| x * x.cos();
+    let sum = pool
+        .map_reduce(term, values.clone(), 0.0, |a, b| a + b)
+        .unwrap();
+    let reference = serial.map_reduce(term, values, 0.0, |a, b| a + b).unwrap();
+    assert_eq!(sum.to_bits(), reference.to_bits());
+    ok("bit-identical-float-sum");
+
+    // Item 7 runs on rank 7 % size only (one item per chunk).
+    let one_item_chunks = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let error = one_item_chunks
+        .map(
+            |x: u32| {
+                assert!(x != 7, "seven fails");
+                x
+            },
+            0..20,
+        )
+        .unwrap_err();
+    assert_eq!(error.to_string(), "task 7 of 20 panicked: seven fails");
+    ok("panic-on-one-rank-is-everyones-error");
+
+    let results = one_item_chunks.try_map(
+        |x: u32| {
+            assert!(x % 5 != 2, "bad {x}");
+            x * 2
+        },
+        0..20,
+    );
+    for (index, result) in results.iter().enumerate() {
+        if index % 5 == 2 {
+            assert_eq!(result.as_ref().unwrap_err().task_index(), Some(index));
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&(index as u32 * 2)));
+        }
+    }
+    ok("try-map-keeps-going");
+
+    // One 64 MB result per rank's chunk.
+    let big = one_item_chunks
+        .map(|x: usize| vec![x as u8; 64 << 20], 0..size)
+        .unwrap();
+    assert!(
+        big.iter()
+            .enumerate()
+            .all(|(i, v)| v.len() == 64 << 20 && v.iter().all(|&b| b == i as u8))
+    );
+    ok("64-mb-results");
+
+    let again = Pool::builder().kind(BackendKind::Mpi).build().unwrap();
+    assert_eq!(again.map(|x: i32| -x, [1, 2, 3]).unwrap(), [-1, -2, -3]);
+    ok("second-pool-reuses-mpi");
+
+    let estimate = pi::estimate(&pool, 8, 200_000, 5).unwrap();
+    assert_eq!(estimate, pi::estimate(&serial, 8, 200_000, 5).unwrap());
+    ok("pi-matches-serial");
+}
+
+/// Rank 1 aborts inside a task; rank 0 would wait in the agreement step.
+fn crash_main() {
+    let pool = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let _ = pool.map(
+        |x: u32| {
+            if x == 1 {
+                std::process::abort();
+            }
+            x
+        },
+        0..4,
+    );
+    println!("rank {} finished; it should have been stopped", pool.rank());
+}
