@@ -5,11 +5,12 @@
 //! cargo bench --bench invert
 //! ```
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+mod support;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{MatRef, Par};
 use parpool::workloads::invert::{self, Matrix};
-use parpool::{BackendKind, Pool};
 
 const N: usize = 500;
 
@@ -18,20 +19,10 @@ fn bench_invert(c: &mut Criterion) {
     let mut group = c.benchmark_group("invert_500");
     group.throughput(Throughput::Elements(invert::flops(N) as u64));
     group.sample_size(20);
-    for &kind in BackendKind::AVAILABLE {
-        for workers in [1, 2] {
-            if kind == BackendKind::Serial && workers == 2 {
-                continue;
-            }
-            let pool = Pool::builder()
-                .kind(kind)
-                .workers(workers)
-                .build()
-                .expect("valid settings");
-            group.bench_function(BenchmarkId::new(kind.name(), workers), |b| {
-                b.iter(|| invert::invert(&pool, &a).expect("invertible"))
-            });
-        }
+    for (id, pool) in support::pools_with_1_and_2_workers() {
+        group.bench_function(id, |b| {
+            b.iter(|| invert::invert(&pool, &a).expect("invertible"))
+        });
     }
     faer::set_global_parallelism(Par::Seq);
     let view = MatRef::from_column_major_slice(a.as_column_major(), N, N);

@@ -6,9 +6,10 @@
 //! cargo bench --bench pi
 //! ```
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+mod support;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parpool::workloads::pi::{self, PiStream};
-use parpool::{BackendKind, Pool};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use std::hint::black_box;
@@ -36,20 +37,10 @@ fn bench_estimate(c: &mut Criterion) {
     let mut group = c.benchmark_group("pi_estimate_16x1e7");
     group.throughput(Throughput::Elements(TASKS * PER_TASK));
     group.sample_size(10);
-    for &kind in BackendKind::AVAILABLE {
-        for workers in [1, 2] {
-            if kind == BackendKind::Serial && workers == 2 {
-                continue;
-            }
-            let pool = Pool::builder()
-                .kind(kind)
-                .workers(workers)
-                .build()
-                .expect("valid settings");
-            group.bench_function(BenchmarkId::new(kind.name(), workers), |b| {
-                b.iter(|| pi::estimate(&pool, TASKS, PER_TASK, 1).expect("no task fails"))
-            });
-        }
+    for (id, pool) in support::pools_with_1_and_2_workers() {
+        group.bench_function(id, |b| {
+            b.iter(|| pi::estimate(&pool, TASKS, PER_TASK, 1).expect("no task fails"))
+        });
     }
     group.finish();
 }

@@ -13,8 +13,10 @@
 //! `--block-size N`, `--seed N`, `--csv` (the columns of the `pi`
 //! example's; size = n, rate in GFLOP/s, residual = the relative residual).
 
+mod support;
+
+use parpool::BackendKind;
 use parpool::workloads::invert::{self, Matrix};
-use parpool::{BackendKind, Pool};
 use std::time::Instant;
 
 struct Options {
@@ -37,19 +39,18 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |text: String| {
-            text.parse::<usize>()
-                .map_err(|_| format!("{flag} expects a non-negative integer, got {text:?}"))
-        };
         match flag.as_str() {
-            "--n" => options.n = number(value()?)?,
-            "--workers" => options.max_workers = number(value()?)?.max(1),
-            "--block-size" => options.block_size = Some(number(value()?)?.max(1)),
-            "--seed" => options.seed = number(value()?)? as u64,
+            "--n" => options.n = support::number(&flag, args.next())?,
+            "--workers" => {
+                options.max_workers = support::number::<usize>(&flag, args.next())?.max(1);
+            }
+            "--block-size" => {
+                options.block_size = Some(support::number::<usize>(&flag, args.next())?.max(1));
+            }
+            "--seed" => options.seed = support::number(&flag, args.next())?,
             "--backend" => {
-                let kind = value()?.parse::<BackendKind>().map_err(|e| e.to_string())?;
-                options.backends = vec![kind];
+                let name = args.next().ok_or("--backend needs a value")?;
+                options.backends = vec![name.parse::<BackendKind>().map_err(|e| e.to_string())?];
             }
             "--csv" => options.csv = true,
             "--help" | "-h" => {
@@ -64,17 +65,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn main() {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(error) = run(&options) {
-        eprintln!("error: {error}");
-        std::process::exit(1);
-    }
+    support::main_with(parse_options, run);
 }
 
 fn run(options: &Options) -> Result<(), parpool::Error> {
@@ -96,35 +87,28 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
             "backend", "workers", "n", "time (s)", "GFLOP/s", "residual"
         );
     }
-    for &kind in &options.backends {
-        let worker_counts: Vec<usize> = if kind == BackendKind::Serial {
-            vec![1]
+    for (kind, workers) in support::sweep(&options.backends, options.max_workers) {
+        let pool = support::pool(kind, workers)?;
+        let started = Instant::now();
+        let x = invert::invert_with_block_size(&pool, &a, block_size)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let gflops = invert::flops(n) / seconds / 1e9;
+        let residual = invert::relative_residual(&a, &x);
+        if options.csv {
+            println!(
+                "invert,parpool-{},{workers},{n},{seconds:.6},{gflops:.3},GFLOP/s,{residual:.3e}",
+                kind.name()
+            );
         } else {
-            (1..=options.max_workers).collect()
-        };
-        for workers in worker_counts {
-            let pool = Pool::builder().kind(kind).workers(workers).build()?;
-            let started = Instant::now();
-            let x = invert::invert_with_block_size(&pool, &a, block_size)?;
-            let seconds = started.elapsed().as_secs_f64();
-            let gflops = invert::flops(n) / seconds / 1e9;
-            let residual = invert::relative_residual(&a, &x);
-            if options.csv {
-                println!(
-                    "invert,parpool-{},{workers},{n},{seconds:.6},{gflops:.3},GFLOP/s,{residual:.3e}",
-                    kind.name()
-                );
-            } else {
-                println!(
-                    "{:<10} {:>7} {:>6} {:>10.4} {:>9.1} {:>12.2e}",
-                    kind.name(),
-                    workers,
-                    n,
-                    seconds,
-                    gflops,
-                    residual
-                );
-            }
+            println!(
+                "{:<10} {:>7} {:>6} {:>10.4} {:>9.1} {:>12.2e}",
+                kind.name(),
+                workers,
+                n,
+                seconds,
+                gflops,
+                residual
+            );
         }
     }
     Ok(())

@@ -13,8 +13,10 @@
 //! `--seed N`, `--csv` (columns: workload, implementation, workers, size =
 //! darts, seconds, rate, unit, residual = |estimate − pi|).
 
+mod support;
+
+use parpool::BackendKind;
 use parpool::workloads::pi;
-use parpool::{BackendKind, Pool};
 use std::time::Instant;
 
 /// The CSV columns shared with the `invert` and `baselines` examples and
@@ -41,22 +43,17 @@ fn parse_options() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |text: String| {
-            text.parse::<u64>()
-                .map_err(|_| format!("{flag} expects a non-negative integer, got {text:?}"))
-        };
         match flag.as_str() {
-            "--tasks" => tasks = Some(number(value()?)?),
-            "--samples" => samples = Some(number(value()?)?),
+            "--tasks" => tasks = Some(support::number(&flag, args.next())?),
+            "--samples" => samples = Some(support::number(&flag, args.next())?),
             "--workers" => {
-                options.max_workers = number(value()?)?.max(1) as usize;
+                options.max_workers = support::number::<usize>(&flag, args.next())?.max(1);
             }
             "--backend" => {
-                let kind = value()?.parse::<BackendKind>().map_err(|e| e.to_string())?;
-                options.backends = vec![kind];
+                let name = args.next().ok_or("--backend needs a value")?;
+                options.backends = vec![name.parse::<BackendKind>().map_err(|e| e.to_string())?];
             }
-            "--seed" => options.seed = number(value()?)?,
+            "--seed" => options.seed = support::number(&flag, args.next())?,
             "--csv" => options.csv = true,
             "--help" | "-h" => {
                 return Err("usage: pi [--tasks N] [--samples N] [--workers N] \
@@ -73,17 +70,7 @@ fn parse_options() -> Result<Options, String> {
 }
 
 fn main() {
-    let options = match parse_options() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
-    if let Err(error) = run(&options) {
-        eprintln!("error: {error}");
-        std::process::exit(1);
-    }
+    support::main_with(parse_options, run);
 }
 
 fn run(options: &Options) -> Result<(), parpool::Error> {
@@ -112,39 +99,32 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
             );
         }
         let mut serial_seconds = None;
-        for &kind in &options.backends {
-            let worker_counts: Vec<usize> = if kind == BackendKind::Serial {
-                vec![1]
+        for (kind, workers) in support::sweep(&options.backends, options.max_workers) {
+            let pool = support::pool(kind, workers)?;
+            let started = Instant::now();
+            let result = pi::estimate(&pool, tasks, samples, options.seed)?;
+            let seconds = started.elapsed().as_secs_f64();
+            let baseline = *serial_seconds.get_or_insert(seconds);
+            let speedup = baseline / seconds;
+            let error = (result.value() - std::f64::consts::PI).abs();
+            if options.csv {
+                println!(
+                    "pi,parpool-{},{workers},{},{seconds:.6},{:.3},Mdarts/s,{error:.3e}",
+                    kind.name(),
+                    tasks * samples,
+                    (tasks * samples) as f64 / seconds / 1e6,
+                );
             } else {
-                (1..=options.max_workers).collect()
-            };
-            for workers in worker_counts {
-                let pool = Pool::builder().kind(kind).workers(workers).build()?;
-                let started = Instant::now();
-                let result = pi::estimate(&pool, tasks, samples, options.seed)?;
-                let seconds = started.elapsed().as_secs_f64();
-                let baseline = *serial_seconds.get_or_insert(seconds);
-                let speedup = baseline / seconds;
-                let error = (result.value() - std::f64::consts::PI).abs();
-                if options.csv {
-                    println!(
-                        "pi,parpool-{},{workers},{},{seconds:.6},{:.3},Mdarts/s,{error:.3e}",
-                        kind.name(),
-                        tasks * samples,
-                        (tasks * samples) as f64 / seconds / 1e6,
-                    );
-                } else {
-                    println!(
-                        "{:<10} {:>7} {:>16} {:>10.4} {:>7.2}x {:>12.8} {:>10.2e}",
-                        kind.name(),
-                        workers,
-                        format!("{tasks} x {samples}"),
-                        seconds,
-                        speedup,
-                        result.value(),
-                        error
-                    );
-                }
+                println!(
+                    "{:<10} {:>7} {:>16} {:>10.4} {:>7.2}x {:>12.8} {:>10.2e}",
+                    kind.name(),
+                    workers,
+                    format!("{tasks} x {samples}"),
+                    seconds,
+                    speedup,
+                    result.value(),
+                    error
+                );
             }
         }
     }

@@ -122,25 +122,10 @@ fn plot_pi_speedup(rows: &[Row], path: &str) -> Result<(), String> {
         .label("ideal")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.3)));
     for (index, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(index).to_rgba();
         let points: Vec<(f64, f64)> = points.iter().map(|(w, s)| (f64::from(*w), *s)).collect();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
-            .map_err(|e| e.to_string())?;
+        draw_line(&mut chart, index, name, &points)?;
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .position(SeriesLabelPosition::UpperLeft)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    root.present().map_err(|e| e.to_string())
+    finish(&mut chart, &root)
 }
 
 fn plot_invert_gflops(rows: &[Row], path: &str) -> Result<(), String> {
@@ -177,16 +162,39 @@ fn plot_invert_gflops(rows: &[Row], path: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     for (index, (name, points)) in series.iter_mut().enumerate() {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let color = Palette99::pick(index).to_rgba();
-        chart
-            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-        chart
-            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
-            .map_err(|e| e.to_string())?;
+        draw_line(&mut chart, index, name, points)?;
     }
+    finish(&mut chart, &root)
+}
+
+use plotters::coord::types::RangedCoordf64;
+
+type Chart<'a> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One labelled line with a dot at each point, in the `index`-th colour.
+fn draw_line(
+    chart: &mut Chart<'_>,
+    index: usize,
+    name: &str,
+    points: &[(f64, f64)],
+) -> Result<(), String> {
+    let color = Palette99::pick(index).to_rgba();
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), color.stroke_width(2)))
+        .map_err(|e| e.to_string())?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+    chart
+        .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Draws the legend and writes the file.
+fn finish(
+    chart: &mut Chart<'_>,
+    root: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+) -> Result<(), String> {
     chart
         .configure_series_labels()
         .border_style(BLACK)

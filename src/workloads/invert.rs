@@ -190,7 +190,10 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
     }
     let block_size = block_size.max(1);
     let largest = a.data.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let tiny_pivot = n as f64 * f64::EPSILON * largest;
+    let shape = Shape {
+        n,
+        tiny_pivot: n as f64 * f64::EPSILON * largest,
+    };
     let shares_memory = matches!(pool.kind(), BackendKind::Serial | BackendKind::Threads);
     let mut work = a.data.clone();
     let mut all_swaps = Vec::new();
@@ -199,7 +202,7 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
         let (left, rest) = work.split_at_mut(start * n);
         let (panel, right) = rest.split_at_mut(width * n);
         let mut swaps = Vec::new();
-        factor_panel(panel, n, start, width, tiny_pivot, &mut swaps)?;
+        factor_panel(panel, shape, start, width, &mut swaps)?;
         let panel: &[f64] = panel;
         let targets: Vec<&mut [f64]> = left
             .chunks_mut(block_size * n)
@@ -276,34 +279,36 @@ fn apply_step(
     );
 }
 
+/// What every panel step needs to know about the whole matrix.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Rows (and columns) of the matrix.
+    n: usize,
+    /// A best pivot at most this large means "singular".
+    tiny_pivot: f64,
+}
+
 /// Factors the `n × width` panel whose first column is column (and pivot
 /// row) `first` of the matrix: afterwards the panel holds the columns of the
 /// elimination matrix, and `swaps` the row swaps, in order.
 fn factor_panel(
     panel: &mut [f64],
-    n: usize,
+    shape: Shape,
     first: usize,
     width: usize,
-    tiny_pivot: f64,
     swaps: &mut Vec<(usize, usize)>,
 ) -> Result<(), Error> {
     if width <= UNBLOCKED_WIDTH {
-        return factor_panel_unblocked(panel, n, first, width, tiny_pivot, swaps);
+        return factor_panel_unblocked(panel, shape, first, width, swaps);
     }
+    let n = shape.n;
     let half = width / 2;
     let (left, right) = panel.split_at_mut(half * n);
     let mut left_swaps = Vec::new();
-    factor_panel(left, n, first, half, tiny_pivot, &mut left_swaps)?;
+    factor_panel(left, shape, first, half, &mut left_swaps)?;
     apply_step(right, left, n, first, half, &left_swaps);
     let mut right_swaps = Vec::new();
-    factor_panel(
-        right,
-        n,
-        first + half,
-        width - half,
-        tiny_pivot,
-        &mut right_swaps,
-    )?;
+    factor_panel(right, shape, first + half, width - half, &mut right_swaps)?;
     apply_step(left, right, n, first + half, width - half, &right_swaps);
     swaps.extend(left_swaps);
     swaps.extend(right_swaps);
@@ -314,12 +319,12 @@ fn factor_panel(
 /// most `tiny_pivot` in magnitude means the matrix is singular.
 fn factor_panel_unblocked(
     panel: &mut [f64],
-    n: usize,
+    shape: Shape,
     first: usize,
     width: usize,
-    tiny_pivot: f64,
     swaps: &mut Vec<(usize, usize)>,
 ) -> Result<(), Error> {
+    let Shape { n, tiny_pivot } = shape;
     let mut factors = vec![0.0; n];
     for step in 0..width {
         let pivot_row = first + step;

@@ -93,21 +93,28 @@ impl PiStream {
     /// One step of every lane; returns each lane's output.
     #[inline(always)]
     fn step(&mut self) -> [u64; LANES] {
-        let [s0, s1, s2, s3] = &mut self.words;
         let mut out = [0u64; LANES];
-        for lane in 0..LANES {
-            out[lane] = s0[lane]
-                .wrapping_add(s3[lane])
-                .rotate_left(23)
-                .wrapping_add(s0[lane]);
-            let t = s1[lane] << 17;
-            s2[lane] ^= s0[lane];
-            s3[lane] ^= s1[lane];
-            s1[lane] ^= s2[lane];
-            s0[lane] ^= s3[lane];
-            s2[lane] ^= t;
-            s3[lane] = s3[lane].rotate_left(45);
+        for (lane, out) in out.iter_mut().enumerate() {
+            *out = self.advance_lane(lane);
         }
+        out
+    }
+
+    /// One Xoshiro256++ step of lane `lane`; returns its output.
+    #[inline(always)]
+    fn advance_lane(&mut self, lane: usize) -> u64 {
+        let [s0, s1, s2, s3] = &mut self.words;
+        let out = s0[lane]
+            .wrapping_add(s3[lane])
+            .rotate_left(23)
+            .wrapping_add(s0[lane]);
+        let t = s1[lane] << 17;
+        s2[lane] ^= s0[lane];
+        s3[lane] ^= s1[lane];
+        s1[lane] ^= s2[lane];
+        s0[lane] ^= s3[lane];
+        s2[lane] ^= t;
+        s3[lane] = s3[lane].rotate_left(45);
         out
     }
 }
@@ -207,25 +214,11 @@ pub fn sample(n: u64, stream: &mut PiStream) -> (u64, u64) {
     (n, inside_count)
 }
 
-/// One dart from the next lane. A block is stepped when its first lane is
-/// dealt; the outputs of the other lanes are recomputed from the state, so
-/// partial blocks stay consistent with whole ones.
+/// One dart from the next lane, advancing only that lane, so partial
+/// blocks stay consistent with whole ones.
 fn single_dart(stream: &mut PiStream) -> bool {
     let lane = stream.next_lane;
-    let [s0, _, _, s3] = &stream.words;
-    let bits = s0[lane]
-        .wrapping_add(s3[lane])
-        .rotate_left(23)
-        .wrapping_add(s0[lane]);
-    // Advance only this lane.
-    let [s0, s1, s2, s3] = &mut stream.words;
-    let t = s1[lane] << 17;
-    s2[lane] ^= s0[lane];
-    s3[lane] ^= s1[lane];
-    s1[lane] ^= s2[lane];
-    s0[lane] ^= s3[lane];
-    s2[lane] ^= t;
-    s3[lane] = s3[lane].rotate_left(45);
+    let bits = stream.advance_lane(lane);
     stream.next_lane = (lane + 1) % LANES;
     inside(bits)
 }
