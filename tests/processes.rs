@@ -432,7 +432,12 @@ fn scenario_host() {
                 |x: u32| {
                     print!("task {x} ");
                     println!("done");
-                    eprintln!("stderr {x}");
+                    // One write per line: stderr is unbuffered, and
+                    // `eprintln!` may split a line into several writes that
+                    // interleave between processes.
+                    use std::io::Write;
+                    let line = format!("stderr {x}\n");
+                    std::io::stderr().write_all(line.as_bytes()).unwrap();
                 },
                 0..6,
             )
