@@ -58,6 +58,19 @@ fn mpiexec(ranks: usize, role: &str, limit: Duration) -> (bool, String) {
 }
 
 fn launcher_main() {
+    // Without mpiexec the program is a one-rank job.
+    let me = std::env::current_exe().expect("own path");
+    let output = Command::new(&me).env(ROLE, "rank").output().expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for scenario in SCENARIOS {
+        assert!(text.contains(&format!("rank 0/1 ok {scenario}")), "{text}");
+    }
+    println!("without mpiexec: every scenario passed as a single rank");
     for ranks in [1, 2, 4] {
         let (success, output) = mpiexec(ranks, "rank", Duration::from_secs(120));
         assert!(success, "mpiexec -n {ranks} failed:\n{output}");

@@ -238,10 +238,18 @@ fn round_limit(size: usize) -> usize {
 /// Every rank's `local` bytes, in rank order, on every rank, in as many
 /// rounds as the largest contribution needs.
 fn all_gather_bytes(world: &SimpleCommunicator, local: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    all_gather_bytes_in_rounds(world, local, round_limit(world.size() as usize))
+}
+
+/// [`all_gather_bytes`] with at most `limit` bytes per rank per round.
+fn all_gather_bytes_in_rounds(
+    world: &SimpleCommunicator,
+    local: &[u8],
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, Error> {
     let size = world.size() as usize;
     let mut lengths = vec![0u64; size];
     world.all_gather_into(&(local.len() as u64), &mut lengths[..]);
-    let limit = round_limit(size);
     let rounds = lengths
         .iter()
         .map(|&length| (length as usize).div_ceil(limit))
@@ -291,6 +299,24 @@ mod tests {
         assert!(round_limit(2) * 2 <= i32::MAX as usize);
         assert!(round_limit(4) * 4 <= i32::MAX as usize);
         assert!(round_limit(1000) * 1000 <= i32::MAX as usize);
+    }
+
+    #[test]
+    fn contributions_larger_than_a_round_arrive_whole() {
+        // A single-rank MPI job (no mpiexec): enough to run the rounds.
+        let backend = MpiBackend::new().expect("MPI starts as a singleton");
+        assert_eq!((backend.rank(), backend.size()), (0, 1));
+        let _serialized = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner());
+        let world = SimpleCommunicator::world();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        for limit in [1, 7, 999, 1000, 4096] {
+            let gathered = all_gather_bytes_in_rounds(&world, &data, limit).unwrap();
+            assert_eq!(gathered, vec![data.clone()], "limit {limit}");
+        }
+        assert_eq!(
+            all_gather_bytes(&world, &[]).unwrap(),
+            vec![Vec::<u8>::new()]
+        );
     }
 
     #[test]
