@@ -150,7 +150,7 @@ fn a_worker_killed_from_outside_is_reported_and_the_pool_survives() {
 fn a_task_past_its_timeout_is_killed_and_reported() {
     without_leaks(|| {
         let pool = processes(2)
-            .timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(1))
             .build()
             .unwrap();
         let started = Instant::now();
@@ -244,7 +244,7 @@ fn try_map_returns_every_result_around_crashes_and_timeouts() {
     without_leaks(|| {
         let pool = processes(2)
             .chunk_size(4)
-            .timeout(Duration::from_millis(300))
+            .timeout(Duration::from_secs(1))
             .build()
             .unwrap();
         let results = pool.try_map(

@@ -37,8 +37,10 @@
 //! - **Retries**: a chunk whose worker crashed or timed out is run again on a
 //!   fresh child, up to `retries` times per item, before the failure counts.
 //!   Panics are not retried: they are bugs, and would fail again.
-//! - **Fail fast, lose nothing**: for `map` and `map_reduce` the first
-//!   failure sets `stop` and kills the remaining children. For `try_map` the
+//! - **Fail fast, lose nothing**: for `map` and `map_reduce` the child that
+//!   hits the first failure raises `stop` in the shared mapping itself, so
+//!   no worker claims another chunk; the parent then kills the remaining
+//!   children. For `try_map` the
 //!   failed item is recorded and its chunk is run again on a fresh child,
 //!   which skips the recorded items, so every other result still arrives.
 //! - **No leaks**: every path out of `run` (success, failure, or an error of
@@ -286,6 +288,8 @@ struct Supervisor<'a> {
     attempts: HashMap<usize, u32>,
     /// Times a chunk was found unclaimed-but-not-done at the end.
     orphan_requeues: HashMap<usize, u32>,
+    /// Set by `stop`.
+    stopping: bool,
     parent_pid: libc::pid_t,
 }
 
@@ -304,16 +308,26 @@ impl<'a> Supervisor<'a> {
             retry_queue: VecDeque::new(),
             attempts: HashMap::new(),
             orphan_requeues: HashMap::new(),
+            stopping: false,
             // SAFETY: getpid has no preconditions and cannot fail.
             parent_pid: unsafe { libc::getpid() },
         })
     }
 
+    /// True once the parent has decided to stop (a fail-fast failure):
+    /// from then on frames are ignored and children are killed.
     fn stopped(&self) -> bool {
+        self.stopping
+    }
+
+    /// True once anyone has raised the shared stop flag; a child raises it
+    /// at its first fail-fast failure, before the parent has read it.
+    fn claiming_stopped(&self) -> bool {
         self.shared.header().stop.load(Ordering::Acquire)
     }
 
     fn stop(&mut self) {
+        self.stopping = true;
         self.shared.header().stop.store(true, Ordering::Release);
         for worker in &self.workers {
             kill(worker.pid);
@@ -332,7 +346,7 @@ impl<'a> Supervisor<'a> {
             if self.job.should_stop() && !self.stopped() {
                 self.stop();
             }
-            while !self.stopped() && !self.free_slots.is_empty() && self.work_left() {
+            while !self.claiming_stopped() && !self.free_slots.is_empty() && self.work_left() {
                 let initial_chunk = self.retry_queue.pop_front();
                 self.spawn(initial_chunk)?;
             }
@@ -750,10 +764,17 @@ fn child_loop(context: &ChildContext<'_>) -> std::io::Result<()> {
         };
         let (kind, payload) = match frame {
             Ok(frame) => frame,
-            Err(error) => (
-                FRAME_FAILURE,
-                postcard::to_stdvec(&error).unwrap_or_default(),
-            ),
+            Err(error) => {
+                if !job.keeps_going() {
+                    // Stop the other workers claiming chunks now, without
+                    // waiting for the parent to read this failure.
+                    header.stop.store(true, Ordering::Release);
+                }
+                (
+                    FRAME_FAILURE,
+                    postcard::to_stdvec(&error).unwrap_or_default(),
+                )
+            }
         };
         pipe.write_all(&frame_header(kind, chunk, payload.len()))?;
         pipe.write_all(&payload)?;
