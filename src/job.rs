@@ -351,13 +351,15 @@ impl<T> Drop for Inputs<T> {
 /// the counts when dropped, also when the user's function unwinds.
 struct ChunkProgress<'a> {
     taken_total: &'a AtomicUsize,
-    written_total: &'a AtomicUsize,
+    written_total: Option<&'a AtomicUsize>,
     taken: usize,
     written: usize,
 }
 
 impl<'a> ChunkProgress<'a> {
-    fn new(taken_total: &'a AtomicUsize, written_total: &'a AtomicUsize) -> Self {
+    /// `written_total` is `None` for jobs whose outputs are all-or-nothing
+    /// per chunk (`map_reduce` partials).
+    fn new(taken_total: &'a AtomicUsize, written_total: Option<&'a AtomicUsize>) -> Self {
         ChunkProgress {
             taken_total,
             written_total,
@@ -395,7 +397,9 @@ impl<'a> ChunkProgress<'a> {
 impl Drop for ChunkProgress<'_> {
     fn drop(&mut self) {
         self.taken_total.store(self.taken, Ordering::Release);
-        self.written_total.store(self.written, Ordering::Release);
+        if let Some(written_total) = self.written_total {
+            written_total.store(self.written, Ordering::Release);
+        }
     }
 }
 
@@ -472,7 +476,7 @@ where
         let current = Cell::new(range.start);
         let mut progress = ChunkProgress::new(
             &self.inputs.taken_per_chunk[chunk],
-            &self.written_per_chunk[chunk],
+            Some(&self.written_per_chunk[chunk]),
         );
         catch_task_panic(self.book.total(), &current, || {
             let mut skipped = skipped.iter().peekable();
@@ -650,8 +654,6 @@ pub(crate) struct ReduceJob<T, R, F, Op> {
     book: ChunkBook,
     inputs: Inputs<T>,
     partials: Box<[UnsafeCell<Option<R>>]>,
-    /// Unused counters for `ChunkProgress` (partials are all-or-nothing).
-    written_per_chunk: Box<[AtomicUsize]>,
     identity: Mutex<R>,
     function: F,
     op: Op,
@@ -675,7 +677,6 @@ where
             book: ChunkBook::new(plan),
             inputs: Inputs::new(items, plan),
             partials: (0..chunk_count).map(|_| UnsafeCell::new(None)).collect(),
-            written_per_chunk: (0..chunk_count).map(|_| AtomicUsize::new(0)).collect(),
             identity: Mutex::new(identity),
             function,
             op,
@@ -722,10 +723,7 @@ where
         self.book.claim(chunk, RUNNING)?;
         let range = self.book.plan.chunk_range(chunk);
         let current = Cell::new(range.start);
-        let mut progress = ChunkProgress::new(
-            &self.inputs.taken_per_chunk[chunk],
-            &self.written_per_chunk[chunk],
-        );
+        let mut progress = ChunkProgress::new(&self.inputs.taken_per_chunk[chunk], None);
         let mut partial = None;
         let outcome = catch_task_panic(self.book.total(), &current, || {
             let mut accumulator = self.identity();

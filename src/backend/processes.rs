@@ -489,11 +489,7 @@ impl<'a> Supervisor<'a> {
                 )),
             };
             if let Some(error) = failure {
-                if job.keeps_going() && error.is_panic() {
-                    // Cannot happen for try_map (panics are values there);
-                    // record it like any other failure.
-                    job.record_failure(error);
-                } else if job.keeps_going() {
+                if job.keeps_going() {
                     // The chunk as a whole could not travel: every item in it
                     // gets the error, then the chunk runs again, skipping them.
                     for item in job.plan().chunk_range(chunk) {
@@ -519,13 +515,10 @@ impl<'a> Supervisor<'a> {
                 index += 1;
                 continue;
             };
-            let mut worker = self.workers.swap_remove(index);
             // The child is gone: everything it wrote is in the pipe now.
-            drain_pipe(&mut worker)?;
-            self.workers.push(worker);
-            let last = self.workers.len() - 1;
-            self.handle_frames(last);
-            let worker = self.workers.pop().expect("just pushed");
+            drain_pipe(&mut self.workers[index])?;
+            self.handle_frames(index);
+            let worker = self.workers.swap_remove(index);
             self.after_exit(&worker, status);
             self.free_slots.push(worker.slot);
         }
@@ -536,14 +529,12 @@ impl<'a> Supervisor<'a> {
     fn after_exit(&mut self, worker: &Worker, status: libc::c_int) {
         let slot = self.shared.slot(worker.slot);
         let chunk = slot.current_chunk.load(Ordering::Acquire);
-        let clean = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
         if self.stopped() || chunk == IDLE || self.job.is_chunk_done(chunk) {
             // Nothing in progress was lost. A child that died between chunks
             // is replaced if work is left; a chunk it had just claimed is
             // found by `requeue_orphans`.
             return;
         }
-        let _ = clean;
         let plan = self.job.plan();
         let range = plan.chunk_range(chunk);
         let item = slot.current_item.load(Ordering::Acquire);
