@@ -43,14 +43,14 @@ pub struct Error {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub(crate) enum ErrorKind {
     /// The task's function panicked.
-    #[error("task {index} of {total} panicked: {message}")]
+    #[error("task {index}{} panicked: {message}", of_total(*total))]
     Panic {
         index: usize,
         total: usize,
         message: String,
     },
     /// The worker running the task died (a signal or an unexpected exit).
-    #[error("task {index} of {total} crashed: worker {how}")]
+    #[error("task {index}{} crashed: worker {how}", of_total(*total))]
     Crash {
         index: usize,
         total: usize,
@@ -58,7 +58,8 @@ pub(crate) enum ErrorKind {
     },
     /// The task ran past the per-task time limit and its worker was killed.
     #[error(
-        "task {index} of {total} timed out: still running after {:.3} s (limit {:.3} s), worker killed",
+        "task {index}{} timed out: still running after {:.3} s (limit {:.3} s), worker killed",
+        of_total(*total),
         elapsed.as_secs_f64(),
         limit.as_secs_f64()
     )]
@@ -69,10 +70,13 @@ pub(crate) enum ErrorKind {
         limit: Duration,
     },
     /// A result could not be encoded or decoded on its way between processes.
-    #[error("task {index} of {total}: result could not be {action}: {message}")]
+    #[error("task {index}{}: {what} could not be {action}: {message}", of_total(*total))]
     Encoding {
         index: usize,
         total: usize,
+        /// "result", or "input" for the items of a stream on their way to a
+        /// worker process.
+        what: String,
         action: String,
         message: String,
     },
@@ -86,9 +90,24 @@ pub(crate) enum ErrorKind {
     /// A workload was given input it cannot work on (a singular matrix).
     #[error("invalid input: {message}")]
     InvalidInput { message: String },
+    /// The call was stopped through a [`CancelToken`](crate::CancelToken).
+    #[error("cancelled: {what}")]
+    Cancelled { what: String },
     /// The backend itself failed (an OS call, a broken pipe, MPI).
     #[error("{backend} backend failed: {message}")]
     Backend { backend: String, message: String },
+}
+
+/// The `total` of a task in a stream (`imap`), whose length is unknown.
+pub(crate) const UNKNOWN_TOTAL: usize = usize::MAX;
+
+/// " of 10", or nothing for a task of a stream.
+fn of_total(total: usize) -> String {
+    if total == UNKNOWN_TOTAL {
+        String::new()
+    } else {
+        format!(" of {total}")
+    }
 }
 
 impl Error {
@@ -137,6 +156,25 @@ impl Error {
         Error::new(ErrorKind::Encoding {
             index,
             total,
+            what: "result".to_string(),
+            action: action.to_string(),
+            message: message.to_string(),
+        })
+    }
+
+    /// The input of task `index` could not be encoded or decoded on its way
+    /// to a worker process.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    pub(crate) fn input_encoding(
+        index: usize,
+        total: usize,
+        action: &str,
+        message: impl fmt::Display,
+    ) -> Error {
+        Error::new(ErrorKind::Encoding {
+            index,
+            total,
+            what: "input".to_string(),
             action: action.to_string(),
             message: message.to_string(),
         })
@@ -162,6 +200,35 @@ impl Error {
         })
     }
 
+    /// A call was cancelled; `what` says what was left undone.
+    pub(crate) fn cancelled(what: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Cancelled { what: what.into() })
+    }
+
+    /// The same error for item `index` of `total` (a task of a batch that
+    /// is part of a longer stream).
+    pub(crate) fn for_task(mut self, index: usize, total: usize) -> Error {
+        match &mut *self.kind {
+            ErrorKind::Panic {
+                index: i, total: t, ..
+            }
+            | ErrorKind::Crash {
+                index: i, total: t, ..
+            }
+            | ErrorKind::Timeout {
+                index: i, total: t, ..
+            }
+            | ErrorKind::Encoding {
+                index: i, total: t, ..
+            } => {
+                *i = index;
+                *t = total;
+            }
+            _ => {}
+        }
+        self
+    }
+
     /// The backend named `backend` failed for a reason not tied to one task
     /// (for use by [`Backend`](crate::Backend) implementations).
     pub fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
@@ -180,6 +247,7 @@ impl Error {
             | ErrorKind::Encoding { index, .. } => Some(*index),
             ErrorKind::InvalidConfig { .. }
             | ErrorKind::InvalidInput { .. }
+            | ErrorKind::Cancelled { .. }
             | ErrorKind::Backend { .. } => None,
         }
     }
@@ -198,6 +266,12 @@ impl Error {
     /// True if the task ran past the pool's per-task timeout.
     pub fn is_timeout(&self) -> bool {
         matches!(*self.kind, ErrorKind::Timeout { .. })
+    }
+
+    /// True if the call was stopped through a
+    /// [`CancelToken`](crate::CancelToken).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(*self.kind, ErrorKind::Cancelled { .. })
     }
 
     /// True if a builder setting or environment variable was invalid.
@@ -242,6 +316,7 @@ impl Error {
             ErrorKind::Encoding { .. } => "Encoding",
             ErrorKind::InvalidConfig { .. } => "InvalidConfig",
             ErrorKind::InvalidInput { .. } => "InvalidInput",
+            ErrorKind::Cancelled { .. } => "Cancelled",
             ErrorKind::Backend { .. } => "Backend",
         }
     }
@@ -282,6 +357,12 @@ mod tests {
         );
         assert!(timeout.is_timeout() && !timeout.is_panic() && !timeout.is_crash());
         assert_eq!(timeout.task_index(), Some(2));
+        assert_eq!(
+            Error::panic(3, 10, "boom".into())
+                .for_task(12, UNKNOWN_TOTAL)
+                .to_string(),
+            "task 12 panicked: boom"
+        );
     }
 
     #[test]

@@ -19,8 +19,10 @@
 //! compare-and-swap, so even a buggy custom backend cannot run a chunk twice
 //! at once: it gets an `Err` instead of a data race.
 
-use crate::error::{Error, panic_payload_message};
+use crate::cancel::CancelToken;
+use crate::error::{Error, UNKNOWN_TOTAL, panic_payload_message};
 use crate::plan::ChunkPlan;
+use crate::progress::Meter;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::{Cell, UnsafeCell};
@@ -136,9 +138,31 @@ const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const FAILED: u8 = 3;
 
+/// What a call is watched by: a cancel token and a progress meter.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) meter: Meter,
+}
+
+impl Watch {
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// Counts `items` more items done, in the process that called the pool
+    /// (a worker process's copy of the meter never draws).
+    pub(crate) fn items_done(&self, items: usize) {
+        if !inside_worker_process() {
+            self.meter.advance(items);
+        }
+    }
+}
+
 /// Per-chunk state and the failure record, common to all job types.
 struct ChunkBook {
     plan: ChunkPlan,
+    watch: Watch,
     states: Box<[AtomicU8]>,
     /// Fail-fast: set at the first failure.
     stopped: AtomicBool,
@@ -149,9 +173,10 @@ struct ChunkBook {
 }
 
 impl ChunkBook {
-    fn new(plan: ChunkPlan) -> ChunkBook {
+    fn new(plan: ChunkPlan, watch: Watch) -> ChunkBook {
         ChunkBook {
             plan,
+            watch,
             states: (0..plan.chunk_count())
                 .map(|_| AtomicU8::new(PENDING))
                 .collect(),
@@ -192,6 +217,26 @@ impl ChunkBook {
 
     fn finish(&self, chunk: usize, state: u8) {
         self.states[chunk].store(state, Ordering::Release);
+        if state == DONE {
+            self.watch.items_done(self.plan.chunk_range(chunk).len());
+        }
+    }
+
+    /// True once a fail-fast job has a failure or the call was cancelled.
+    fn should_stop(&self) -> bool {
+        self.stopped.load(Ordering::Acquire) || self.watch.cancelled()
+    }
+
+    /// `Err(cancelled)` if the call's cancel token has been triggered; tasks
+    /// check it between items.
+    fn check_cancelled(&self) -> Result<(), Error> {
+        if self.watch.cancelled() {
+            Err(Error::cancelled(
+                "the call was cancelled before all tasks ran",
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     /// Ends a chunk run: DONE on success; FAILED, recorded (stopping the
@@ -268,15 +313,23 @@ impl ChunkBook {
         if !keeps_going && let Some(failure) = self.first_failure() {
             return Some(failure);
         }
-        self.states
+        let unfinished = self
+            .states
             .iter()
-            .position(|state| state.load(Ordering::Acquire) != DONE)
-            .map(|chunk| {
-                Error::backend(
-                    "job",
-                    format!("the backend returned without running chunk {chunk}"),
-                )
-            })
+            .position(|state| state.load(Ordering::Acquire) != DONE)?;
+        Some(self.unfinished_error(unfinished))
+    }
+
+    /// Why chunk `chunk` has no results: the call was cancelled, or the
+    /// backend broke its contract.
+    fn unfinished_error(&self, chunk: usize) -> Error {
+        match self.check_cancelled() {
+            Err(cancelled) => cancelled,
+            Ok(()) => Error::backend(
+                "job",
+                format!("the backend returned without running chunk {chunk}"),
+            ),
+        }
     }
 }
 
@@ -411,14 +464,35 @@ fn catch_task_panic(total: usize, current: &Cell<usize>, body: impl FnOnce()) ->
         .map_err(|payload| Error::panic(current.get(), total, panic_payload_message(&*payload)))
 }
 
+/// Runs task `index` of a stream (`imap`, a session): `function(item)` with
+/// a panic caught and turned into an error naming the item, and nested
+/// pool use made serial.
+pub(crate) fn run_stream_task<T, O>(
+    function: &(impl Fn(T) -> O + ?Sized),
+    item: T,
+    index: usize,
+) -> Result<O, Error> {
+    let _inside = InsideTaskGuard::enter();
+    catch_unwind(AssertUnwindSafe(|| function(item)))
+        .map_err(|payload| Error::panic(index, UNKNOWN_TOTAL, panic_payload_message(&*payload)))
+}
+
 // --- map / try_map --------------------------------------------------------------
 
-/// A `map` (or `try_map`) call: one output slot per item.
-pub(crate) struct MapJob<T, O, F> {
+/// A `map`, `try_map` or `map_init` call: one output slot per item.
+///
+/// The function gets `&mut S`, a per-worker state made by `init`: a chunk
+/// run takes a state left by an earlier chunk run in this process, or makes
+/// one, and puts it back when the chunk is done. So at most one state exists
+/// per worker running at once (per thread, per worker process), and plain
+/// `map` is the case `S = ()`.
+pub(crate) struct MapJob<T, O, S, I, F> {
     book: ChunkBook,
     inputs: Inputs<T>,
     outputs: ManuallyDrop<Vec<UnsafeCell<MaybeUninit<O>>>>,
     written_per_chunk: Box<[AtomicUsize]>,
+    init: I,
+    states: Mutex<Vec<S>>,
     function: F,
     /// `Some` for `try_map`: turns a recorded failure into the item's output.
     failure_output: Option<fn(Error) -> O>,
@@ -427,34 +501,90 @@ pub(crate) struct MapJob<T, O, F> {
 // SAFETY: output slots of a chunk are written only by the holder of that
 // chunk (see `ChunkBook::claim`), and read only after the chunk is DONE
 // (Release/Acquire on the chunk state). O: Send because outputs are created on
-// worker threads and handed to the caller; F: Sync because every worker calls
-// it through a shared reference.
-unsafe impl<T: Send, O: Send, F: Sync> Sync for MapJob<T, O, F> {}
+// worker threads and handed to the caller; F and I: Sync because every worker
+// calls them through a shared reference; S: Send because a state moves
+// between threads through the Mutex.
+unsafe impl<T: Send, O: Send, S: Send, I: Sync, F: Sync> Sync for MapJob<T, O, S, I, F> {}
 
-impl<T, O, F> MapJob<T, O, F>
+/// The job of a plain `map` or `try_map`: no per-worker state.
+pub(crate) type StatelessMapJob<T, O, F> = MapJob<T, O, (), fn(), Stateless<F>>;
+
+/// Adapts `Fn(T) -> O` to the `Fn(&mut (), T) -> O` a [`MapJob`] calls.
+pub(crate) struct Stateless<F>(F);
+
+/// The function of a [`MapJob`]: `Fn(&mut S, T) -> O`, written as a trait
+/// so the stateless adapter needs no closure type.
+pub(crate) trait TaskFn<S, T, O>: Sync {
+    fn call(&self, state: &mut S, item: T) -> O;
+}
+
+impl<S, T, O, F: Fn(&mut S, T) -> O + Sync> TaskFn<S, T, O> for F {
+    fn call(&self, state: &mut S, item: T) -> O {
+        self(state, item)
+    }
+}
+
+impl<T, O, F: Fn(T) -> O + Sync> TaskFn<(), T, O> for Stateless<F> {
+    fn call(&self, _: &mut (), item: T) -> O {
+        (self.0)(item)
+    }
+}
+
+impl<T, O, F> StatelessMapJob<T, O, F>
 where
     T: Send,
     O: Send + Serialize + DeserializeOwned,
     F: Fn(T) -> O + Sync,
 {
-    /// A job over `items`; `failure_output` is `Some` for a job that keeps
-    /// going past failures.
+    /// A `map` job over `items`; `failure_output` is `Some` for a job that
+    /// keeps going past failures (`try_map`).
     pub(crate) fn new(
         items: Vec<T>,
         plan: ChunkPlan,
         function: F,
         failure_output: Option<fn(Error) -> O>,
+        watch: Watch,
+    ) -> Self {
+        MapJob::with_state(
+            items,
+            plan,
+            || (),
+            Stateless(function),
+            failure_output,
+            watch,
+        )
+    }
+}
+
+impl<T, O, S, I, F> MapJob<T, O, S, I, F>
+where
+    T: Send,
+    O: Send + Serialize + DeserializeOwned,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: TaskFn<S, T, O>,
+{
+    /// A job whose function gets a per-worker state made by `init`.
+    pub(crate) fn with_state(
+        items: Vec<T>,
+        plan: ChunkPlan,
+        init: I,
+        function: F,
+        failure_output: Option<fn(Error) -> O>,
+        watch: Watch,
     ) -> Self {
         let count = items.len();
         let mut outputs = Vec::with_capacity(count);
         outputs.resize_with(count, || UnsafeCell::new(MaybeUninit::uninit()));
         MapJob {
-            book: ChunkBook::new(plan),
+            book: ChunkBook::new(plan, watch),
             inputs: Inputs::new(items, plan),
             outputs: ManuallyDrop::new(outputs),
             written_per_chunk: (0..plan.chunk_count())
                 .map(|_| AtomicUsize::new(0))
                 .collect(),
+            init,
+            states: Mutex::new(Vec::new()),
             function,
             failure_output,
         }
@@ -478,9 +608,16 @@ where
             &self.inputs.taken_per_chunk[chunk],
             Some(&self.written_per_chunk[chunk]),
         );
-        catch_task_panic(self.book.total(), &current, || {
+        let mut cancelled = Ok(());
+        let outcome = catch_task_panic(self.book.total(), &current, || {
+            let taken = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut state = taken.unwrap_or_else(&self.init);
             let mut skipped = skipped.iter().peekable();
             for index in range {
+                cancelled = self.book.check_cancelled();
+                if cancelled.is_err() {
+                    break;
+                }
                 // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
                 // and take its items in order.
                 let item = unsafe { progress.take(&self.inputs, index, &current, current_item) };
@@ -491,14 +628,20 @@ where
                         let to_output = self.failure_output.unwrap_or(|_| unreachable!());
                         to_output(error.clone())
                     }
-                    None => (self.function)(item),
+                    None => self.function.call(&mut state, item),
                 };
                 // SAFETY: index is in our chunk, which only we write; the
                 // slot is uninitialized (first write of this chunk run).
                 unsafe { (*self.slot(index)).write(output) };
                 progress.written += 1;
             }
-        })
+            // A state whose task panicked is dropped with the unwinding.
+            self.states
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(state);
+        });
+        outcome.and(cancelled)
     }
 
     /// The outputs of a job whose chunks are all done.
@@ -522,9 +665,10 @@ where
         }
     }
 
-    /// Every output, with `fill(index)` standing in for items of chunks that
-    /// never completed (a backend failure under `try_map`).
-    pub(crate) fn into_outputs_or(self, fill: impl Fn(usize) -> O) -> Vec<O> {
+    /// Every output, with `fill(index, why)` standing in for items of chunks
+    /// that never completed (the call was cancelled, or a backend failed
+    /// under `try_map`).
+    pub(crate) fn into_outputs_or(self, fill: impl Fn(usize, &Error) -> O) -> Vec<O> {
         if self.book.completion_error(self.keeps_going()).is_none() {
             return self.take_all_outputs();
         }
@@ -540,14 +684,15 @@ where
                     result.push(unsafe { (*self.slot(index)).assume_init_read() });
                 }
             } else {
-                result.extend(range.map(&fill));
+                let why = self.book.unfinished_error(chunk);
+                result.extend(range.map(|index| fill(index, &why)));
             }
         }
         result
     }
 }
 
-impl<T, O, F> Drop for MapJob<T, O, F> {
+impl<T, O, S, I, F> Drop for MapJob<T, O, S, I, F> {
     fn drop(&mut self) {
         if std::mem::needs_drop::<O>() {
             let plan = self.book.plan;
@@ -570,13 +715,15 @@ impl<T, O, F> Drop for MapJob<T, O, F> {
     }
 }
 
-impl<T, O, F> sealed::Sealed for MapJob<T, O, F> {}
+impl<T, O, S, I, F> sealed::Sealed for MapJob<T, O, S, I, F> {}
 
-impl<T, O, F> Job for MapJob<T, O, F>
+impl<T, O, S, I, F> Job for MapJob<T, O, S, I, F>
 where
     T: Send,
     O: Send + Serialize + DeserializeOwned,
-    F: Fn(T) -> O + Sync,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: TaskFn<S, T, O>,
 {
     fn plan(&self) -> ChunkPlan {
         self.book.plan
@@ -639,7 +786,7 @@ where
     }
 
     fn should_stop(&self) -> bool {
-        self.book.stopped.load(Ordering::Acquire)
+        self.book.should_stop()
     }
 
     fn is_chunk_done(&self, chunk: usize) -> bool {
@@ -671,10 +818,16 @@ where
     F: Fn(T) -> R + Sync,
     Op: Fn(R, R) -> R + Sync,
 {
-    pub(crate) fn new(items: Vec<T>, plan: ChunkPlan, function: F, identity: R, op: Op) -> Self {
+    pub(crate) fn new(
+        items: Vec<T>,
+        plan: ChunkPlan,
+        function: F,
+        (identity, op): (R, Op),
+        watch: Watch,
+    ) -> Self {
         let chunk_count = plan.chunk_count();
         ReduceJob {
-            book: ChunkBook::new(plan),
+            book: ChunkBook::new(plan, watch),
             inputs: Inputs::new(items, plan),
             partials: (0..chunk_count).map(|_| UnsafeCell::new(None)).collect(),
             identity: Mutex::new(identity),
@@ -725,9 +878,14 @@ where
         let current = Cell::new(range.start);
         let mut progress = ChunkProgress::new(&self.inputs.taken_per_chunk[chunk], None);
         let mut partial = None;
+        let mut cancelled = Ok(());
         let outcome = catch_task_panic(self.book.total(), &current, || {
             let mut accumulator = self.identity();
             for index in range {
+                cancelled = self.book.check_cancelled();
+                if cancelled.is_err() {
+                    return;
+                }
                 // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
                 // and take its items in order.
                 let item = unsafe { progress.take(&self.inputs, index, &current, current_item) };
@@ -735,6 +893,7 @@ where
             }
             partial = Some(accumulator);
         });
+        let outcome = outcome.and(cancelled);
         drop(progress);
         if outcome.is_ok() {
             // SAFETY: we hold the chunk; no one else touches its partial.
@@ -779,7 +938,7 @@ where
     }
 
     fn should_stop(&self) -> bool {
-        self.book.stopped.load(Ordering::Acquire)
+        self.book.should_stop()
     }
 
     fn is_chunk_done(&self, chunk: usize) -> bool {
@@ -792,13 +951,14 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn square_job(n: u64, chunk_size: usize) -> MapJob<u64, u64, fn(u64) -> u64> {
+    fn square_job(n: u64, chunk_size: usize) -> StatelessMapJob<u64, u64, fn(u64) -> u64> {
         let items: Vec<u64> = (0..n).collect();
         MapJob::new(
             items,
             ChunkPlan::new(n as usize, chunk_size),
             |x| x * x,
             None,
+            Watch::default(),
         )
     }
 
@@ -903,6 +1063,7 @@ mod tests {
                 }
             },
             None,
+            Watch::default(),
         );
         job.run_chunk(0, None).unwrap();
         let error = job.run_chunk(1, None).unwrap_err();
@@ -926,6 +1087,7 @@ mod tests {
             ChunkPlan::new(6, 3),
             |x: u64| -> Result<u64, Error> { Ok(x + 100) },
             Some(Err),
+            Watch::default(),
         );
         job.record_failure(Error::crash(4, 6, "killed by signal 9 (SIGKILL)"));
         assert!(!job.should_stop());
@@ -944,8 +1106,8 @@ mod tests {
                 vec!["a", "b", "c", "d", "e"],
                 ChunkPlan::new(5, 2),
                 |s: &str| s.to_string(),
-                String::new(),
-                |a: String, b: String| a + &b,
+                (String::new(), |a: String, b: String| a + &b),
+                Watch::default(),
             )
         };
         let worker = make();

@@ -47,15 +47,20 @@
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+mod cancel;
 pub mod cpus;
 mod error;
 mod job;
 mod plan;
 mod pool;
+mod progress;
+pub mod stream;
 pub mod workloads;
 
 pub use backend::{Backend, BackendKind};
+pub use cancel::CancelToken;
 pub use error::Error;
 pub use job::Job;
 pub use plan::ChunkPlan;
 pub use pool::{BACKEND_VARIABLE, Pool, PoolBuilder};
+pub use stream::{Imap, ImapUnordered, Session};

@@ -5,11 +5,14 @@
 //! the backend. Settings come from the builder, then from the environment
 //! (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU detection.
 
-use crate::backend::{self, Backend, BackendKind, BackendSettings, SerialBackend};
+use crate::backend::{self, Backend, BackendKind, BackendSettings, SerialBackend, Streamer};
+use crate::cancel::CancelToken;
 use crate::cpus;
 use crate::error::{Error, panic_payload_message};
-use crate::job::{self, Job, MapJob, ReduceJob};
+use crate::job::{self, Job, MapJob, ReduceJob, Watch};
 use crate::plan::ChunkPlan;
+use crate::progress::{Meter, ProgressMode};
+use crate::stream::{self, Imap, ImapUnordered, Session};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -41,7 +44,11 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 #[derive(Clone)]
 pub struct Pool {
     backend: Arc<dyn Backend>,
+    streamer: Streamer,
     chunk_size: Option<usize>,
+    in_flight: Option<usize>,
+    progress: ProgressMode,
+    cancel: Option<CancelToken>,
 }
 
 impl fmt::Debug for Pool {
@@ -50,6 +57,9 @@ impl fmt::Debug for Pool {
             .field("kind", &self.kind())
             .field("workers", &self.workers())
             .field("chunk_size", &self.chunk_size)
+            .field("in_flight", &self.in_flight)
+            .field("progress", &self.progress)
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -90,7 +100,20 @@ impl Pool {
     pub fn with_backend(backend: impl Backend + 'static) -> Pool {
         Pool {
             backend: Arc::new(backend),
+            streamer: Streamer::Batch,
             chunk_size: None,
+            in_flight: None,
+            progress: ProgressMode::Off,
+            cancel: None,
+        }
+    }
+
+    /// A pool that shares this one's workers and whose calls stop when
+    /// `token` is cancelled; see [`CancelToken`]. This pool is unaffected.
+    pub fn with_cancel(&self, token: &CancelToken) -> Pool {
+        Pool {
+            cancel: Some(token.clone()),
+            ..self.clone()
         }
     }
 
@@ -141,7 +164,59 @@ impl Pool {
             return Ok(Vec::new());
         }
         let plan = self.plan(items.len());
-        let job = MapJob::new(items, plan, f, None);
+        let job = MapJob::new(items, plan, f, None, self.watch(plan));
+        self.execute(&job)?;
+        job.into_outputs()
+    }
+
+    /// Like [`map`](Pool::map), with per-worker state: `init` runs once per
+    /// worker that takes part (per thread, per worker process, per MPI
+    /// rank; never more than [`workers`](Pool::workers) times per call) and
+    /// `f` gets `&mut` to that worker's state with each item. Use it for a
+    /// scratch buffer, a random generator or a connection that is costly to
+    /// make. Like rayon's `map_init`.
+    ///
+    /// Which items share a state depends on scheduling, so results stay
+    /// deterministic only where the state does not change them (a buffer
+    /// that is cleared before use, not a generator whose draws end up in
+    /// the results; derive per-item streams from the item index for that).
+    ///
+    /// ```
+    /// let pool = parpool::Pool::new();
+    /// // One scratch buffer per worker, reused for every item it runs.
+    /// let lengths = pool.map_init(
+    ///     || String::with_capacity(64),
+    ///     |buffer: &mut String, n: usize| {
+    ///         buffer.clear();
+    ///         for _ in 0..n {
+    ///             buffer.push('x');
+    ///         }
+    ///         buffer.len()
+    ///     },
+    ///     [3, 1, 4],
+    /// )?;
+    /// assert_eq!(lengths, [3, 1, 4]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn map_init<T, S, R, I, F>(
+        &self,
+        init: I,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Vec<R>, Error>
+    where
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, T) -> R + Sync,
+        T: Send,
+        S: Send,
+        R: Send + Serialize + DeserializeOwned,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = self.plan(items.len());
+        let job = MapJob::with_state(items, plan, init, f, None, self.watch(plan));
         self.execute(&job)?;
         job.into_outputs()
     }
@@ -180,15 +255,10 @@ impl Pool {
             catch_unwind(AssertUnwindSafe(|| f(item)))
                 .map_err(|payload| Error::panic(index, total, panic_payload_message(&*payload)))
         };
-        let job = MapJob::new(items, plan, guarded, Some(Err));
+        let job = MapJob::new(items, plan, guarded, Some(Err), self.watch(plan));
         match self.execute(&job) {
-            Ok(()) => job.into_outputs_or(|index| {
-                Err(Error::backend(
-                    self.kind().name(),
-                    format!("task {index} of {total} was never run"),
-                ))
-            }),
-            Err(error) => job.into_outputs_or(|_| Err(error.clone())),
+            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
+            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
         }
     }
 
@@ -225,9 +295,164 @@ impl Pool {
             return Ok(identity);
         }
         let plan = self.plan(items.len());
-        let job = ReduceJob::new(items, plan, f, identity, op);
+        let job = ReduceJob::new(items, plan, f, (identity, op), self.watch(plan));
         self.execute(&job)?;
         job.into_result()
+    }
+
+    /// Applies `f` to the items of `input` lazily, in parallel, and returns
+    /// an iterator of the results in input order; see [`Imap`].
+    ///
+    /// The input is pulled in chunks of [`chunk_size`](PoolBuilder::chunk_size)
+    /// items (default [`STREAM_CHUNK_SIZE`](crate::stream::STREAM_CHUNK_SIZE))
+    /// only while fewer than [`in_flight`](PoolBuilder::in_flight) chunks are
+    /// running or waiting to be handed out, so an input of any length (an
+    /// iterator of 10^9 items, the lines of a file) is processed in constant
+    /// memory. Dropping the iterator cancels the rest promptly.
+    ///
+    /// On the process backend the stream forks its workers once and sends
+    /// them each chunk's items, encoded with postcard: that is why `T` must
+    /// be `Serialize + DeserializeOwned` (on every backend, since the
+    /// backend is chosen at run time). `f` must be `'static` because it
+    /// keeps running while the iterator is alive; move what it needs into
+    /// it (an `Arc` for shared data). To reuse the same workers for several
+    /// streams or calls, make a [`session`](Pool::session).
+    ///
+    /// ```
+    /// let pool = parpool::Pool::new();
+    /// let lengths: Vec<usize> = pool
+    ///     .imap(|line: String| line.len(), ["a", "bb", "ccc"].map(String::from))?
+    ///     .collect::<Result<_, _>>()?;
+    /// assert_eq!(lengths, [1, 2, 3]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Starting the stream's workers failed (on the process backend: a
+    /// `fork`). Task failures are items of the iterator.
+    pub fn imap<T, R, F, I>(&self, f: F, input: I) -> Result<Imap<'static, I::IntoIter, R>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        let engine = stream::engine_for(self, Arc::new(f))?;
+        Ok(stream::imap(self, input.into_iter(), engine))
+    }
+
+    /// Like [`imap`](Pool::imap), but yields `(index, result)` as soon as
+    /// each chunk finishes, in no particular order; see [`ImapUnordered`].
+    ///
+    /// ```
+    /// let pool = parpool::Pool::new();
+    /// let mut done: Vec<(usize, u64)> = pool
+    ///     .imap_unordered(|x: u64| x * x, 0..5u64)?
+    ///     .map(|(index, result)| result.map(|square| (index, square)))
+    ///     .collect::<Result<_, _>>()?;
+    /// done.sort();
+    /// assert_eq!(done, [(0, 0), (1, 1), (2, 4), (3, 9), (4, 16)]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As for [`imap`](Pool::imap).
+    pub fn imap_unordered<T, R, F, I>(
+        &self,
+        f: F,
+        input: I,
+    ) -> Result<ImapUnordered<'static, I::IntoIter, R>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        let engine = stream::engine_for(self, Arc::new(f))?;
+        Ok(stream::imap_unordered(self, input.into_iter(), engine))
+    }
+
+    /// Starts workers for `f` that serve many calls: see [`Session`]. On
+    /// the process backend this forks the workers once, now, instead of on
+    /// every call.
+    ///
+    /// # Errors
+    ///
+    /// Starting the workers failed (a `fork`).
+    pub fn session<T, R, F>(&self, f: F) -> Result<Session<T, R>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        Session::new(self, Arc::new(f))
+    }
+
+    /// What a call over `plan` is watched by.
+    fn watch(&self, plan: ChunkPlan) -> Watch {
+        let show = self.progress != ProgressMode::Off && self.rank() == 0;
+        Watch {
+            cancel: self.cancel.clone(),
+            meter: if show {
+                Meter::start(self.progress, Some(plan.item_count()))
+            } else {
+                Meter::default()
+            },
+        }
+    }
+
+    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
+        self.cancel.as_ref()
+    }
+
+    pub(crate) fn progress_mode(&self) -> ProgressMode {
+        if self.rank() == 0 {
+            self.progress
+        } else {
+            ProgressMode::Off
+        }
+    }
+
+    /// This pool without a progress bar (for calls made by a stream, which
+    /// shows its own).
+    pub(crate) fn without_progress(&self) -> Pool {
+        Pool {
+            progress: ProgressMode::Off,
+            ..self.clone()
+        }
+    }
+
+    /// Chunks a stream keeps in flight.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+            .unwrap_or(stream::IN_FLIGHT_PER_WORKER * self.workers())
+    }
+
+    /// Items per chunk of a stream of unknown length.
+    pub(crate) fn stream_chunk_size(&self) -> usize {
+        self.chunk_size.unwrap_or(stream::STREAM_CHUNK_SIZE)
+    }
+
+    /// Items per chunk of a call over `total` items.
+    pub(crate) fn batch_chunk_size(&self, total: usize) -> usize {
+        self.plan(total).chunk_size()
+    }
+
+    pub(crate) fn rayon_pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        match &self.streamer {
+            Streamer::Threads(threads) => Some(threads.clone()),
+            _ => None,
+        }
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn process_settings(&self) -> Option<BackendSettings> {
+        match &self.streamer {
+            Streamer::Processes(settings) => Some(settings.clone()),
+            _ => None,
+        }
     }
 
     /// The chunk plan for `item_count` items.
@@ -275,6 +500,8 @@ pub struct PoolBuilder {
     chunk_size: Option<usize>,
     timeout: Option<Duration>,
     retries: u32,
+    in_flight: Option<usize>,
+    progress: ProgressMode,
 }
 
 impl PoolBuilder {
@@ -320,6 +547,44 @@ impl PoolBuilder {
         self
     }
 
+    /// How many chunks a stream ([`imap`](Pool::imap)) keeps running or
+    /// waiting to be handed out at once; it bounds the stream's memory to
+    /// about `in_flight * chunk_size` items and results. Default: 4 per
+    /// worker. Must be at least 1.
+    pub fn in_flight(mut self, chunks: usize) -> PoolBuilder {
+        self.in_flight = Some(chunks);
+        self
+    }
+
+    /// Shows a progress bar on stderr for every call (`map`, `try_map`,
+    /// `map_init`, `map_reduce`, `imap`): items done out of the total, rate
+    /// and time left; a spinner with a count for a stream of unknown
+    /// length. Drawn only when stderr is a terminal (see
+    /// [`force_progress`](PoolBuilder::force_progress)). On MPI, rank 0
+    /// draws. Needs the cargo feature `progress` (on by default).
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self, show: bool) -> PoolBuilder {
+        self.progress = if show {
+            ProgressMode::Auto
+        } else {
+            ProgressMode::Off
+        };
+        self
+    }
+
+    /// Like [`progress`](PoolBuilder::progress), but also when stderr is
+    /// not a terminal (a log file, a batch job's output), as one line per
+    /// update, at most two a second.
+    #[cfg(feature = "progress")]
+    pub fn force_progress(mut self, show: bool) -> PoolBuilder {
+        self.progress = if show {
+            ProgressMode::Always
+        } else {
+            ProgressMode::Off
+        };
+        self
+    }
+
     /// Checks the settings and starts the backend's workers.
     ///
     /// # Errors
@@ -354,6 +619,13 @@ impl PoolBuilder {
                 "a chunk holds at least 1 item",
             ));
         }
+        if self.in_flight == Some(0) {
+            return Err(Error::invalid_config(
+                "in_flight",
+                "0",
+                "a stream needs at least 1 chunk in flight",
+            ));
+        }
         if self.timeout == Some(Duration::ZERO) {
             return Err(Error::invalid_config(
                 "timeout",
@@ -366,10 +638,14 @@ impl PoolBuilder {
             timeout: self.timeout,
             retries: self.retries,
         };
-        let backend = backend::build(kind, &settings)?;
+        let (backend, streamer) = backend::build(kind, &settings)?;
         Ok(Pool {
             backend,
+            streamer,
             chunk_size: self.chunk_size,
+            in_flight: self.in_flight,
+            progress: self.progress,
+            cancel: None,
         })
     }
 }

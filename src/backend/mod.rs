@@ -68,6 +68,8 @@ mod threads;
 #[cfg(feature = "mpi")]
 pub use mpi::MpiBackend;
 #[cfg(unix)]
+pub(crate) use processes::ProcessEngine;
+#[cfg(unix)]
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
@@ -233,11 +235,23 @@ pub(crate) struct BackendSettings {
     pub(crate) retries: u32,
 }
 
-/// Builds the built-in backend `kind`.
+/// How streams (`imap`, sessions) run on a pool's backend.
+#[derive(Clone)]
+pub(crate) enum Streamer {
+    /// Chunks submitted so far run together as one ordinary call.
+    Batch,
+    /// Each chunk is a task on this rayon pool.
+    Threads(std::sync::Arc<rayon::ThreadPool>),
+    /// Worker processes forked once per stream or session.
+    #[cfg(unix)]
+    Processes(BackendSettings),
+}
+
+/// Builds the built-in backend `kind`, and says how its streams run.
 pub(crate) fn build(
     kind: BackendKind,
     settings: &BackendSettings,
-) -> Result<std::sync::Arc<dyn Backend>, Error> {
+) -> Result<(std::sync::Arc<dyn Backend>, Streamer), Error> {
     if let Some(limit) = settings.timeout
         && !kind_can_time_out(kind)
     {
@@ -251,16 +265,23 @@ pub(crate) fn build(
         ));
     }
     Ok(match kind {
-        BackendKind::Serial => std::sync::Arc::new(SerialBackend),
-        BackendKind::Threads => std::sync::Arc::new(ThreadsBackend::new(settings.workers)?),
+        BackendKind::Serial => (std::sync::Arc::new(SerialBackend), Streamer::Batch),
+        BackendKind::Threads => {
+            let threads = ThreadsBackend::new(settings.workers)?;
+            let streamer = Streamer::Threads(threads.rayon_pool());
+            (std::sync::Arc::new(threads), streamer)
+        }
         #[cfg(unix)]
-        BackendKind::Processes => std::sync::Arc::new(ProcessesBackend::new(
-            settings.workers,
-            settings.timeout,
-            settings.retries,
-        )?),
+        BackendKind::Processes => (
+            std::sync::Arc::new(ProcessesBackend::new(
+                settings.workers,
+                settings.timeout,
+                settings.retries,
+            )?),
+            Streamer::Processes(settings.clone()),
+        ),
         #[cfg(feature = "mpi")]
-        BackendKind::Mpi => std::sync::Arc::new(MpiBackend::new()?),
+        BackendKind::Mpi => (std::sync::Arc::new(MpiBackend::new()?), Streamer::Batch),
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",

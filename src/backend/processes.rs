@@ -62,8 +62,9 @@
 //! - **malloc**: glibc's allocator resets its locks in the child (it
 //!   registers `pthread_atfork` handlers), so allocating in a task is safe.
 //! - **this crate's own forks**: concurrent calls from several threads fork
-//!   one at a time (a global lock), so no child inherits another call's pipe
-//!   and delays its end-of-file.
+//!   one at a time (a global lock). A child may still inherit another
+//!   call's pipe; nothing waits for end-of-file on a pipe (exits are seen
+//!   with `waitpid`), so that delays nothing.
 //! - **the panic hook**: the default hook takes a process-wide backtrace
 //!   lock, which another thread of the parent may hold while it panics. The
 //!   backend wraps the panic hook once (before its first fork) so that in a
@@ -87,6 +88,10 @@
 //! fewer, larger calls, or use the thread backend when the function is
 //! thread-safe. A persistent worker session that forks once and is reused is
 //! the planned remedy (it is what streaming `imap` on processes needs).
+
+mod session;
+
+pub(crate) use session::ProcessEngine;
 
 use super::{Backend, BackendKind};
 use crate::error::Error;
@@ -138,7 +143,6 @@ impl Backend for ProcessesBackend {
         if chunk_count == 0 {
             return Ok(());
         }
-        install_worker_panic_hook();
         let mut supervisor = Supervisor::new(job, self, self.workers.min(chunk_count))?;
         let outcome = supervisor.supervise();
         // Dropping the supervisor kills and reaps whatever is still running.
@@ -172,6 +176,11 @@ struct SharedMemory {
     length: usize,
     slots: usize,
 }
+
+// SAFETY: the mapping is owned by this value and only reached through it;
+// everything in it is an atomic, so moving the owner to another thread is
+// fine.
+unsafe impl Send for SharedMemory {}
 
 impl SharedMemory {
     fn new(slots: usize) -> Result<SharedMemory, Error> {
@@ -262,6 +271,33 @@ fn parse_frame(buffer: &[u8]) -> Option<(u8, usize, std::ops::Range<usize>)> {
 
 /// Serializes this crate's forks, so no child inherits another call's pipe.
 static FORK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Forks a child that runs `child` (which never returns) and returns its
+/// pid. Holds the fork lock and the stdio locks across the fork: no other
+/// thread can be inside them, and nothing buffered is copied into the
+/// child.
+fn fork_child(child: impl FnOnce() -> std::convert::Infallible) -> Result<libc::pid_t, Error> {
+    install_worker_panic_hook();
+    let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let stdout = std::io::stdout();
+    let mut stdout_lock = stdout.lock();
+    let _ = stdout_lock.flush();
+    let stderr_lock = std::io::stderr().lock();
+    // SAFETY: fork has no memory-safety preconditions; the child only runs
+    // `child`, which never returns (it ends in `_exit`), and the hazards of
+    // forking a threaded process are handled as the module docs describe.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // `child` returns `Infallible`: it never comes back.
+        child();
+    }
+    drop(stderr_lock);
+    drop(stdout_lock);
+    if pid < 0 {
+        return Err(os_error("fork"));
+    }
+    Ok(pid)
+}
 
 /// A running child, as the parent sees it.
 struct Worker {
@@ -380,7 +416,6 @@ impl<'a> Supervisor<'a> {
             .store(IDLE, Ordering::Release);
         let inherited: Vec<RawFd> = self.workers.iter().map(|w| w.pipe.as_raw_fd()).collect();
 
-        let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let (read_end, write_end) = match pipe() {
             Ok(ends) => ends,
             Err(error) => {
@@ -388,19 +423,8 @@ impl<'a> Supervisor<'a> {
                 return Err(error);
             }
         };
-        // Hold the stdio locks across fork: no other thread can be inside
-        // them, and nothing buffered is copied into the child.
-        let stdout = std::io::stdout();
-        let mut stdout_lock = stdout.lock();
-        let _ = stdout_lock.flush();
-        let stderr_lock = std::io::stderr().lock();
-        // SAFETY: fork has no memory-safety preconditions; the child only
-        // runs `child_main`, which never returns (it ends in `_exit`), and
-        // the hazards of forking a threaded process are handled as the
-        // module docs describe.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let context = ChildContext {
+        let forked = fork_child(|| {
+            child_main(ChildContext {
                 job: self.job,
                 shared: &self.shared,
                 slot,
@@ -409,16 +433,16 @@ impl<'a> Supervisor<'a> {
                 inherited: &inherited,
                 read_end: read_end.as_raw_fd(),
                 parent_pid: self.parent_pid,
-            };
-            child_main(context);
-        }
-        drop(stderr_lock);
-        drop(stdout_lock);
+            })
+        });
         drop(write_end);
-        if pid < 0 {
-            self.free_slots.push(slot);
-            return Err(os_error("fork"));
-        }
+        let pid = match forked {
+            Ok(pid) => pid,
+            Err(error) => {
+                self.free_slots.push(slot);
+                return Err(error);
+            }
+        };
         set_nonblocking(&read_end)?;
         self.workers.push(Worker {
             pid,
@@ -701,15 +725,29 @@ struct ChildContext<'a> {
 }
 
 /// The life of a worker process. Never returns.
-fn child_main(context: ChildContext<'_>) -> ! {
-    die_with_parent(context.parent_pid);
-    for &fd in context.inherited.iter().chain([&context.read_end]) {
+fn child_main(context: ChildContext<'_>) -> std::convert::Infallible {
+    let mut close = context.inherited.to_vec();
+    close.push(context.read_end);
+    enter_child(context.parent_pid, &close);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child_loop(&context)));
+    exit_child(outcome)
+}
+
+/// Prepares a freshly forked worker: dies with the parent, closes the
+/// parent's descriptors it does not use, marks itself as a worker.
+fn enter_child(parent_pid: libc::pid_t, close: &[RawFd]) {
+    die_with_parent(parent_pid);
+    for &fd in close {
         // SAFETY: these descriptors are the parent's, copied by fork; this
         // child never uses them, and nothing else in it owns them.
         unsafe { libc::close(fd) };
     }
     job::mark_worker_process();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| child_loop(&context)));
+}
+
+/// Ends a worker process: flushes stdout, then `_exit` with a code that
+/// says how the worker's loop ended.
+fn exit_child(outcome: std::thread::Result<std::io::Result<()>>) -> std::convert::Infallible {
     let _ = std::io::stdout().flush();
     let code = match outcome {
         Ok(Ok(())) => 0,
@@ -826,19 +864,19 @@ fn set_nonblocking(fd: &OwnedFd) -> Result<(), Error> {
 
 /// Reads everything available from a worker's pipe into its buffer.
 fn drain_pipe(worker: &mut Worker) -> Result<(), Error> {
+    drain(&worker.pipe, &mut worker.buffer)
+}
+
+/// Reads everything available from a non-blocking descriptor into
+/// `buffer`, until it would block or reaches end-of-file.
+fn drain(fd: &OwnedFd, buffer: &mut Vec<u8>) -> Result<(), Error> {
     let mut chunk = [0u8; 64 * 1024];
     loop {
         // SAFETY: `chunk` is a writable buffer of the length passed.
-        let read = unsafe {
-            libc::read(
-                worker.pipe.as_raw_fd(),
-                chunk.as_mut_ptr().cast(),
-                chunk.len(),
-            )
-        };
+        let read = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
         match read {
             0 => return Ok(()),
-            n if n > 0 => worker.buffer.extend_from_slice(&chunk[..n as usize]),
+            n if n > 0 => buffer.extend_from_slice(&chunk[..n as usize]),
             _ => {
                 let error = std::io::Error::last_os_error();
                 match error.kind() {

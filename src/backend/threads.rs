@@ -8,18 +8,19 @@
 //! chunks are claimed dynamically: a slow chunk holds up one thread, not a
 //! precomputed share of the work.
 //!
-//! The threads live as long as the pool (and its clones) and exit when the
-//! last clone is dropped.
+//! The threads live as long as the pool (and its clones, and any stream
+//! still running on it) and exit when the last of them is dropped.
 
 use super::{Backend, BackendKind};
 use crate::error::Error;
 use crate::job::Job;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Runs chunks on its own rayon thread pool.
 #[derive(Debug)]
 pub struct ThreadsBackend {
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
     workers: usize,
 }
 
@@ -32,7 +33,15 @@ impl ThreadsBackend {
             .thread_name(|index| format!("parpool-worker-{index}"))
             .build()
             .map_err(|e| Error::backend("threads", e))?;
-        Ok(ThreadsBackend { pool, workers })
+        Ok(ThreadsBackend {
+            pool: Arc::new(pool),
+            workers,
+        })
+    }
+
+    /// The rayon pool, shared with the streams (`imap`) of this backend.
+    pub(crate) fn rayon_pool(&self) -> Arc<rayon::ThreadPool> {
+        self.pool.clone()
     }
 }
 

@@ -1,0 +1,63 @@
+//! [`CancelToken`]: stop a running call from another thread.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A flag that stops the calls of a pool watching it.
+///
+/// Give a pool a token with [`Pool::with_cancel`](crate::Pool::with_cancel);
+/// calling [`cancel`](CancelToken::cancel) from any thread then stops the
+/// calls of that pool: no new chunk starts, a running chunk stops at its
+/// next item on the serial and thread backends, worker processes are
+/// killed on the process backend, and a streaming
+/// [`imap`](crate::Pool::imap) ends. The call returns an error for which
+/// [`Error::is_cancelled`](crate::Error::is_cancelled) is true (for
+/// `try_map`, each item that did not run gets one). A task that is running
+/// at that moment on a thread finishes that one item first: a thread cannot
+/// be stopped safely in the middle of a function.
+///
+/// A token stays cancelled; the pool itself stays usable, so make a new
+/// token (or use the pool without one) for the next call.
+///
+/// ```
+/// use parpool::{BackendKind, CancelToken, Pool};
+/// use std::time::Duration;
+///
+/// let pool = Pool::builder().kind(BackendKind::Threads).workers(2).build()?;
+/// let token = CancelToken::new();
+/// let stopper = token.clone();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(50));
+///     stopper.cancel();
+/// });
+/// let slow = |x: u64| {
+///     std::thread::sleep(Duration::from_millis(10));
+///     x
+/// };
+/// let error = pool.with_cancel(&token).map(slow, 0..10_000).unwrap_err();
+/// assert!(error.is_cancelled());
+/// // The pool itself is fine.
+/// assert_eq!(pool.map(|x: u64| x + 1, [1, 2])?, [2, 3]);
+/// # Ok::<(), parpool::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken {
+    cancelled: Arc<AtomicBool>,
+}
+
+impl CancelToken {
+    /// A token that has not been cancelled.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+
+    /// Cancels every call watching this token, now and later.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// True once [`cancel`](CancelToken::cancel) has been called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+}

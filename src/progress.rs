@@ -1,0 +1,136 @@
+//! Progress bars on stderr for pool calls (cargo feature `progress`).
+//!
+//! A call that shows progress creates a [`Meter`]; chunks add their item
+//! count to it when their results reach the calling process: when a thread
+//! finishes a chunk, or when the parent process accepts the results a
+//! worker process sent it. A worker process's copy of the meter never
+//! draws. Without the feature, a `Meter` does nothing.
+
+/// When a pool shows a progress bar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum ProgressMode {
+    /// Never.
+    #[default]
+    Off,
+    /// When stderr is a terminal.
+    Auto,
+    /// Always; when stderr is not a terminal, one line per update (at most
+    /// a few per second), for logs.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
+    Always,
+}
+
+/// The progress of one call: items done out of `total` (or a count with a
+/// spinner when the total is unknown).
+#[derive(Debug, Default)]
+pub(crate) struct Meter {
+    #[cfg(feature = "progress")]
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Meter {
+    /// A meter for a call over `total` items (`None`: a stream).
+    #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+    pub(crate) fn start(mode: ProgressMode, total: Option<usize>) -> Meter {
+        #[cfg(feature = "progress")]
+        {
+            Meter {
+                bar: bar::start(mode, total),
+            }
+        }
+        #[cfg(not(feature = "progress"))]
+        Meter::default()
+    }
+
+    /// Adds `items` to the count.
+    #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+    pub(crate) fn advance(&self, items: usize) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            bar.inc(items as u64);
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            // Leaves the last count on screen, whether or not the call
+            // finished.
+            bar.abandon();
+        }
+    }
+}
+
+#[cfg(feature = "progress")]
+mod bar {
+    use super::ProgressMode;
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+    use std::io::{IsTerminal, Write};
+
+    pub(super) fn start(mode: ProgressMode, total: Option<usize>) -> Option<ProgressBar> {
+        let target = match mode {
+            ProgressMode::Off => return None,
+            ProgressMode::Auto if !std::io::stderr().is_terminal() => return None,
+            ProgressMode::Auto => ProgressDrawTarget::stderr(),
+            ProgressMode::Always if std::io::stderr().is_terminal() => ProgressDrawTarget::stderr(),
+            ProgressMode::Always => ProgressDrawTarget::term_like_with_hz(Box::new(LogLines), 2),
+        };
+        let (bar, template) = match total {
+            Some(total) => (
+                ProgressBar::with_draw_target(Some(total as u64), target),
+                "{elapsed_precise} [{wide_bar}] {pos}/{len} items, {per_sec}, ETA {eta}",
+            ),
+            None => (
+                ProgressBar::with_draw_target(None, target),
+                "{spinner} {elapsed_precise} {pos} items, {per_sec}",
+            ),
+        };
+        let style = ProgressStyle::with_template(template)
+            .expect("the progress templates are valid")
+            .progress_chars("=> ");
+        bar.set_style(style);
+        Some(bar)
+    }
+
+    /// Draws each update of the bar as a line of its own on stderr, for
+    /// logs and pipes (no cursor movement).
+    #[derive(Debug)]
+    struct LogLines;
+
+    impl TermLike for LogLines {
+        fn width(&self) -> u16 {
+            100
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, line: &str) -> std::io::Result<()> {
+            writeln!(std::io::stderr(), "{line}")
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            // A frame of the bar: end it with a newline so each update is a
+            // log line.
+            if text.is_empty() {
+                return Ok(());
+            }
+            writeln!(std::io::stderr(), "{text}")
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            std::io::stderr().flush()
+        }
+    }
+}
