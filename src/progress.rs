@@ -13,6 +13,7 @@ pub(crate) enum ProgressMode {
     #[default]
     Off,
     /// When stderr is a terminal.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     Auto,
     /// Always; when stderr is not a terminal, one line per update (at most
     /// a few per second), for logs.
@@ -57,8 +58,15 @@ impl Drop for Meter {
         #[cfg(feature = "progress")]
         if let Some(bar) = &self.bar {
             // Leaves the last count on screen, whether or not the call
-            // finished.
+            // finished; on a log (not a terminal) as a last line.
+            if bar.is_hidden() {
+                return;
+            }
             bar.abandon();
+            if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "{}", bar::summary(bar));
+            }
         }
     }
 }
@@ -66,8 +74,10 @@ impl Drop for Meter {
 #[cfg(feature = "progress")]
 mod bar {
     use super::ProgressMode;
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
     use std::io::{IsTerminal, Write};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
 
     pub(super) fn start(mode: ProgressMode, total: Option<usize>) -> Option<ProgressBar> {
         let target = match mode {
@@ -75,29 +85,49 @@ mod bar {
             ProgressMode::Auto if !std::io::stderr().is_terminal() => return None,
             ProgressMode::Auto => ProgressDrawTarget::stderr(),
             ProgressMode::Always if std::io::stderr().is_terminal() => ProgressDrawTarget::stderr(),
-            ProgressMode::Always => ProgressDrawTarget::term_like_with_hz(Box::new(LogLines), 2),
+            ProgressMode::Always => ProgressDrawTarget::term_like(Box::new(LogLines::default())),
         };
         let (bar, template) = match total {
             Some(total) => (
                 ProgressBar::with_draw_target(Some(total as u64), target),
-                "{elapsed_precise} [{wide_bar}] {pos}/{len} items, {per_sec}, ETA {eta}",
+                "{elapsed_precise} [{wide_bar}] {pos}/{len} items, {rate}, ETA {eta}",
             ),
             None => (
                 ProgressBar::with_draw_target(None, target),
-                "{spinner} {elapsed_precise} {pos} items, {per_sec}",
+                "{spinner} {elapsed_precise} {pos} items, {rate}",
             ),
+        };
+        let rate = |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+            let _ = write!(out, "{:.0} items/s", state.per_sec());
         };
         let style = ProgressStyle::with_template(template)
             .expect("the progress templates are valid")
+            .with_key("rate", rate)
             .progress_chars("=> ");
         bar.set_style(style);
         Some(bar)
     }
 
-    /// Draws each update of the bar as a line of its own on stderr, for
-    /// logs and pipes (no cursor movement).
-    #[derive(Debug)]
-    struct LogLines;
+    /// "1000/1000 items in 0.52 s (1923 items/s)", for the last log line.
+    pub(super) fn summary(bar: &ProgressBar) -> String {
+        let done = match bar.length() {
+            Some(total) => format!("{}/{total}", bar.position()),
+            None => bar.position().to_string(),
+        };
+        let seconds = bar.elapsed().as_secs_f64();
+        format!(
+            "{done} items in {seconds:.2} s ({:.0} items/s)",
+            bar.position() as f64 / seconds.max(1e-9)
+        )
+    }
+
+    /// Draws the bar as log lines on stderr, at most one a second, with no
+    /// cursor movement (for log files and pipes). The last state is drawn
+    /// by `Meter`'s drop.
+    #[derive(Debug, Default)]
+    struct LogLines {
+        last: Mutex<Option<Instant>>,
+    }
 
     impl TermLike for LogLines {
         fn width(&self) -> u16 {
@@ -116,14 +146,19 @@ mod bar {
             Ok(())
         }
         fn write_line(&self, line: &str) -> std::io::Result<()> {
-            writeln!(std::io::stderr(), "{line}")
+            self.write_str(line)
         }
         fn write_str(&self, text: &str) -> std::io::Result<()> {
-            // A frame of the bar: end it with a newline so each update is a
-            // log line.
+            let text = text.trim_end();
             if text.is_empty() {
                 return Ok(());
             }
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            if last.is_some_and(|at| now - at < Duration::from_secs(1)) {
+                return Ok(());
+            }
+            *last = Some(now);
             writeln!(std::io::stderr(), "{text}")
         }
         fn clear_line(&self) -> std::io::Result<()> {
