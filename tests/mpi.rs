@@ -96,6 +96,7 @@ const SCENARIOS: &[&str] = &[
     "64-mb-results",
     "second-pool-reuses-mpi",
     "pi-matches-serial",
+    "imap-and-sessions",
 ];
 
 fn rank_main() {
@@ -176,6 +177,37 @@ fn rank_main() {
     let estimate = pi::estimate(&pool, 8, 200_000, 5).unwrap();
     assert_eq!(estimate, pi::estimate(&serial, 8, 200_000, 5).unwrap());
     ok("pi-matches-serial");
+
+    // Every rank reads the same input and gets every result, in order; a
+    // panic is an item of the stream on every rank.
+    let stream: Vec<Result<u64, parpool::Error>> = one_item_chunks
+        .imap(
+            |x: u64| {
+                assert!(x != 9, "nine");
+                x + 1
+            },
+            0..40u64,
+        )
+        .unwrap()
+        .collect();
+    for (index, result) in stream.iter().enumerate() {
+        if index == 9 {
+            assert_eq!(
+                result.as_ref().unwrap_err().to_string(),
+                "task 9 panicked: nine"
+            );
+        } else {
+            assert_eq!(result.as_ref().ok(), Some(&(index as u64 + 1)));
+        }
+    }
+    let mut session = pool.session(|x: u32| x * 3).unwrap();
+    assert_eq!(session.map(0..5).unwrap(), [0, 3, 6, 9, 12]);
+    assert_eq!(session.map(5..7).unwrap(), [15, 18]);
+    let inits = pool
+        .map_init(|| 1u32, |state: &mut u32, x: u32| x + *state, 0..100)
+        .unwrap();
+    assert_eq!(inits, (1..101).collect::<Vec<u32>>());
+    ok("imap-and-sessions");
 }
 
 /// Rank 1 aborts inside a task; rank 0 would wait in the agreement step.
