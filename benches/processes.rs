@@ -2,8 +2,13 @@
 //! trivial items (fork, run, collect, reap), the per-item cost over 10^6
 //! items, and the 1000-item call again from a parent holding 256 MiB and
 //! 1 GiB of touched heap (fork copies page tables, so the cost grows with
-//! the parent's resident memory). The thread backend's 1000-item call is
-//! there for scale.
+//! the parent's resident memory). The same calls through a [`Session`],
+//! whose workers were forked once before the timing, show what the session
+//! saves: no fork per call, but every item and result travels through a
+//! socket. The thread backend's 1000-item call is there for scale, and the
+//! per-item cost of a stream (`imap`) on threads and processes.
+//!
+//! [`Session`]: parpool::Session
 //!
 //! ```text
 //! cargo bench --bench processes
@@ -35,6 +40,10 @@ fn bench_processes(c: &mut Criterion) {
     group.bench_function("processes", |b| {
         b.iter(|| processes.map(square, 0..1000u64).expect("no task fails"))
     });
+    let mut session = processes.session(square).expect("workers start");
+    group.bench_function("processes_session", |b| {
+        b.iter(|| session.map(0..1000u64).expect("no task fails"))
+    });
     group.bench_function("threads", |b| {
         b.iter(|| threads.map(square, 0..1000u64).expect("no task fails"))
     });
@@ -50,6 +59,19 @@ fn bench_processes(c: &mut Criterion) {
                 .expect("no task fails")
         })
     });
+    group.bench_function("processes_session", |b| {
+        b.iter(|| session.map(0..1_000_000u64).expect("no task fails"))
+    });
+    for (name, pool) in [("threads_imap", &threads), ("processes_imap", &processes)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                pool.imap(square, 0..1_000_000u64)
+                    .expect("workers start")
+                    .map(|result| result.expect("no task fails"))
+                    .fold(0u64, u64::wrapping_add)
+            })
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group("map_call_1000_items_big_parent");
@@ -60,6 +82,9 @@ fn bench_processes(c: &mut Criterion) {
         black_box(&ballast);
         group.bench_function(format!("processes_parent_{mib}_MiB"), |b| {
             b.iter(|| processes.map(square, 0..1000u64).expect("no task fails"))
+        });
+        group.bench_function(format!("processes_session_parent_{mib}_MiB"), |b| {
+            b.iter(|| session.map(0..1000u64).expect("no task fails"))
         });
         drop(ballast);
     }

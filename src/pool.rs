@@ -424,10 +424,13 @@ impl Pool {
         }
     }
 
-    /// Chunks a stream keeps in flight.
+    /// Chunks a stream keeps in flight. On the serial backend one chunk at
+    /// a time: reading ahead would gain nothing and cost cache.
     pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight
-            .unwrap_or(stream::IN_FLIGHT_PER_WORKER * self.workers())
+        self.in_flight.unwrap_or(match self.kind() {
+            BackendKind::Serial => 1,
+            _ => stream::IN_FLIGHT_PER_WORKER * self.workers(),
+        })
     }
 
     /// Items per chunk of a stream of unknown length.
@@ -550,7 +553,7 @@ impl PoolBuilder {
     /// How many chunks a stream ([`imap`](Pool::imap)) keeps running or
     /// waiting to be handed out at once; it bounds the stream's memory to
     /// about `in_flight * chunk_size` items and results. Default: 4 per
-    /// worker. Must be at least 1.
+    /// worker (1 on the serial backend). Must be at least 1.
     pub fn in_flight(mut self, chunks: usize) -> PoolBuilder {
         self.in_flight = Some(chunks);
         self

@@ -1,13 +1,15 @@
-//! Pieces the `pi` and `invert` examples share: flag parsing helpers, the
+//! Pieces the examples share: flag parsing helpers, the
 //! `main` wrapper and the backend x worker-count sweep.
+
+#![allow(dead_code)] // each example uses a different subset
 
 use parpool::{BackendKind, Pool};
 
 /// Runs an example: parse the flags (a bad flag prints the message and exits
 /// with status 2), then run (an error prints and exits with status 1).
-pub fn main_with<O>(
+pub fn main_with<O, E: std::fmt::Display>(
     parse: impl FnOnce() -> Result<O, String>,
-    run: impl FnOnce(&O) -> Result<(), parpool::Error>,
+    run: impl FnOnce(&O) -> Result<(), E>,
 ) {
     let options = match parse() {
         Ok(options) => options,
