@@ -33,6 +33,17 @@
 //!   used.
 //! - **Nested use is safe.** A pool used inside a task runs serially.
 //!
+//! ## Beyond `map`
+//!
+//! - [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered):
+//!   lazy, bounded streams over inputs of any length ([`stream`]).
+//! - [`session`](Pool::session): workers (forked processes) that start
+//!   once and serve many calls ([`Session`]).
+//! - [`map_init`](Pool::map_init): per-worker state.
+//! - [`CancelToken`]: stop a running call from another thread.
+//! - `PoolBuilder::progress`: a progress bar (cargo feature `progress`,
+//!   on by default).
+//!
 //! ## Backends
 //!
 //! | [`BackendKind`] | `PARPOOL_BACKEND` | runs chunks |

@@ -438,9 +438,17 @@ impl Pool {
         self.chunk_size.unwrap_or(stream::STREAM_CHUNK_SIZE)
     }
 
-    /// Items per chunk of a call over `total` items.
+    /// Items per chunk of a session call over `total` items: the pool's
+    /// chunk size, else `ceil(total / (4 * workers))`, the rule of Python's
+    /// `Pool.map`. A session's chunk costs a round trip through a socket,
+    /// so fewer, larger chunks than a plain call's pay off; a session's
+    /// `map` combines nothing, so the grouping cannot change a result.
     pub(crate) fn batch_chunk_size(&self, total: usize) -> usize {
-        self.plan(total).chunk_size()
+        self.chunk_size.unwrap_or_else(|| {
+            total
+                .div_ceil(stream::IN_FLIGHT_PER_WORKER * self.workers())
+                .max(1)
+        })
     }
 
     pub(crate) fn rayon_pool(&self) -> Option<Arc<rayon::ThreadPool>> {

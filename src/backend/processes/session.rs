@@ -397,6 +397,9 @@ where
 
     fn next_done(&mut self, cancelled: &dyn Fn() -> bool) -> Result<ChunkOut<O>, Error> {
         loop {
+            // Idle workers get queued chunks before anything is returned, so
+            // they work while the caller looks at the results.
+            self.dispatch()?;
             if let Some(chunk) = self.done.pop_front() {
                 return Ok(chunk);
             }
@@ -409,7 +412,6 @@ where
                     "waited for a result with no chunk submitted",
                 ));
             }
-            self.dispatch()?;
             self.wait_for_events();
             self.read_results()?;
             self.reap_finished()?;
