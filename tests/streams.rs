@@ -628,6 +628,10 @@ fn scenario_host() {
                 .unwrap();
             let squares = pool.map(|x: u64| x * x, 0..1000u64).unwrap();
             assert_eq!(squares.len(), 1000);
+            let total = pool
+                .map_reduce(|x: u64| x, 0..700u64, 0, |a, b| a + b)
+                .unwrap();
+            assert_eq!(total, 244_650);
             let sum: u64 = pool
                 .imap(|x: u64| x, (0..500u64).filter(|x| x % 2 == 0))
                 .unwrap()
@@ -690,6 +694,7 @@ fn progress_is_drawn_for_calls_and_streams_on_every_backend() {
         // The final state of the map's bar, counted in the parent (on the
         // process backend from the chunks the workers sent back).
         assert!(stderr.contains("1000/1000 items"), "{backend}: {stderr}");
+        assert!(stderr.contains("700/700 items"), "{backend}: {stderr}");
         // The stream's length is unknown (a filter): a count, no total.
         assert!(
             stderr.lines().any(|line| line.starts_with("250 items in")),
