@@ -41,10 +41,12 @@ fn without_leaks(case: impl FnOnce()) {
     case();
     assert_eq!(open_fds(), fds_before, "file descriptors leaked");
     assert_eq!(children(), children_before, "child processes left behind");
-    assert_eq!(
-        settles_to(threads_before, pool_threads),
-        threads_before,
-        "pool threads left running"
+    // Threads of pools dropped by an earlier test may still be exiting, so
+    // the count can also go down.
+    let threads_after = settles_to(threads_before, pool_threads);
+    assert!(
+        threads_after <= threads_before,
+        "pool threads left running: {threads_after}, before {threads_before}"
     );
 }
 

@@ -887,6 +887,8 @@ fn drain(fd: &OwnedFd, buffer: &mut Vec<u8>) -> Result<(), Error> {
                 match error.kind() {
                     std::io::ErrorKind::WouldBlock => return Ok(()),
                     std::io::ErrorKind::Interrupted => continue,
+                    // A socket whose worker died with data unread: the end.
+                    std::io::ErrorKind::ConnectionReset => return Ok(()),
                     _ => return Err(Error::backend("processes", format!("read failed: {error}"))),
                 }
             }

@@ -9,8 +9,8 @@
 //!  parent                                    worker k (forked once)
 //!  ──────                                    ────────
 //!  queue of encoded chunks                   loop:
-//!  idle worker? ── TASK frame ────────────►    read TASK (start, skipped items, postcard items)
-//!                  (one chunk at a time)       for each item: slot.current_item = i; f(item)
+//!  worker with < 2 chunks? ── TASK frame ─►   read TASK (start, skipped items, postcard items)
+//!                  (the next one waits)        for each item: slot.current_item = i; f(item)
 //!  poll(): read ◄── RESULT frame ──────────    write RESULT: postcard Vec<Result<O, Error>>
 //!  waitpid(WNOHANG): crashed? → fresh fork,   end of file or SIGKILL: exit
 //!    retry or record the item, rerun the rest
@@ -19,9 +19,11 @@
 //! Each worker has one Unix socket pair (commands in, results out) and a
 //! slot in a shared mapping with the chunk and item it is on, so crashes
 //! and timeouts are attributed to the item exactly as in a plain call.
-//! A worker gets a new chunk only after its previous result has been read
-//! in full, so neither side can block the other on a full socket buffer.
-//! The parent sends with `MSG_NOSIGNAL`: a worker that died mid-send is an
+//! Each worker holds at most two chunks, the one it runs and the next, so
+//! it never waits for the parent between chunks. A worker writes a result
+//! before it reads its next chunk, and the parent, while a worker's socket
+//! is full, reads what that worker writes; so neither side can block the
+//! other on a full socket buffer. The parent sends with `MSG_NOSIGNAL`: a worker that died mid-send is an
 //! error the parent handles, never a `SIGPIPE` that kills the caller.
 
 use super::{
@@ -43,6 +45,9 @@ use std::time::{Duration, Instant};
 
 /// A chunk's items, sent from the parent to a worker.
 const FRAME_TASK: u8 = 2;
+
+/// Chunks sent ahead to one worker: the one it runs and the next.
+const PIPELINE: usize = 2;
 
 /// How often the parent wakes up to check timeouts and cancellation.
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
@@ -67,7 +72,8 @@ struct SessionWorker {
     pid: libc::pid_t,
     socket: OwnedFd,
     buffer: Vec<u8>,
-    task: Option<Task>,
+    /// Chunks sent to the worker, oldest (the one it runs) first.
+    tasks: VecDeque<Task>,
     /// (chunk, item) the worker was last seen on, and since when.
     seen: Option<((usize, usize), Instant)>,
     /// Set when the parent killed the worker for running past the limit.
@@ -138,48 +144,41 @@ where
             pid,
             socket: parent_end,
             buffer: Vec::new(),
-            task: None,
+            tasks: VecDeque::new(),
             seen: None,
             timed_out: None,
         });
         Ok(())
     }
 
-    /// Gives queued chunks to idle workers, starting workers where needed.
+    /// Gives queued chunks to workers, starting workers where needed: first
+    /// one to each idle worker, then a second one to each, so a worker
+    /// finds its next chunk waiting when it finishes one.
     fn dispatch(&mut self) -> Result<(), Error> {
-        for slot in 0..self.workers.len() {
-            if self.queue.is_empty() {
-                return Ok(());
-            }
-            if self.workers[slot].is_none() {
-                self.spawn(slot)?;
-            }
-            let worker = self.workers[slot].as_mut().expect("spawned above");
-            if worker.task.is_some() {
-                continue;
-            }
-            let task = self.queue.pop_front().expect("checked non-empty");
-            let mut header = Vec::with_capacity(16 + 8 * task.failed.len());
-            header.extend_from_slice(&(task.start as u64).to_le_bytes());
-            header.extend_from_slice(&(task.failed.len() as u64).to_le_bytes());
-            for &index in task.failed.keys() {
-                header.extend_from_slice(&(index as u64).to_le_bytes());
-            }
-            let frame = frame_header(
-                FRAME_TASK,
-                task.seq as usize,
-                header.len() + task.items.len(),
-            );
-            let sent = send_all(worker, &frame)
-                .and_then(|()| send_all(worker, &header))
-                .and_then(|()| send_all(worker, &task.items));
-            worker.seen = None;
-            worker.timed_out = None;
-            worker.task = Some(task);
-            if sent.is_err() {
-                // The worker died: reaping it puts the chunk back in the
-                // queue (its slot shows no item, so nothing is blamed).
-                kill(worker.pid);
+        for depth in 0..PIPELINE {
+            for slot in 0..self.workers.len() {
+                if self.queue.is_empty() {
+                    return Ok(());
+                }
+                if self.workers[slot].is_none() {
+                    self.spawn(slot)?;
+                }
+                let worker = self.workers[slot].as_mut().expect("spawned above");
+                if worker.tasks.len() > depth || worker.timed_out.is_some() {
+                    continue;
+                }
+                let task = self.queue.pop_front().expect("checked non-empty");
+                let sent = send_task(worker, &task);
+                if worker.tasks.is_empty() {
+                    worker.seen = None;
+                }
+                worker.tasks.push_back(task);
+                if sent.is_err() {
+                    // The worker died: reaping it puts its chunks back in
+                    // the queue (its slot shows no item of them, so nothing
+                    // is blamed).
+                    kill(worker.pid);
+                }
             }
         }
         Ok(())
@@ -215,7 +214,11 @@ where
     fn read_results(&mut self) -> Result<(), Error> {
         for slot in 0..self.workers.len() {
             if let Some(worker) = self.workers[slot].as_mut() {
-                drain(&worker.socket, &mut worker.buffer)?;
+                if drain(&worker.socket, &mut worker.buffer).is_err() {
+                    // A socket that cannot be read: replace the worker
+                    // (reaping it puts its chunks back in the queue).
+                    kill(worker.pid);
+                }
                 self.handle_frames(slot);
             }
         }
@@ -230,9 +233,14 @@ where
         while let Some((kind, seq, payload)) = parse_frame(&worker.buffer[consumed..]) {
             let bytes = &worker.buffer[consumed + payload.start..consumed + payload.end];
             consumed += payload.end;
-            let Some(task) = worker.task.take_if(|task| task.seq as usize == seq) else {
-                continue; // not the chunk this worker was given: ignore
-            };
+            if worker
+                .tasks
+                .front()
+                .is_none_or(|task| task.seq as usize != seq)
+            {
+                continue; // not the chunk this worker runs: ignore
+            }
+            let task = worker.tasks.pop_front().expect("checked above");
             let results = decode_results::<O>(kind, bytes, &task);
             self.done.push_back(finish(task, results));
             worker.seen = None;
@@ -251,11 +259,17 @@ where
             };
             // Everything it wrote before dying is in the socket now.
             if let Some(worker) = self.workers[slot].as_mut() {
-                drain(&worker.socket, &mut worker.buffer)?;
+                // What cannot be read is lost with the worker.
+                let _ = drain(&worker.socket, &mut worker.buffer);
             }
             self.handle_frames(slot);
-            let worker = self.workers[slot].take().expect("checked above");
-            if let Some(task) = worker.task {
+            let mut worker = self.workers[slot].take().expect("checked above");
+            // Chunks waiting behind the one it ran never started.
+            while worker.tasks.len() > 1 {
+                let waiting = worker.tasks.pop_back().expect("checked above");
+                self.queue.push_front(waiting);
+            }
+            if let Some(task) = worker.tasks.pop_front() {
                 self.after_crash(slot, task, worker.timed_out, status);
             }
         }
@@ -312,7 +326,7 @@ where
         let now = Instant::now();
         for (slot, worker) in self.workers.iter_mut().enumerate() {
             let Some(worker) = worker else { continue };
-            if worker.task.is_none() || worker.timed_out.is_some() {
+            if worker.tasks.is_empty() || worker.timed_out.is_some() {
                 continue;
             }
             let state = self.shared.slot(slot);
@@ -335,20 +349,20 @@ where
     }
 
     fn busy(&self) -> bool {
-        !self.queue.is_empty() || self.workers.iter().flatten().any(|w| w.task.is_some())
+        !self.queue.is_empty() || self.workers.iter().flatten().any(|w| !w.tasks.is_empty())
     }
 
     /// Kills the workers in `slots` and waits for them.
     fn stop_workers(&mut self, busy_only: bool) {
         for worker in self.workers.iter().flatten() {
-            if !busy_only || worker.task.is_some() {
+            if !busy_only || !worker.tasks.is_empty() {
                 kill(worker.pid);
             }
         }
         for entry in &mut self.workers {
             if entry
                 .as_ref()
-                .is_some_and(|worker| !busy_only || worker.task.is_some())
+                .is_some_and(|worker| !busy_only || !worker.tasks.is_empty())
             {
                 let worker = entry.take().expect("checked above");
                 wait_blocking(worker.pid);
@@ -493,8 +507,30 @@ fn skipped() -> Error {
     Error::backend("processes", "skipped: failed earlier")
 }
 
-/// Sends all of `bytes` to a worker, waiting while its socket is full.
-fn send_all(worker: &SessionWorker, mut bytes: &[u8]) -> Result<(), Error> {
+/// Sends a TASK frame for `task`: frame header, then start, skipped
+/// items and the encoded items.
+fn send_task(worker: &mut SessionWorker, task: &Task) -> Result<(), Error> {
+    let mut header = Vec::with_capacity(16 + 8 * task.failed.len());
+    header.extend_from_slice(&(task.start as u64).to_le_bytes());
+    header.extend_from_slice(&(task.failed.len() as u64).to_le_bytes());
+    for &index in task.failed.keys() {
+        header.extend_from_slice(&(index as u64).to_le_bytes());
+    }
+    let frame = frame_header(
+        FRAME_TASK,
+        task.seq as usize,
+        header.len() + task.items.len(),
+    );
+    send_all(worker, &frame)?;
+    send_all(worker, &header)?;
+    send_all(worker, &task.items)
+}
+
+/// Sends all of `bytes` to a worker. While its socket is full, reads what
+/// the worker writes (into its buffer, handled later): a worker blocked on
+/// writing a result to a parent blocked on sending it a chunk would
+/// otherwise wait forever.
+fn send_all(worker: &mut SessionWorker, mut bytes: &[u8]) -> Result<(), Error> {
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a valid buffer of the length passed.
         let sent = unsafe {
@@ -513,19 +549,17 @@ fn send_all(worker: &SessionWorker, mut bytes: &[u8]) -> Result<(), Error> {
         match error.kind() {
             std::io::ErrorKind::Interrupted => {}
             std::io::ErrorKind::WouldBlock => {
-                // The worker reads its whole chunk before running it, so it
-                // makes room soon, unless it has died.
-                if try_wait_alive(worker.pid) {
-                    let mut fd = libc::pollfd {
-                        fd: worker.socket.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd.
-                    unsafe { libc::poll(&mut fd, 1, 100) };
-                } else {
+                if !try_wait_alive(worker.pid) {
                     return Err(Error::backend("processes", "a worker died"));
                 }
+                let mut fd = libc::pollfd {
+                    fd: worker.socket.as_raw_fd(),
+                    events: libc::POLLOUT | libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut fd, 1, 100) };
+                drain(&worker.socket, &mut worker.buffer)?;
             }
             _ => return Err(Error::backend("processes", format!("send failed: {error}"))),
         }
