@@ -232,6 +232,35 @@ fn process_streams_retry_on_a_fresh_worker() {
     });
 }
 
+#[cfg(unix)]
+#[test]
+fn large_items_and_results_both_ways_do_not_deadlock() {
+    // 4 MiB in and out per item, far more than a socket buffer, with the
+    // next chunk already on its way to each worker.
+    without_leaks(|| {
+        let pool = pool(BackendKind::Processes, 2)
+            .chunk_size(1)
+            .build()
+            .unwrap();
+        let blocks = (0..24u8).map(|i| serde_bytes::ByteBuf::from(vec![i; 4 << 20]));
+        let results: Vec<serde_bytes::ByteBuf> = pool
+            .imap(
+                |block: serde_bytes::ByteBuf| {
+                    serde_bytes::ByteBuf::from(block.iter().map(|b| b ^ 0xff).collect::<Vec<u8>>())
+                },
+                blocks,
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(results.len(), 24);
+        for (i, block) in results.iter().enumerate() {
+            assert_eq!(block.len(), 4 << 20);
+            assert!(block.iter().all(|&b| b == (i as u8) ^ 0xff), "block {i}");
+        }
+    });
+}
+
 #[test]
 fn dropping_a_stream_early_stops_its_work() {
     without_leaks(|| {
