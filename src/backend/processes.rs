@@ -82,13 +82,13 @@
 //!
 //! One `fork` per call, per worker. Forking copies the parent's page
 //! tables, so the cost grows with the parent's resident memory (on the
-//! reference machine a 1000-item call of 2 workers takes 14 ms from a
-//! parent with 256 MiB of touched heap and 56 ms at 1 GiB; see
+//! reference machine a 1000-item call of 2 workers takes 17 ms from a
+//! parent with 256 MiB of touched heap and 58 ms at 1 GiB; see
 //! `docs/benchmarks.md`). A program that calls `map` in a loop from a big
 //! process avoids that with a [`Session`](crate::Session)
 //! ([`Pool::session`](crate::Pool::session)): its workers fork once, when
 //! it is made, and each call sends its items to them over a socket (the
-//! same 1000-item call: 0.16 ms at 1 GiB). The price is that items must be
+//! same 1000-item call: 0.10 ms at 1 GiB). The price is that items must be
 //! serializable and travel, so a plain call is still the cheaper one when
 //! the parent is small or the items are large. Streams
 //! ([`Pool::imap`](crate::Pool::imap)) run on a session of their own; the
