@@ -153,13 +153,7 @@ impl Error {
         action: &str,
         message: impl fmt::Display,
     ) -> Error {
-        Error::new(ErrorKind::Encoding {
-            index,
-            total,
-            what: "result".to_string(),
-            action: action.to_string(),
-            message: message.to_string(),
-        })
+        Error::encoding_of("result", index, total, action, message)
     }
 
     /// The input of task `index` could not be encoded or decoded on its way
@@ -171,10 +165,20 @@ impl Error {
         action: &str,
         message: impl fmt::Display,
     ) -> Error {
+        Error::encoding_of("input", index, total, action, message)
+    }
+
+    fn encoding_of(
+        what: &str,
+        index: usize,
+        total: usize,
+        action: &str,
+        message: impl fmt::Display,
+    ) -> Error {
         Error::new(ErrorKind::Encoding {
             index,
             total,
-            what: "input".to_string(),
+            what: what.to_string(),
             action: action.to_string(),
             message: message.to_string(),
         })

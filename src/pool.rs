@@ -159,14 +159,7 @@ impl Pool {
         T: Send,
         R: Send + Serialize + DeserializeOwned,
     {
-        let items: Vec<T> = items.into_iter().collect();
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let plan = self.plan(items.len());
-        let job = MapJob::new(items, plan, f, None, self.watch(plan));
-        self.execute(&job)?;
-        job.into_outputs()
+        self.map_init(|| (), |_: &mut (), item| f(item), items)
     }
 
     /// Like [`map`](Pool::map), with per-worker state: `init` runs once per
@@ -574,25 +567,21 @@ impl PoolBuilder {
     /// [`force_progress`](PoolBuilder::force_progress)). On MPI, rank 0
     /// draws. Needs the cargo feature `progress` (on by default).
     #[cfg(feature = "progress")]
-    pub fn progress(mut self, show: bool) -> PoolBuilder {
-        self.progress = if show {
-            ProgressMode::Auto
-        } else {
-            ProgressMode::Off
-        };
-        self
+    pub fn progress(self, show: bool) -> PoolBuilder {
+        self.progress_mode(show, ProgressMode::Auto)
     }
 
     /// Like [`progress`](PoolBuilder::progress), but also when stderr is
-    /// not a terminal (a log file, a batch job's output), as one line per
-    /// update, at most two a second.
+    /// not a terminal (a log file, a batch job's output): then as a log
+    /// line at most once a second, and a summary line when the call ends.
     #[cfg(feature = "progress")]
-    pub fn force_progress(mut self, show: bool) -> PoolBuilder {
-        self.progress = if show {
-            ProgressMode::Always
-        } else {
-            ProgressMode::Off
-        };
+    pub fn force_progress(self, show: bool) -> PoolBuilder {
+        self.progress_mode(show, ProgressMode::Always)
+    }
+
+    #[cfg(feature = "progress")]
+    fn progress_mode(mut self, show: bool, mode: ProgressMode) -> PoolBuilder {
+        self.progress = if show { mode } else { ProgressMode::Off };
         self
     }
 

@@ -548,32 +548,24 @@ impl<I: Iterator, O> Stream<'_, I, O> {
     }
 }
 
-/// Builds an ordered or unordered stream over `input` on `engine`.
-pub(crate) fn imap<'a, I, O>(
+/// An ordered stream over `input` on an engine of its own.
+pub(crate) fn imap<'a, I: Iterator, O>(
     pool: &Pool,
     input: I,
     engine: Box<dyn Engine<I::Item, O>>,
-) -> Imap<'a, I, O>
-where
-    I: Iterator,
-{
-    Imap {
-        stream: Stream::new(pool, input, EngineRef::Owned(engine), true),
-    }
+) -> Imap<'a, I, O> {
+    let stream = Stream::new(pool, input, EngineRef::Owned(engine), true);
+    Imap { stream }
 }
 
-/// See [`imap`].
-pub(crate) fn imap_unordered<'a, I, O>(
+/// An unordered stream over `input` on an engine of its own.
+pub(crate) fn imap_unordered<'a, I: Iterator, O>(
     pool: &Pool,
     input: I,
     engine: Box<dyn Engine<I::Item, O>>,
-) -> ImapUnordered<'a, I, O>
-where
-    I: Iterator,
-{
-    ImapUnordered {
-        stream: Stream::new(pool, input, EngineRef::Owned(engine), false),
-    }
+) -> ImapUnordered<'a, I, O> {
+    let stream = Stream::new(pool, input, EngineRef::Owned(engine), false);
+    ImapUnordered { stream }
 }
 
 // --- Session ------------------------------------------------------------------------
@@ -658,12 +650,7 @@ where
         I: IntoIterator<Item = T>,
     {
         Imap {
-            stream: Stream::new(
-                &self.pool,
-                input.into_iter(),
-                EngineRef::Borrowed(&mut *self.engine),
-                true,
-            ),
+            stream: self.stream(input.into_iter(), true),
         }
     }
 
@@ -674,25 +661,26 @@ where
         I: IntoIterator<Item = T>,
     {
         ImapUnordered {
-            stream: Stream::new(
-                &self.pool,
-                input.into_iter(),
-                EngineRef::Borrowed(&mut *self.engine),
-                false,
-            ),
+            stream: self.stream(input.into_iter(), false),
         }
     }
 
-    /// A call over `total` known items: chunked like a plain call, errors
-    /// naming `task i of total`.
+    /// A stream over `input` on this session's engine.
+    fn stream<I: Iterator<Item = T>>(&mut self, input: I, ordered: bool) -> Stream<'_, I, O> {
+        Stream::new(
+            &self.pool,
+            input,
+            EngineRef::Borrowed(&mut *self.engine),
+            ordered,
+        )
+    }
+
+    /// A call over `total` known items: chunks of
+    /// [`batch_chunk_size`](Pool::batch_chunk_size), errors naming
+    /// `task i of total`.
     fn batch(&mut self, items: Vec<T>, total: usize) -> impl Iterator<Item = Result<O, Error>> {
         let chunk_size = self.pool.batch_chunk_size(total);
-        let mut stream = Stream::new(
-            &self.pool,
-            items.into_iter(),
-            EngineRef::Borrowed(&mut *self.engine),
-            true,
-        );
+        let mut stream = self.stream(items.into_iter(), true);
         stream.chunk_size = chunk_size;
         std::iter::from_fn(move || stream.next_result()).map(move |(index, result)| {
             result.map_err(|error| match error.task_index() {

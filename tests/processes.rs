@@ -7,10 +7,9 @@
 
 mod common;
 
-use common::{SharedCounters, children, open_fds, shared_mappings};
+use common::{SharedCounters, children, open_fds, scenario_command, shared_mappings};
 use parpool::{BackendKind, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -407,17 +406,7 @@ fn nested_pools_inside_a_worker_run_serially() {
 /// returns its output (the pattern of rayon's crash tests).
 fn run_scenario(name: &str) -> std::process::Output {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "scenario_host",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("PARPOOL_SCENARIO", name)
-        .output()
-        .unwrap()
+    scenario_command(name).output().unwrap()
 }
 
 /// Not a test by itself: runs the scenario named by `PARPOOL_SCENARIO`.
@@ -484,15 +473,7 @@ fn child_output_is_neither_lost_nor_duplicated() {
 #[test]
 fn workers_die_with_their_parent() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "scenario_host",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("PARPOOL_SCENARIO", "orphan")
+    let mut parent = scenario_command("orphan")
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

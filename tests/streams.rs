@@ -4,10 +4,9 @@
 
 mod common;
 
-use common::{SharedCounters, children, open_fds, settles_to};
+use common::{SharedCounters, children, open_fds, scenario_command, settles_to};
 use parpool::{BackendKind, CancelToken, Error, Pool};
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -563,15 +562,7 @@ fn inputs_that_fail_to_encode_are_errors_naming_the_item() {
 /// returns its output.
 fn run_scenario(name: &str, backend: &str) -> std::process::Output {
     let _one = one_at_a_time();
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "scenario_host",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env("PARPOOL_SCENARIO", name)
+    scenario_command(name)
         .env("PARPOOL_BACKEND", backend)
         .env("PARPOOL_WORKERS", "2")
         .output()

@@ -310,10 +310,84 @@ struct Worker {
     pipe: OwnedFd,
     slot: usize,
     buffer: Vec<u8>,
-    /// (chunk, item) the child was last seen on, and since when.
+    watchdog: Watchdog,
+}
+
+/// Watches how long a worker stays on one item, for the per-task timeout.
+#[derive(Debug, Default)]
+struct Watchdog {
+    /// (chunk, item) the worker was last seen on, and since when.
     seen: Option<((usize, usize), Instant)>,
-    /// Set when the parent killed the child for running past the limit.
+    /// Set when the parent killed the worker for running past the limit:
+    /// (item, time spent on it).
     timed_out: Option<(usize, Duration)>,
+}
+
+impl Watchdog {
+    /// Reads the worker's slot and kills `pid` if the worker has been on
+    /// the same item for longer than `limit`.
+    fn check(&mut self, slot: &WorkerSlot, pid: libc::pid_t, limit: Duration, now: Instant) {
+        if self.timed_out.is_some() {
+            return;
+        }
+        let chunk = slot.current_chunk.load(Ordering::Acquire);
+        let item = slot.current_item.load(Ordering::Acquire);
+        if chunk == IDLE {
+            self.seen = None;
+            return;
+        }
+        match self.seen {
+            Some((key, since)) if key == (chunk, item) => {
+                let elapsed = now - since;
+                if elapsed > limit {
+                    kill(pid);
+                    self.timed_out = Some((item, elapsed));
+                }
+            }
+            _ => self.seen = Some(((chunk, item), now)),
+        }
+    }
+
+    /// Why the worker that was on `item` (of `total`) ended with `status`:
+    /// a timeout if this watchdog killed it, else a crash.
+    fn death_error(
+        &self,
+        item: usize,
+        total: usize,
+        status: libc::c_int,
+        limit: Option<Duration>,
+    ) -> Error {
+        match self.timed_out {
+            Some((timed_item, elapsed)) => {
+                Error::timeout(timed_item, total, elapsed, limit.unwrap_or(elapsed))
+            }
+            None => Error::crash(item, total, describe_exit(status)),
+        }
+    }
+}
+
+/// Sleeps until one of `fds` can be read or hangs up, or until a quarter
+/// of the per-task `timeout` (at least 1 ms, at most `cap`) has passed.
+fn wait_readable(fds: impl Iterator<Item = RawFd>, timeout: Option<Duration>, cap: Duration) {
+    let mut fds: Vec<libc::pollfd> = fds
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let interval = match timeout {
+        Some(limit) => (limit / 4).clamp(Duration::from_millis(1), cap),
+        None => cap,
+    };
+    // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+    unsafe {
+        libc::poll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            interval.as_millis() as libc::c_int,
+        )
+    };
 }
 
 /// Forks, watches and reaps the children of one `run`.
@@ -454,35 +528,15 @@ impl<'a> Supervisor<'a> {
             pipe: read_end,
             slot,
             buffer: Vec::new(),
-            seen: None,
-            timed_out: None,
+            watchdog: Watchdog::default(),
         });
         Ok(())
     }
 
     /// Sleeps until a child writes or hangs up, or the poll interval ends.
     fn wait_for_events(&self) {
-        let mut fds: Vec<libc::pollfd> = self
-            .workers
-            .iter()
-            .map(|worker| libc::pollfd {
-                fd: worker.pipe.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let interval = match self.settings.timeout {
-            Some(limit) => (limit / 4).clamp(Duration::from_millis(1), Duration::from_millis(50)),
-            None => Duration::from_millis(50),
-        };
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                interval.as_millis() as libc::c_int,
-            )
-        };
+        let fds = self.workers.iter().map(|worker| worker.pipe.as_raw_fd());
+        wait_readable(fds, self.settings.timeout, Duration::from_millis(50));
     }
 
     /// Reads whatever the children have written and handles complete frames.
@@ -573,15 +627,9 @@ impl<'a> Supervisor<'a> {
             range.start
         };
         let total = plan.item_count();
-        let error = match worker.timed_out {
-            Some((timed_item, elapsed)) => Error::timeout(
-                timed_item,
-                total,
-                elapsed,
-                self.settings.timeout.unwrap_or(elapsed),
-            ),
-            None => Error::crash(item, total, describe_exit(status)),
-        };
+        let error = worker
+            .watchdog
+            .death_error(item, total, status, self.settings.timeout);
         let item = error.task_index().unwrap_or(item);
         let attempts = self.attempts.entry(item).or_insert(0);
         *attempts += 1;
@@ -627,26 +675,8 @@ impl<'a> Supervisor<'a> {
         };
         let now = Instant::now();
         for worker in &mut self.workers {
-            if worker.timed_out.is_some() {
-                continue;
-            }
             let slot = self.shared.slot(worker.slot);
-            let chunk = slot.current_chunk.load(Ordering::Acquire);
-            let item = slot.current_item.load(Ordering::Acquire);
-            if chunk == IDLE {
-                worker.seen = None;
-                continue;
-            }
-            match worker.seen {
-                Some((key, since)) if key == (chunk, item) => {
-                    let elapsed = now - since;
-                    if elapsed > limit {
-                        kill(worker.pid);
-                        worker.timed_out = Some((item, elapsed));
-                    }
-                }
-                _ => worker.seen = Some(((chunk, item), now)),
-            }
+            worker.watchdog.check(slot, worker.pid, limit, now);
         }
     }
 }

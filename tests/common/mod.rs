@@ -143,3 +143,21 @@ impl Drop for SharedCounters {
         };
     }
 }
+
+/// Re-runs the current test binary with only its test `scenario_host`,
+/// which runs the scenario named by `PARPOOL_SCENARIO` in a fresh process
+/// (the pattern of rayon's crash tests). Returns the command, to add
+/// environment variables or spawn it.
+pub fn scenario_command(name: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "scenario_host",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("PARPOOL_SCENARIO", name);
+    command
+}

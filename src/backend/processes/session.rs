@@ -27,9 +27,9 @@
 //! error the parent handles, never a `SIGPIPE` that kills the caller.
 
 use super::{
-    FRAME_FAILURE, FRAME_HEADER, FRAME_RESULT, IDLE, SharedMemory, WorkerSlot, describe_exit,
-    drain, enter_child, exit_child, fork_child, frame_header, kill, os_error, parse_frame,
-    set_nonblocking, try_wait, wait_blocking,
+    FRAME_FAILURE, FRAME_HEADER, FRAME_RESULT, IDLE, SharedMemory, Watchdog, WorkerSlot, drain,
+    enter_child, exit_child, fork_child, frame_header, kill, os_error, parse_frame,
+    set_nonblocking, try_wait, wait_blocking, wait_readable,
 };
 use crate::backend::BackendSettings;
 use crate::error::{Error, UNKNOWN_TOTAL};
@@ -74,10 +74,7 @@ struct SessionWorker {
     buffer: Vec<u8>,
     /// Chunks sent to the worker, oldest (the one it runs) first.
     tasks: VecDeque<Task>,
-    /// (chunk, item) the worker was last seen on, and since when.
-    seen: Option<((usize, usize), Instant)>,
-    /// Set when the parent killed the worker for running past the limit.
-    timed_out: Option<(usize, Duration)>,
+    watchdog: Watchdog,
 }
 
 /// Forked-once workers running one function; see the module docs.
@@ -145,8 +142,7 @@ where
             socket: parent_end,
             buffer: Vec::new(),
             tasks: VecDeque::new(),
-            seen: None,
-            timed_out: None,
+            watchdog: Watchdog::default(),
         });
         Ok(())
     }
@@ -164,13 +160,13 @@ where
                     self.spawn(slot)?;
                 }
                 let worker = self.workers[slot].as_mut().expect("spawned above");
-                if worker.tasks.len() > depth || worker.timed_out.is_some() {
+                if worker.tasks.len() > depth || worker.watchdog.timed_out.is_some() {
                     continue;
                 }
                 let task = self.queue.pop_front().expect("checked non-empty");
                 let sent = send_task(worker, &task);
                 if worker.tasks.is_empty() {
-                    worker.seen = None;
+                    worker.watchdog.seen = None;
                 }
                 worker.tasks.push_back(task);
                 if sent.is_err() {
@@ -186,28 +182,9 @@ where
 
     /// Sleeps until a worker writes or dies, or the wake interval ends.
     fn wait_for_events(&self) {
-        let mut fds: Vec<libc::pollfd> = self
-            .workers
-            .iter()
-            .flatten()
-            .map(|worker| libc::pollfd {
-                fd: worker.socket.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let interval = match self.settings.timeout {
-            Some(limit) => (limit / 4).clamp(Duration::from_millis(1), WAKE_INTERVAL),
-            None => WAKE_INTERVAL,
-        };
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
-        unsafe {
-            libc::poll(
-                fds.as_mut_ptr(),
-                fds.len() as libc::nfds_t,
-                interval.as_millis() as libc::c_int,
-            )
-        };
+        let fds = self.workers.iter().flatten();
+        let fds = fds.map(|worker| worker.socket.as_raw_fd());
+        wait_readable(fds, self.settings.timeout, WAKE_INTERVAL);
     }
 
     /// Reads what the workers wrote; finished chunks go to `done`.
@@ -243,7 +220,7 @@ where
             let task = worker.tasks.pop_front().expect("checked above");
             let results = decode_results::<O>(kind, bytes, &task);
             self.done.push_back(finish(task, results));
-            worker.seen = None;
+            worker.watchdog.seen = None;
         }
         worker.buffer.drain(..consumed);
     }
@@ -270,7 +247,7 @@ where
                 self.queue.push_front(waiting);
             }
             if let Some(task) = worker.tasks.pop_front() {
-                self.after_crash(slot, task, worker.timed_out, status);
+                self.after_crash(slot, task, &worker.watchdog, status);
             }
         }
         Ok(())
@@ -282,7 +259,7 @@ where
         &mut self,
         slot: usize,
         mut task: Task,
-        timed_out: Option<(usize, Duration)>,
+        watchdog: &Watchdog,
         status: libc::c_int,
     ) {
         let state = self.shared.slot(slot);
@@ -295,15 +272,7 @@ where
             self.queue.push_front(task);
             return;
         }
-        let error = match timed_out {
-            Some((timed_item, elapsed)) => Error::timeout(
-                timed_item,
-                UNKNOWN_TOTAL,
-                elapsed,
-                self.settings.timeout.unwrap_or(elapsed),
-            ),
-            None => Error::crash(item, UNKNOWN_TOTAL, describe_exit(status)),
-        };
+        let error = watchdog.death_error(item, UNKNOWN_TOTAL, status, self.settings.timeout);
         let item = error.task_index().unwrap_or(item);
         let attempts = task.attempts.entry(item).or_insert(0);
         *attempts += 1;
@@ -325,25 +294,11 @@ where
         };
         let now = Instant::now();
         for (slot, worker) in self.workers.iter_mut().enumerate() {
-            let Some(worker) = worker else { continue };
-            if worker.tasks.is_empty() || worker.timed_out.is_some() {
-                continue;
-            }
-            let state = self.shared.slot(slot);
-            let chunk = state.current_chunk.load(Ordering::Acquire);
-            let item = state.current_item.load(Ordering::Acquire);
-            if chunk == IDLE {
-                continue;
-            }
-            match worker.seen {
-                Some((key, since)) if key == (chunk, item) => {
-                    let elapsed = now - since;
-                    if elapsed > limit {
-                        kill(worker.pid);
-                        worker.timed_out = Some((item, elapsed));
-                    }
-                }
-                _ => worker.seen = Some(((chunk, item), now)),
+            if let Some(worker) = worker
+                && !worker.tasks.is_empty()
+            {
+                let state = self.shared.slot(slot);
+                worker.watchdog.check(state, worker.pid, limit, now);
             }
         }
     }
