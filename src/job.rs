@@ -229,6 +229,8 @@ impl ChunkBook {
 
     /// `Err(cancelled)` if the call's cancel token has been triggered; tasks
     /// check it between items.
+    #[cold]
+    #[inline(never)]
     fn check_cancelled(&self) -> Result<(), Error> {
         if self.watch.cancelled() {
             Err(Error::cancelled(
@@ -613,9 +615,10 @@ where
             let taken = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut state = taken.unwrap_or_else(&self.init);
             let mut skipped = skipped.iter().peekable();
+            let cancel = self.book.watch.cancel.as_ref();
             for index in range {
-                cancelled = self.book.check_cancelled();
-                if cancelled.is_err() {
+                if cancel.is_some_and(CancelToken::is_cancelled) {
+                    cancelled = self.book.check_cancelled();
                     break;
                 }
                 // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
@@ -881,9 +884,10 @@ where
         let mut cancelled = Ok(());
         let outcome = catch_task_panic(self.book.total(), &current, || {
             let mut accumulator = self.identity();
+            let cancel = self.book.watch.cancel.as_ref();
             for index in range {
-                cancelled = self.book.check_cancelled();
-                if cancelled.is_err() {
+                if cancel.is_some_and(CancelToken::is_cancelled) {
+                    cancelled = self.book.check_cancelled();
                     return;
                 }
                 // SAFETY: we hold the chunk (claimed RUNNING in run_chunk)
