@@ -19,6 +19,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// A token stays cancelled; the pool itself stays usable, so make a new
 /// token (or use the pool without one) for the next call.
 ///
+/// On MPI every rank must make the same calls: cancel on every rank. A
+/// `map` cancelled on one rank alone fails on every rank at the step where
+/// the ranks compare outcomes; a stream cancelled on one rank alone leaves
+/// the other ranks waiting for it.
+///
 /// ```
 /// use parpool::{BackendKind, CancelToken, Pool};
 /// use std::time::Duration;
