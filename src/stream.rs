@@ -524,6 +524,10 @@ impl<I: Iterator, O> Iterator for ImapUnordered<'_, I, O> {
     }
 }
 
+impl<I: Iterator, O> std::iter::FusedIterator for Imap<'_, I, O> {}
+
+impl<I: Iterator, O> std::iter::FusedIterator for ImapUnordered<'_, I, O> {}
+
 impl<I: Iterator, O> fmt::Debug for Imap<'_, I, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.stream.describe("Imap", f)

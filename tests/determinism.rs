@@ -53,6 +53,36 @@ proptest! {
             prop_assert_eq!(&got, &reference, "{:?}", pool);
         }
     }
+
+    #[test]
+    fn streams_give_the_same_results_as_map_everywhere(
+        values in prop::collection::vec(any::<f64>(), 0..1500),
+        chunk_size in 1usize..200,
+        in_flight in 1usize..6,
+        workers in 1usize..4,
+    ) {
+        let reference: Vec<u64> = values.iter().map(|x| term(*x).to_bits()).collect();
+        for &kind in BackendKind::AVAILABLE {
+            let pool = Pool::builder()
+                .kind(kind)
+                .workers(workers)
+                .chunk_size(chunk_size)
+                .in_flight(in_flight)
+                .build()
+                .unwrap();
+            let ordered: Vec<u64> = pool
+                .imap(|x: f64| term(x).to_bits(), values.clone())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            prop_assert_eq!(&ordered, &reference, "{:?}", pool);
+            let mut unordered = vec![0u64; values.len()];
+            for (index, result) in pool.imap_unordered(|x: f64| term(x).to_bits(), values.clone()).unwrap() {
+                unordered[index] = result.unwrap();
+            }
+            prop_assert_eq!(&unordered, &reference, "{:?}", pool);
+        }
+    }
 }
 
 #[test]
