@@ -515,11 +515,13 @@ fn sessions_work_on_every_backend() {
 
 #[cfg(unix)]
 #[test]
-fn inputs_that_fail_to_encode_are_errors_naming_the_item() {
+fn inputs_that_fail_to_travel_are_errors_naming_the_item() {
     use serde::{Serialize, Serializer};
+    /// 6 cannot be encoded, 9 cannot be decoded, and decoding 14 kills the
+    /// worker before it starts the chunk.
     #[derive(Debug)]
-    struct Unsendable(u32);
-    impl Serialize for Unsendable {
+    struct Awkward(u32);
+    impl Serialize for Awkward {
         fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             if self.0 == 6 {
                 Err(serde::ser::Error::custom("six cannot travel"))
@@ -528,9 +530,13 @@ fn inputs_that_fail_to_encode_are_errors_naming_the_item() {
             }
         }
     }
-    impl<'de> serde::Deserialize<'de> for Unsendable {
+    impl<'de> serde::Deserialize<'de> for Awkward {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            u32::deserialize(d).map(Unsendable)
+            match u32::deserialize(d)? {
+                9 => Err(serde::de::Error::custom("nine cannot arrive")),
+                14 => std::process::abort(),
+                x => Ok(Awkward(x)),
+            }
         }
     }
     without_leaks(|| {
@@ -539,20 +545,37 @@ fn inputs_that_fail_to_encode_are_errors_naming_the_item() {
             .build()
             .unwrap();
         let results: Vec<Result<u32, Error>> = pool
-            .imap(|x: Unsendable| x.0, (0..12).map(Unsendable))
+            .imap(|x: Awkward| x.0, (0..20).map(Awkward))
             .unwrap()
             .collect();
-        // The chunk holding item 6 cannot be sent; the others run.
-        for (index, result) in results.iter().enumerate().take(8).skip(4) {
-            let error = result.as_ref().unwrap_err();
+        let message = |index: usize| results[index].as_ref().unwrap_err().to_string();
+        // (postcard keeps no custom message, only that serialization failed)
+        for index in 4..8 {
             assert!(
-                error.to_string().contains("input could not be encoded"),
-                "{error}"
+                message(index).starts_with(&format!("task {index}: input could not be encoded")),
+                "{}",
+                message(index)
             );
-            assert_eq!(error.task_index(), Some(index));
         }
-        assert_eq!(results[3], Ok(3));
-        assert_eq!(results[8], Ok(8));
+        for index in 8..12 {
+            assert!(
+                message(index).starts_with(&format!("task {index}: input could not be decoded")),
+                "{}",
+                message(index)
+            );
+        }
+        for index in 12..16 {
+            assert_eq!(
+                message(index),
+                format!(
+                    "task {index} crashed: worker killed by signal 6 (SIGABRT) before \
+                     starting the chunk, 3 times over"
+                )
+            );
+        }
+        for index in (0..4).chain(16..20) {
+            assert_eq!(results[index], Ok(index as u32));
+        }
     });
 }
 

@@ -27,9 +27,9 @@
 //! error the parent handles, never a `SIGPIPE` that kills the caller.
 
 use super::{
-    FRAME_FAILURE, FRAME_HEADER, FRAME_RESULT, IDLE, SharedMemory, Watchdog, WorkerSlot, drain,
-    enter_child, exit_child, fork_child, frame_header, kill, os_error, parse_frame,
-    set_nonblocking, try_wait, wait_blocking, wait_readable,
+    FRAME_FAILURE, FRAME_HEADER, FRAME_RESULT, IDLE, SharedMemory, Watchdog, WorkerSlot,
+    describe_exit, drain, enter_child, exit_child, fork_child, frame_header, kill, os_error,
+    parse_frame, set_nonblocking, try_wait, wait_blocking, wait_readable,
 };
 use crate::backend::BackendSettings;
 use crate::error::{Error, UNKNOWN_TOTAL};
@@ -49,6 +49,9 @@ const FRAME_TASK: u8 = 2;
 /// Chunks sent ahead to one worker: the one it runs and the next.
 const PIPELINE: usize = 2;
 
+/// Workers a chunk may lose before it starts, before the chunk fails.
+const MAX_UNSTARTED_DEATHS: u32 = 3;
+
 /// How often the parent wakes up to check timeouts and cancellation.
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -65,6 +68,8 @@ struct Task {
     failed: BTreeMap<usize, Error>,
     /// Crashes and timeouts per item, for `retries`.
     attempts: HashMap<usize, u32>,
+    /// Workers that died holding this chunk before starting it.
+    unstarted_deaths: u32,
 }
 
 /// A worker process as the parent sees it.
@@ -267,9 +272,22 @@ where
         let on_chunk = state.current_chunk.load(Ordering::Acquire) == task.seq as usize;
         let item = state.current_item.load(Ordering::Acquire);
         if !on_chunk || !range.contains(&item) {
-            // It died before starting the chunk (or was killed while idle):
-            // no item to blame, run the chunk again.
-            self.queue.push_front(task);
+            // It died before starting the chunk: no item to blame, run the
+            // chunk again, unless that keeps happening (a chunk whose items
+            // kill a worker while they are decoded, say).
+            task.unstarted_deaths += 1;
+            if task.unstarted_deaths <= MAX_UNSTARTED_DEATHS {
+                self.queue.push_front(task);
+                return;
+            }
+            let how = format!(
+                "{} before starting the chunk, {MAX_UNSTARTED_DEATHS} times over",
+                describe_exit(status)
+            );
+            let results = range
+                .map(|index| Err(Error::crash(index, UNKNOWN_TOTAL, how.clone())))
+                .collect();
+            self.done.push_back(finish(task, results));
             return;
         }
         let error = watchdog.death_error(item, UNKNOWN_TOTAL, status, self.settings.timeout);
@@ -342,6 +360,7 @@ where
                 items,
                 failed: BTreeMap::new(),
                 attempts: HashMap::new(),
+                unstarted_deaths: 0,
             }),
             Err(error) => {
                 let results = (0..len)
