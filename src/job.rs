@@ -508,54 +508,10 @@ pub(crate) struct MapJob<T, O, S, I, F> {
 // between threads through the Mutex.
 unsafe impl<T: Send, O: Send, S: Send, I: Sync, F: Sync> Sync for MapJob<T, O, S, I, F> {}
 
-/// The job of a plain `map` or `try_map`: no per-worker state.
-pub(crate) type StatelessMapJob<T, O, F> = MapJob<T, O, (), fn(), Stateless<F>>;
-
-/// Adapts `Fn(T) -> O` to the `Fn(&mut (), T) -> O` a [`MapJob`] calls.
-pub(crate) struct Stateless<F>(F);
-
-/// The function of a [`MapJob`]: `Fn(&mut S, T) -> O`, written as a trait
-/// so the stateless adapter needs no closure type.
-pub(crate) trait TaskFn<S, T, O>: Sync {
-    fn call(&self, state: &mut S, item: T) -> O;
-}
-
-impl<S, T, O, F: Fn(&mut S, T) -> O + Sync> TaskFn<S, T, O> for F {
-    fn call(&self, state: &mut S, item: T) -> O {
-        self(state, item)
-    }
-}
-
-impl<T, O, F: Fn(T) -> O + Sync> TaskFn<(), T, O> for Stateless<F> {
-    fn call(&self, _: &mut (), item: T) -> O {
-        (self.0)(item)
-    }
-}
-
-impl<T, O, F> StatelessMapJob<T, O, F>
-where
-    T: Send,
-    O: Send + Serialize + DeserializeOwned,
-    F: Fn(T) -> O + Sync,
-{
-    /// A `map` job over `items`; `failure_output` is `Some` for a job that
-    /// keeps going past failures (`try_map`).
-    pub(crate) fn new(
-        items: Vec<T>,
-        plan: ChunkPlan,
-        function: F,
-        failure_output: Option<fn(Error) -> O>,
-        watch: Watch,
-    ) -> Self {
-        MapJob::with_state(
-            items,
-            plan,
-            || (),
-            Stateless(function),
-            failure_output,
-            watch,
-        )
-    }
+/// `function` as the `Fn(&mut (), T) -> O` of a [`MapJob`] without
+/// per-worker state (`try_map`).
+pub(crate) fn stateless<T, O>(function: impl Fn(T) -> O + Sync) -> impl Fn(&mut (), T) -> O + Sync {
+    move |_: &mut (), item| function(item)
 }
 
 impl<T, O, S, I, F> MapJob<T, O, S, I, F>
@@ -564,10 +520,12 @@ where
     O: Send + Serialize + DeserializeOwned,
     S: Send,
     I: Fn() -> S + Sync,
-    F: TaskFn<S, T, O>,
+    F: Fn(&mut S, T) -> O + Sync,
 {
-    /// A job whose function gets a per-worker state made by `init`.
-    pub(crate) fn with_state(
+    /// A job over `items` whose function gets a per-worker state made by
+    /// `init`; `failure_output` is `Some` for a job that keeps going past
+    /// failures (`try_map`).
+    pub(crate) fn new(
         items: Vec<T>,
         plan: ChunkPlan,
         init: I,
@@ -631,7 +589,7 @@ where
                         let to_output = self.failure_output.unwrap_or(|_| unreachable!());
                         to_output(error.clone())
                     }
-                    None => self.function.call(&mut state, item),
+                    None => (self.function)(&mut state, item),
                 };
                 // SAFETY: index is in our chunk, which only we write; the
                 // slot is uninitialized (first write of this chunk run).
@@ -726,7 +684,7 @@ where
     O: Send + Serialize + DeserializeOwned,
     S: Send,
     I: Fn() -> S + Sync,
-    F: TaskFn<S, T, O>,
+    F: Fn(&mut S, T) -> O + Sync,
 {
     fn plan(&self) -> ChunkPlan {
         self.book.plan
@@ -955,12 +913,16 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
-    fn square_job(n: u64, chunk_size: usize) -> StatelessMapJob<u64, u64, fn(u64) -> u64> {
+    fn square_job(
+        n: u64,
+        chunk_size: usize,
+    ) -> MapJob<u64, u64, (), impl Fn() + Sync, impl Fn(&mut (), u64) -> u64 + Sync> {
         let items: Vec<u64> = (0..n).collect();
         MapJob::new(
             items,
             ChunkPlan::new(n as usize, chunk_size),
-            |x| x * x,
+            || (),
+            stateless(|x: u64| x * x),
             None,
             Watch::default(),
         )
@@ -1056,7 +1018,8 @@ mod tests {
         let job = MapJob::new(
             items,
             ChunkPlan::new(20, 4),
-            move |(i, item): (usize, Counted)| {
+            || (),
+            stateless(move |(i, item): (usize, Counted)| {
                 drop(item);
                 if i == 6 {
                     panic!("item six");
@@ -1065,7 +1028,7 @@ mod tests {
                 Counted {
                     live: Some(outputs_live.clone()),
                 }
-            },
+            }),
             None,
             Watch::default(),
         );
@@ -1089,7 +1052,8 @@ mod tests {
         let job = MapJob::new(
             items,
             ChunkPlan::new(6, 3),
-            |x: u64| -> Result<u64, Error> { Ok(x + 100) },
+            || (),
+            stateless(|x: u64| -> Result<u64, Error> { Ok(x + 100) }),
             Some(Err),
             Watch::default(),
         );

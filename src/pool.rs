@@ -209,7 +209,7 @@ impl Pool {
             return Ok(Vec::new());
         }
         let plan = self.plan(items.len());
-        let job = MapJob::with_state(items, plan, init, f, None, self.watch(plan));
+        let job = MapJob::new(items, plan, init, f, None, self.watch(plan));
         self.execute(&job)?;
         job.into_outputs()
     }
@@ -248,7 +248,8 @@ impl Pool {
             catch_unwind(AssertUnwindSafe(|| f(item)))
                 .map_err(|payload| Error::panic(index, total, panic_payload_message(&*payload)))
         };
-        let job = MapJob::new(items, plan, guarded, Some(Err), self.watch(plan));
+        let guarded = job::stateless(guarded);
+        let job = MapJob::new(items, plan, || (), guarded, Some(Err), self.watch(plan));
         match self.execute(&job) {
             Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
             Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
@@ -385,14 +386,9 @@ impl Pool {
 
     /// What a call over `plan` is watched by.
     fn watch(&self, plan: ChunkPlan) -> Watch {
-        let show = self.progress != ProgressMode::Off && self.rank() == 0;
         Watch {
             cancel: self.cancel.clone(),
-            meter: if show {
-                Meter::start(self.progress, Some(plan.item_count()))
-            } else {
-                Meter::default()
-            },
+            meter: Meter::start(self.progress_mode(), Some(plan.item_count())),
         }
     }
 

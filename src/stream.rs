@@ -269,21 +269,23 @@ where
 
     fn cancel(&mut self) {
         self.stop.store(true, Ordering::Release);
-        // Every task sends one message, early or not: wait for them all, so
-        // nothing of this stream runs after `cancel` returns.
-        while self.running > 0 {
-            if self.receiver.recv().is_err() {
-                break;
-            }
-            self.running -= 1;
-        }
+        self.wait_for_tasks();
         self.stop = Arc::new(AtomicBool::new(false));
     }
 }
 
 impl<T, O> Drop for ThreadEngine<T, O> {
     fn drop(&mut self) {
+        // The same as cancel: nothing of the engine runs after it is gone.
         self.stop.store(true, Ordering::Release);
+        self.wait_for_tasks();
+    }
+}
+
+impl<T, O> ThreadEngine<T, O> {
+    /// Waits until every spawned task has sent its one message (early or
+    /// not), so nothing of this engine runs after it returns.
+    fn wait_for_tasks(&mut self) {
         while self.running > 0 && self.receiver.recv().is_ok() {
             self.running -= 1;
         }

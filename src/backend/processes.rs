@@ -265,11 +265,18 @@ fn frame_header(kind: u8, chunk: usize, length: usize) -> [u8; FRAME_HEADER] {
 
 /// A complete frame at the start of `buffer`: (kind, chunk, payload range).
 fn parse_frame(buffer: &[u8]) -> Option<(u8, usize, std::ops::Range<usize>)> {
-    let header = buffer.get(..FRAME_HEADER)?;
-    let chunk = u64::from_le_bytes(header[1..9].try_into().ok()?) as usize;
-    let length = u64::from_le_bytes(header[9..17].try_into().ok()?) as usize;
+    let header = buffer.get(..FRAME_HEADER)?.try_into().ok()?;
+    let (kind, chunk, length) = parse_frame_header(header);
     let end = FRAME_HEADER.checked_add(length)?;
-    (buffer.len() >= end).then_some((header[0], chunk, FRAME_HEADER..end))
+    (buffer.len() >= end).then_some((kind, chunk, FRAME_HEADER..end))
+}
+
+/// (kind, chunk, payload length) of a frame header.
+fn parse_frame_header(header: &[u8; FRAME_HEADER]) -> (u8, usize, usize) {
+    let word = |range: std::ops::Range<usize>| {
+        u64::from_le_bytes(header[range].try_into().expect("8 bytes")) as usize
+    };
+    (header[0], word(1..9), word(9..17))
 }
 
 // --- the parent side ----------------------------------------------------------------

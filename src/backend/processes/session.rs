@@ -29,7 +29,7 @@
 use super::{
     FRAME_FAILURE, FRAME_HEADER, FRAME_RESULT, IDLE, SharedMemory, Watchdog, WorkerSlot,
     describe_exit, drain, enter_child, exit_child, fork_child, frame_header, kill, os_error,
-    parse_frame, set_nonblocking, try_wait, wait_blocking, wait_readable,
+    parse_frame, parse_frame_header, set_nonblocking, try_wait, wait_blocking, wait_readable,
 };
 use crate::backend::BackendSettings;
 use crate::error::{Error, UNKNOWN_TOTAL};
@@ -324,8 +324,11 @@ where
     fn busy(&self) -> bool {
         !self.queue.is_empty() || self.workers.iter().flatten().any(|w| !w.tasks.is_empty())
     }
+}
 
-    /// Kills the workers in `slots` and waits for them.
+impl<T, O> ProcessEngine<T, O> {
+    /// Kills the workers (only those holding chunks if `busy_only`) and
+    /// waits for them.
     fn stop_workers(&mut self, busy_only: bool) {
         for worker in self.workers.iter().flatten() {
             if !busy_only || !worker.tasks.is_empty() {
@@ -416,12 +419,7 @@ where
 
 impl<T, O> Drop for ProcessEngine<T, O> {
     fn drop(&mut self) {
-        for worker in self.workers.iter().flatten() {
-            kill(worker.pid);
-        }
-        for worker in self.workers.iter_mut().filter_map(Option::take) {
-            wait_blocking(worker.pid);
-        }
+        self.stop_workers(false);
     }
 }
 
@@ -543,7 +541,8 @@ fn send_all(worker: &mut SessionWorker, mut bytes: &[u8]) -> Result<(), Error> {
 
 /// True if `pid` has not exited (without reaping it).
 fn try_wait_alive(pid: libc::pid_t) -> bool {
-    let mut info: libc::siginfo_t = unsafe_zeroed_siginfo();
+    // SAFETY: siginfo_t is a plain C struct for which all-zero is valid.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     // SAFETY: `info` is a valid siginfo_t for waitid to fill; WNOWAIT leaves
     // the child to be reaped later.
     let result = unsafe {
@@ -556,11 +555,6 @@ fn try_wait_alive(pid: libc::pid_t) -> bool {
     };
     // SAFETY: waitid filled `info` (or left it zeroed, pid 0: still alive).
     result == 0 && unsafe { info.si_pid() } == 0
-}
-
-fn unsafe_zeroed_siginfo() -> libc::siginfo_t {
-    // SAFETY: siginfo_t is a plain C struct for which all-zero is valid.
-    unsafe { std::mem::zeroed() }
 }
 
 /// A connected pair of Unix stream sockets, close-on-exec:
@@ -613,14 +607,6 @@ where
         slot.current_chunk.store(IDLE, Ordering::Release);
         std::io::stdout().flush()?;
     }
-}
-
-/// (kind, chunk, payload length) of a frame header.
-fn parse_frame_header(header: &[u8; FRAME_HEADER]) -> (u8, usize, usize) {
-    let word = |range: std::ops::Range<usize>| {
-        u64::from_le_bytes(header[range].try_into().expect("8 bytes")) as usize
-    };
-    (header[0], word(1..9), word(9..17))
 }
 
 /// Runs one TASK frame's items: (frame kind, payload) of the reply.
