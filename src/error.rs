@@ -7,11 +7,13 @@
 //! of items, so the message reads `task 3 of 10 panicked: boom`.
 //!
 //! `Error` is `Clone` (so `try_map` can hand the same backend failure to
-//! every item it affected) and serializable inside the crate (so a failure in
-//! a worker process or on another MPI rank can travel to the caller).
+//! every item it affected). Its wire form, [`ErrorWire`], is private to the
+//! crate: a failure in a worker process or on another MPI rank travels to
+//! the caller as that, and the public type promises no encoding.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An error from a [`Pool`](crate::Pool) call or from building a pool.
@@ -34,14 +36,54 @@ use std::time::Duration;
 /// assert_eq!(err.to_string(), "task 3 of 10 panicked: boom");
 /// # Ok::<(), parpool::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone)]
 pub struct Error {
     kind: Box<ErrorKind>,
+    /// The OS error behind a backend failure, for [`source`](std::error::Error::source).
+    /// Stays in the process that saw it: the wire form carries only its text.
+    source: Option<Arc<std::io::Error>>,
+}
+
+/// How an [`Error`] travels between processes (worker pipes, MPI ranks):
+/// the private kind, encoded with postcard. Crate-private, so the public
+/// `Error` promises no wire format.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct ErrorWire(ErrorKind);
+
+impl From<Error> for ErrorWire {
+    fn from(error: Error) -> ErrorWire {
+        ErrorWire(*error.kind)
+    }
+}
+
+impl From<ErrorWire> for Error {
+    fn from(wire: ErrorWire) -> Error {
+        Error::new(wire.0)
+    }
+}
+
+impl Error {
+    /// This error in its wire form (postcard bytes).
+    pub(crate) fn to_wire(&self) -> Vec<u8> {
+        // Encoding a plain enum of strings and integers into a Vec cannot
+        // fail; an empty vector would decode as a garbled report.
+        postcard::to_stdvec(&ErrorWire((*self.kind).clone())).unwrap_or_default()
+    }
+
+    /// An error from its wire form; garbled bytes are a backend error that
+    /// says so.
+    pub(crate) fn from_wire(bytes: &[u8], backend: &str) -> Error {
+        postcard::from_bytes::<ErrorWire>(bytes)
+            .map(Error::from)
+            .unwrap_or_else(|e| {
+                Error::backend(backend, format!("a failure report was garbled: {e}"))
+            })
+    }
 }
 
 /// What went wrong. Private so variants can be added without breaking users.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub(crate) enum ErrorKind {
+enum ErrorKind {
     /// The task's function panicked.
     #[error("task {index}{} panicked: {message}", of_total(*total))]
     Panic {
@@ -111,9 +153,10 @@ fn of_total(total: usize) -> String {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind) -> Error {
+    fn new(kind: ErrorKind) -> Error {
         Error {
             kind: Box::new(kind),
+            source: None,
         }
     }
 
@@ -242,6 +285,15 @@ impl Error {
         })
     }
 
+    /// The backend named `backend` failed in the OS call `call`; the
+    /// `io::Error` stays reachable through
+    /// [`source`](std::error::Error::source).
+    pub(crate) fn os(backend: &str, call: &str, error: std::io::Error) -> Error {
+        let mut wrapped = Error::backend(backend, format!("{call} failed: {error}"));
+        wrapped.source = Some(Arc::new(error));
+        wrapped
+    }
+
     /// The index of the item whose task failed, if the error belongs to one.
     pub fn task_index(&self) -> Option<usize> {
         match &*self.kind {
@@ -326,17 +378,13 @@ impl Error {
     }
 }
 
-impl std::error::Error for Error {}
-
-/// The text of a panic payload (`&str` or `String`; anything else is named
-/// as such).
-pub(crate) fn panic_payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic payload is not a string".to_string()
+impl std::error::Error for Error {
+    /// The OS error behind a backend failure (a `fork`, `mmap` or `read`
+    /// that failed), if there is one.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|error| error as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -381,23 +429,24 @@ mod tests {
     }
 
     #[test]
-    fn errors_survive_a_round_trip_through_postcard() {
+    fn errors_survive_a_round_trip_through_their_wire_form() {
         let err = Error::panic(7, 8, "lost".into());
-        let bytes = postcard::to_stdvec(&err).expect("encode");
-        let back: Error = postcard::from_bytes(&bytes).expect("decode");
-        assert_eq!(back, err);
+        let back = Error::from_wire(&err.to_wire(), "test");
+        assert_eq!(back.kind, err.kind);
+        let garbled = Error::from_wire(&[0xff, 0xff], "processes");
+        assert!(garbled.to_string().contains("garbled"), "{garbled}");
     }
 
     #[test]
-    fn panic_payloads_become_text() {
-        let payload: Box<dyn std::any::Any + Send> = Box::new(String::from("owned"));
-        assert_eq!(panic_payload_message(&*payload), "owned");
-        let payload: Box<dyn std::any::Any + Send> = Box::new("static");
-        assert_eq!(panic_payload_message(&*payload), "static");
-        let payload: Box<dyn std::any::Any + Send> = Box::new(42_u8);
-        assert_eq!(
-            panic_payload_message(&*payload),
-            "panic payload is not a string"
+    fn os_errors_keep_their_source() {
+        use std::error::Error as _;
+        let err = Error::os("processes", "fork", std::io::Error::from_raw_os_error(11));
+        let source = err.source().expect("an io::Error");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert!(
+            err.to_string()
+                .starts_with("processes backend failed: fork failed")
         );
+        assert!(Error::panic(1, 2, "x".into()).source().is_none());
     }
 }

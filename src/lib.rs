@@ -51,11 +51,14 @@
 //! | `Serial` | `serial` | in order on the calling thread |
 //! | `Threads` | `threads` (default) | on a dedicated rayon thread pool |
 //! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank |
-//! | `Processes` | `processes` (Unix) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
+//! | `Processes` | `processes` (Linux) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
 //!
-//! Write your own with the [`Backend`] trait.
+//! Write your own with the [`Backend`] trait: implementing
+//! [`run`](Backend::run) alone gives it every call, streams, sessions,
+//! cancellation and progress.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod backend;
 mod cancel;
@@ -71,7 +74,7 @@ pub mod workloads;
 pub use backend::{Backend, BackendKind};
 pub use cancel::CancelToken;
 pub use error::Error;
-pub use job::Job;
+pub use job::{Job, TaskLimits};
 pub use plan::ChunkPlan;
 pub use pool::{BACKEND_VARIABLE, Pool, PoolBuilder};
 pub use stream::{Imap, ImapUnordered, Session};

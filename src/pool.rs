@@ -1,22 +1,26 @@
 //! [`Pool`] and [`PoolBuilder`]: the typed front door.
 //!
-//! All generic code lives here and in `job.rs`: a call collects its items,
-//! makes a [`ChunkPlan`], wraps everything in a job and hands `&dyn Job` to
-//! the backend. Settings come from the builder, then from the environment
-//! (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU detection.
+//! All generic code lives here and in the `job` module: a call collects its
+//! items, makes a [`ChunkPlan`], wraps everything in a job and hands
+//! `&dyn Job` to the backend; a stream or session hands it an
+//! `Arc<dyn StreamJob>`. Settings come from the builder, then from the
+//! environment (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU
+//! detection.
 
-use crate::backend::{self, Backend, BackendKind, BackendSettings, SerialBackend, Streamer};
+use crate::backend::{self, Backend, BackendKind, Capabilities, SerialBackend};
 use crate::cancel::CancelToken;
 use crate::cpus;
-use crate::error::{Error, panic_payload_message};
-use crate::job::{self, Job, MapJob, ReduceJob, Watch};
+use crate::error::Error;
+use crate::job::codec::Codec;
+use crate::job::map::MapJob;
+use crate::job::reduce::ReduceJob;
+use crate::job::{self, Job, TaskLimits, TypedStreamJob, Watch, unwind};
 use crate::plan::ChunkPlan;
 use crate::progress::{Meter, ProgressMode};
-use crate::stream::{self, Imap, ImapUnordered, Session};
+use crate::stream::{self, Imap, ImapUnordered, Session, StreamSettings};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +48,7 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 #[derive(Clone)]
 pub struct Pool {
     backend: Arc<dyn Backend>,
-    streamer: Streamer,
+    limits: TaskLimits,
     chunk_size: Option<usize>,
     in_flight: Option<usize>,
     progress: ProgressMode,
@@ -96,11 +100,14 @@ impl Pool {
         PoolBuilder::default()
     }
 
-    /// A pool that runs on a backend of your own; see [`Backend`].
+    /// A pool that runs on a backend of your own, with default settings;
+    /// see [`Backend`]. The shorthand of
+    /// `Pool::builder().backend(backend).build()`, which also takes every
+    /// other setting.
     pub fn with_backend(backend: impl Backend + 'static) -> Pool {
         Pool {
             backend: Arc::new(backend),
-            streamer: Streamer::Batch,
+            limits: TaskLimits::default(),
             chunk_size: None,
             in_flight: None,
             progress: ProgressMode::Off,
@@ -127,16 +134,22 @@ impl Pool {
         self.backend.kind()
     }
 
+    /// What the pool's backend can do: time out tasks, share memory with
+    /// the caller, its MPI rank and ranks; see [`Capabilities`].
+    pub fn capabilities(&self) -> Capabilities {
+        self.backend.capabilities()
+    }
+
     /// This process's MPI rank (0 unless the backend is MPI). Every rank
     /// gets the same results; use this to print from one rank only.
     pub fn rank(&self) -> usize {
-        self.backend.rank()
+        self.capabilities().rank
     }
 
     /// The number of MPI ranks running the program (1 unless the backend is
     /// MPI).
     pub fn size(&self) -> usize {
-        self.backend.size()
+        self.capabilities().ranks
     }
 
     /// Applies `f` to every item, in parallel; the results come back in
@@ -209,7 +222,14 @@ impl Pool {
             return Ok(Vec::new());
         }
         let plan = self.plan(items.len());
-        let job = MapJob::new(items, plan, init, f, None, self.watch(plan));
+        let job = MapJob::new(
+            items,
+            plan,
+            (init, f),
+            (None, Codec::values()),
+            self.watch(plan),
+            self.limits,
+        );
         self.execute(&job)?;
         job.into_outputs()
     }
@@ -244,12 +264,18 @@ impl Pool {
         }
         let total = items.len();
         let plan = self.plan(total);
-        let guarded = |(index, item): (usize, T)| -> Result<R, Error> {
-            catch_unwind(AssertUnwindSafe(|| f(item)))
-                .map_err(|payload| Error::panic(index, total, panic_payload_message(&*payload)))
-        };
-        let guarded = job::stateless(guarded);
-        let job = MapJob::new(items, plan, || (), guarded, Some(Err), self.watch(plan));
+        // Each task's panic is caught here, so one failed item does not end
+        // its chunk.
+        let guarded =
+            |_: &mut (), (index, item): (usize, T)| unwind::run_task(index, total, || f(item));
+        let job = MapJob::new(
+            items,
+            plan,
+            (|| (), guarded),
+            (Some(Err), Codec::results()),
+            self.watch(plan),
+            self.limits,
+        );
         match self.execute(&job) {
             Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
             Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
@@ -289,7 +315,14 @@ impl Pool {
             return Ok(identity);
         }
         let plan = self.plan(items.len());
-        let job = ReduceJob::new(items, plan, f, (identity, op), self.watch(plan));
+        let job = ReduceJob::new(
+            items,
+            plan,
+            (f, identity, op),
+            Codec::values(),
+            self.watch(plan),
+            self.limits,
+        );
         self.execute(&job)?;
         job.into_result()
     }
@@ -332,8 +365,9 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        let engine = stream::engine_for(self, Arc::new(f))?;
-        Ok(stream::imap(self, input.into_iter(), engine))
+        let settings = self.stream_settings();
+        let engine = settings.open(self.stream_job(f))?;
+        Ok(stream::imap(&settings, input.into_iter(), engine))
     }
 
     /// Like [`imap`](Pool::imap), but yields `(index, result)` as soon as
@@ -364,8 +398,9 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        let engine = stream::engine_for(self, Arc::new(f))?;
-        Ok(stream::imap_unordered(self, input.into_iter(), engine))
+        let settings = self.stream_settings();
+        let engine = settings.open(self.stream_job(f))?;
+        Ok(stream::imap_unordered(&settings, input.into_iter(), engine))
     }
 
     /// Starts workers for `f` that serve many calls: see [`Session`]. On
@@ -381,7 +416,40 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        Session::new(self, Arc::new(f))
+        Session::new(self.stream_settings(), self.stream_job(f))
+    }
+
+    /// The type-erased job of a stream or session of `f`.
+    fn stream_job<T, R, F>(&self, f: F) -> Arc<dyn job::StreamJob>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        Arc::new(TypedStreamJob::new(f, self.limits))
+    }
+
+    /// What a stream or session of this pool runs with. Inside a task
+    /// (nested use) it runs on the serial backend, as every call does.
+    fn stream_settings(&self) -> StreamSettings {
+        let backend: Arc<dyn Backend> = if job::inside_task() {
+            Arc::new(SerialBackend)
+        } else {
+            self.backend.clone()
+        };
+        let workers = backend.workers();
+        let in_flight = self
+            .in_flight
+            .unwrap_or(backend.capabilities().in_flight_per_worker * workers)
+            .max(1);
+        StreamSettings {
+            backend,
+            chunk_size: self.chunk_size,
+            in_flight,
+            workers,
+            cancel: self.cancel.clone(),
+            progress: self.progress_mode(),
+        }
     }
 
     /// What a call over `plan` is watched by.
@@ -392,66 +460,11 @@ impl Pool {
         }
     }
 
-    pub(crate) fn cancel_token(&self) -> Option<&CancelToken> {
-        self.cancel.as_ref()
-    }
-
-    pub(crate) fn progress_mode(&self) -> ProgressMode {
+    fn progress_mode(&self) -> ProgressMode {
         if self.rank() == 0 {
             self.progress
         } else {
             ProgressMode::Off
-        }
-    }
-
-    /// This pool without a progress bar (for calls made by a stream, which
-    /// shows its own).
-    pub(crate) fn without_progress(&self) -> Pool {
-        Pool {
-            progress: ProgressMode::Off,
-            ..self.clone()
-        }
-    }
-
-    /// Chunks a stream keeps in flight. On the serial backend one chunk at
-    /// a time: reading ahead would gain nothing and cost cache.
-    pub(crate) fn in_flight(&self) -> usize {
-        self.in_flight.unwrap_or(match self.kind() {
-            BackendKind::Serial => 1,
-            _ => stream::IN_FLIGHT_PER_WORKER * self.workers(),
-        })
-    }
-
-    /// Items per chunk of a stream of unknown length.
-    pub(crate) fn stream_chunk_size(&self) -> usize {
-        self.chunk_size.unwrap_or(stream::STREAM_CHUNK_SIZE)
-    }
-
-    /// Items per chunk of a session call over `total` items: the pool's
-    /// chunk size, else `ceil(total / (4 * workers))`, the rule of Python's
-    /// `Pool.map`. A session's chunk costs a round trip through a socket,
-    /// so fewer, larger chunks than a plain call's pay off; a session's
-    /// `map` combines nothing, so the grouping cannot change a result.
-    pub(crate) fn batch_chunk_size(&self, total: usize) -> usize {
-        self.chunk_size.unwrap_or_else(|| {
-            total
-                .div_ceil(stream::IN_FLIGHT_PER_WORKER * self.workers())
-                .max(1)
-        })
-    }
-
-    pub(crate) fn rayon_pool(&self) -> Option<Arc<rayon::ThreadPool>> {
-        match &self.streamer {
-            Streamer::Threads(threads) => Some(threads.clone()),
-            _ => None,
-        }
-    }
-
-    #[cfg(unix)]
-    pub(crate) fn process_settings(&self) -> Option<BackendSettings> {
-        match &self.streamer {
-            Streamer::Processes(settings) => Some(settings.clone()),
-            _ => None,
         }
     }
 
@@ -496,6 +509,7 @@ impl Pool {
 #[derive(Clone, Debug, Default)]
 pub struct PoolBuilder {
     kind: Option<BackendKind>,
+    backend: Option<Arc<dyn Backend>>,
     workers: Option<usize>,
     chunk_size: Option<usize>,
     timeout: Option<Duration>,
@@ -509,6 +523,28 @@ impl PoolBuilder {
     /// [`BackendKind::Threads`].
     pub fn kind(mut self, kind: BackendKind) -> PoolBuilder {
         self.kind = Some(kind);
+        self
+    }
+
+    /// A backend of your own (see [`Backend`]) instead of a built-in
+    /// [`kind`](PoolBuilder::kind); every other setting applies to it.
+    /// Such a backend has its own worker count: `build` rejects
+    /// [`workers`](PoolBuilder::workers) (and ignores `PARPOOL_WORKERS`
+    /// and `PARPOOL_BACKEND`), and accepts a
+    /// [`timeout`](PoolBuilder::timeout) only if its
+    /// [capabilities](Capabilities::can_time_out) say it can stop a task.
+    ///
+    /// ```
+    /// use parpool::{BackendKind, Pool};
+    /// use parpool::backend::SerialBackend;
+    ///
+    /// let pool = Pool::builder().backend(SerialBackend).chunk_size(2).in_flight(1).build()?;
+    /// assert_eq!(pool.kind(), BackendKind::Serial);
+    /// assert_eq!(pool.map(|x: u8| x + 1, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: impl Backend + 'static) -> PoolBuilder {
+        self.backend = Some(Arc::new(backend));
         self
     }
 
@@ -530,8 +566,9 @@ impl PoolBuilder {
 
     /// A time limit per task: a task still running after `limit` has its
     /// worker killed and fails with [`Error::is_timeout`]. Needs a backend
-    /// that can stop a running task (the process backend); `build` rejects
-    /// it for the others. Must be more than zero.
+    /// that can stop a running task
+    /// ([`Capabilities::can_time_out`]: the process backend); `build`
+    /// rejects it for the others. Must be more than zero.
     pub fn timeout(mut self, limit: Duration) -> PoolBuilder {
         self.timeout = Some(limit);
         self
@@ -589,25 +626,6 @@ impl PoolBuilder {
     /// `PARPOOL_BACKEND`, a `PARPOOL_WORKERS` that is not a positive
     /// integer, a backend not compiled in), or a backend that cannot start.
     pub fn build(self) -> Result<Pool, Error> {
-        let kind = match self.kind {
-            Some(kind) => kind,
-            None => match std::env::var(BACKEND_VARIABLE) {
-                Ok(text) => backend::parse_backend_name(&text, BACKEND_VARIABLE)?,
-                Err(std::env::VarError::NotPresent) => BackendKind::Threads,
-                Err(std::env::VarError::NotUnicode(text)) => {
-                    backend::parse_backend_name(&text.to_string_lossy(), BACKEND_VARIABLE)?
-                }
-            },
-        };
-        let workers = match self.workers {
-            Some(workers) => backend::check_workers(workers)?,
-            None => match std::env::var(cpus::WORKERS_VARIABLE) {
-                Ok(text) => cpus::parse_count(&text).map_err(|reason| {
-                    Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
-                })?,
-                Err(_) => cpus::available().count(),
-            },
-        };
         if self.chunk_size == Some(0) {
             return Err(Error::invalid_config(
                 "chunk_size",
@@ -629,19 +647,85 @@ impl PoolBuilder {
                 "a per-task time limit must be more than zero",
             ));
         }
-        let settings = BackendSettings {
-            workers,
-            timeout: self.timeout,
-            retries: self.retries,
+        let backend = match self.backend.clone() {
+            Some(backend) => self.check_custom(backend)?,
+            None => backend::build(self.resolve_kind()?, self.resolve_workers()?)?,
         };
-        let (backend, streamer) = backend::build(kind, &settings)?;
+        if let Some(limit) = self.timeout
+            && !backend.capabilities().can_time_out
+        {
+            return Err(Error::invalid_config(
+                "timeout",
+                format!("{limit:?}"),
+                format!(
+                    "the {} backend cannot stop a running task (a thread cannot be killed \
+                     safely); per-task timeouts need the processes backend",
+                    backend.kind()
+                ),
+            ));
+        }
         Ok(Pool {
             backend,
-            streamer,
+            limits: TaskLimits {
+                timeout: self.timeout,
+                retries: self.retries,
+            },
             chunk_size: self.chunk_size,
             in_flight: self.in_flight,
             progress: self.progress,
             cancel: None,
         })
+    }
+
+    /// The built-in backend: the builder's, else `PARPOOL_BACKEND`, else
+    /// threads.
+    fn resolve_kind(&self) -> Result<BackendKind, Error> {
+        if let Some(kind) = self.kind {
+            return Ok(kind);
+        }
+        match std::env::var(BACKEND_VARIABLE) {
+            Ok(text) => backend::parse_backend_name(&text, BACKEND_VARIABLE),
+            Err(std::env::VarError::NotPresent) => Ok(BackendKind::Threads),
+            Err(std::env::VarError::NotUnicode(text)) => {
+                backend::parse_backend_name(&text.to_string_lossy(), BACKEND_VARIABLE)
+            }
+        }
+    }
+
+    /// The worker count: the builder's, else `PARPOOL_WORKERS`, else CPU
+    /// detection.
+    fn resolve_workers(&self) -> Result<usize, Error> {
+        match self.workers {
+            Some(workers) => backend::check_workers(workers),
+            None => match std::env::var(cpus::WORKERS_VARIABLE) {
+                Ok(text) => cpus::parse_count(&text).map_err(|reason| {
+                    Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
+                }),
+                Err(_) => Ok(cpus::available().count()),
+            },
+        }
+    }
+
+    /// A custom backend, if no setting contradicts it.
+    fn check_custom(&self, backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>, Error> {
+        if let Some(kind) = self.kind {
+            return Err(Error::invalid_config(
+                "kind",
+                kind.name(),
+                "a pool runs on either a built-in kind or a backend of your own; set one",
+            ));
+        }
+        if let Some(workers) = self.workers {
+            return Err(Error::invalid_config(
+                "workers",
+                workers.to_string(),
+                format!(
+                    "a backend of your own has its own worker count ({}); set it when you \
+                     make the backend",
+                    backend.workers()
+                ),
+            ));
+        }
+        Ok(backend)
     }
 }

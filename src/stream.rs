@@ -1,311 +1,84 @@
 //! Streaming: [`Imap`] (lazy, bounded `imap` / `imap_unordered`) and
 //! [`Session`] (workers that start once and serve many calls).
 //!
-//! Both sit on an *engine*: something that accepts chunks of items, runs
-//! them on workers, and hands back finished chunks. [`Imap`] pulls chunks
-//! from the input iterator only while fewer than
-//! [`in_flight`](crate::PoolBuilder::in_flight) chunks are submitted but not
-//! yet handed to the caller, so memory stays bounded whatever the length of
-//! the input.
+//! Both drive a [`StreamEngine`] that the pool's backend opened
+//! ([`Backend::open_stream`]): something that
+//! accepts chunks of items, runs them on workers, and hands back finished
+//! chunks. [`Imap`] pulls chunks from the input iterator only while fewer
+//! than [`in_flight`](crate::PoolBuilder::in_flight) chunks are submitted but
+//! not yet handed to the caller, so memory stays bounded whatever the length
+//! of the input.
 //!
 //! | backend | engine |
 //! |---|---|
 //! | threads | each chunk is a task on the pool's own rayon threads |
-//! | processes | worker processes forked once per session; each chunk's items are encoded (postcard) and sent to an idle worker, results come back the same way |
-//! | serial, MPI, custom | submitted chunks are run together as one ordinary call (`try_map`) when the caller asks for the next result |
+//! | processes | worker processes forked once per stream or session; each chunk's items are encoded (postcard) and sent to an idle worker, results come back the same way |
+//! | serial, MPI, custom (the default engine) | submitted chunks are run together as one batch job on the backend's `run` when the caller asks for the next result |
 //!
 //! Dropping an [`Imap`] cancels what is still running: thread tasks stop
 //! before their next item, busy worker processes are killed. Nothing the
 //! stream started outlives it.
 
-#[cfg(test)]
-use crate::backend::BackendKind;
-use crate::error::{Error, UNKNOWN_TOTAL};
-use crate::job::{self, Watch};
-use crate::pool::Pool;
-use crate::progress::Meter;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use crate::backend::{Backend, StreamContext, StreamEngine, stream_cancelled};
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::job::{StreamChunk, StreamJob, Watch};
+use crate::progress::{Meter, ProgressMode};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
 
 /// Items per chunk of a stream when the pool has no
 /// [`chunk_size`](crate::PoolBuilder::chunk_size).
 pub const STREAM_CHUNK_SIZE: usize = 256;
 
-/// Chunks in flight per worker when the pool has no
-/// [`in_flight`](crate::PoolBuilder::in_flight) setting.
-pub const IN_FLIGHT_PER_WORKER: usize = 4;
-
-/// How often a waiting engine looks at the cancel token.
-const CANCEL_POLL: Duration = Duration::from_millis(20);
-
-/// A chunk of consecutive items of a stream.
-pub(crate) struct ChunkIn<T> {
-    /// Position of the chunk in the stream: 0, 1, 2, ...
-    pub(crate) seq: u64,
-    /// Index of the first item in the stream.
-    pub(crate) start: usize,
-    pub(crate) items: Vec<T>,
+/// What a stream or session takes from its pool.
+#[derive(Clone)]
+pub(crate) struct StreamSettings {
+    /// The backend that opens the engine (the serial one for nested use).
+    pub(crate) backend: Arc<dyn Backend>,
+    /// The pool's chunk size, if it has one.
+    pub(crate) chunk_size: Option<usize>,
+    /// Chunks kept in flight.
+    pub(crate) in_flight: usize,
+    pub(crate) workers: usize,
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) progress: ProgressMode,
 }
 
-/// The results of a chunk, one per item, in item order.
-pub(crate) struct ChunkOut<O> {
-    pub(crate) seq: u64,
-    pub(crate) start: usize,
-    pub(crate) results: Vec<Result<O, Error>>,
-}
-
-/// Runs chunks for a stream. Item failures travel inside [`ChunkOut`];
-/// `Err` from a method means the engine itself failed or the wait was
-/// cancelled.
-pub(crate) trait Engine<T, O>: Send {
-    /// Starts (or queues) a chunk.
-    fn submit(&mut self, chunk: ChunkIn<T>) -> Result<(), Error>;
-
-    /// Blocks until a submitted chunk is finished and returns it, in any
-    /// order. Returns `Err(cancelled)` soon after `cancelled()` turns true.
-    /// Called only while some submitted chunk has not been returned.
-    fn next_done(&mut self, cancelled: &dyn Fn() -> bool) -> Result<ChunkOut<O>, Error>;
-
-    /// Abandons every submitted chunk, stopping what runs as soon as it
-    /// can, and waits until nothing runs. The engine stays usable.
-    fn cancel(&mut self);
-}
-
-/// The function a stream runs, shared with its workers.
-pub(crate) type SharedFn<T, O> = Arc<dyn Fn(T) -> O + Send + Sync>;
-
-/// Builds the engine for `pool`'s backend.
-pub(crate) fn engine_for<T, O>(
-    pool: &Pool,
-    function: SharedFn<T, O>,
-) -> Result<Box<dyn Engine<T, O>>, Error>
-where
-    T: Send + Serialize + DeserializeOwned + 'static,
-    O: Send + Serialize + DeserializeOwned + 'static,
-{
-    if job::inside_task() {
-        // Nested use runs serially, as for every other call.
-        let serial = Pool::with_backend(crate::backend::SerialBackend);
-        return Ok(Box::new(BatchEngine::new(serial, function)));
-    }
-    if let Some(threads) = pool.rayon_pool() {
-        return Ok(Box::new(ThreadEngine::new(threads, function)));
-    }
-    #[cfg(unix)]
-    if let Some(settings) = pool.process_settings() {
-        return Ok(Box::new(crate::backend::ProcessEngine::start(
-            function, settings,
-        )?));
-    }
-    Ok(Box::new(BatchEngine::new(
-        pool.without_progress(),
-        function,
-    )))
-}
-
-// --- the batch engine: serial, MPI, custom backends ----------------------------
-
-/// Runs the chunks submitted so far as one `try_map` call when a result is
-/// wanted. Works on any backend; on MPI every rank submits the same chunks
-/// in the same order (the program is SPMD), so the calls match up.
-struct BatchEngine<T, O> {
-    pool: Pool,
-    function: SharedFn<T, O>,
-    pending: Vec<ChunkIn<T>>,
-    done: VecDeque<ChunkOut<O>>,
-}
-
-impl<T, O> BatchEngine<T, O> {
-    fn new(pool: Pool, function: SharedFn<T, O>) -> Self {
-        BatchEngine {
-            pool,
-            function,
-            pending: Vec::new(),
-            done: VecDeque::new(),
-        }
-    }
-}
-
-impl<T, O> Engine<T, O> for BatchEngine<T, O>
-where
-    T: Send,
-    O: Send + Serialize + DeserializeOwned,
-{
-    fn submit(&mut self, chunk: ChunkIn<T>) -> Result<(), Error> {
-        self.pending.push(chunk);
-        Ok(())
+impl StreamSettings {
+    /// Opens an engine for `job` on the backend.
+    pub(crate) fn open(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
+        self.backend.open_stream(job)
     }
 
-    fn next_done(&mut self, cancelled: &dyn Fn() -> bool) -> Result<ChunkOut<O>, Error> {
-        if let Some(chunk) = self.done.pop_front() {
-            return Ok(chunk);
-        }
-        if cancelled() {
-            return Err(stream_cancelled());
-        }
-        let chunks = std::mem::take(&mut self.pending);
-        let shape: Vec<(u64, usize, usize)> = chunks
-            .iter()
-            .map(|chunk| (chunk.seq, chunk.start, chunk.items.len()))
-            .collect();
-        let items = chunks.into_iter().flat_map(|chunk| {
-            let start = chunk.start;
-            chunk
-                .items
-                .into_iter()
-                .enumerate()
-                .map(move |(offset, item)| (start + offset, item))
-        });
-        let function = &self.function;
-        let mut results = self
-            .pool
-            .try_map(|(_, item): (usize, T)| function(item), items)
-            .into_iter();
-        for (seq, start, len) in shape {
-            let results = results
-                .by_ref()
-                .take(len)
-                .enumerate()
-                .map(|(offset, result)| {
-                    result.map_err(|error| error.for_task(start + offset, UNKNOWN_TOTAL))
-                })
-                .collect();
-            self.done.push_back(ChunkOut {
-                seq,
-                start,
-                results,
-            });
-        }
-        self.done
-            .pop_front()
-            .ok_or_else(|| Error::backend("stream", "waited with no chunk submitted"))
+    /// Items per chunk of a stream of unknown length.
+    fn stream_chunk_size(&self) -> usize {
+        self.chunk_size.unwrap_or(STREAM_CHUNK_SIZE)
     }
 
-    fn cancel(&mut self) {
-        self.pending.clear();
-        self.done.clear();
+    /// Items per chunk of a session call over `total` items: the pool's
+    /// chunk size, else `ceil(total / (4 * workers))`, the rule of Python's
+    /// `Pool.map`. A session's chunk costs a round trip through a socket,
+    /// so fewer, larger chunks than a plain call's pay off; a session's
+    /// `map` combines nothing, so the grouping cannot change a result.
+    fn batch_chunk_size(&self, total: usize) -> usize {
+        self.chunk_size
+            .unwrap_or_else(|| total.div_ceil(4 * self.workers).max(1))
     }
-}
-
-// --- the thread engine --------------------------------------------------------------
-
-/// Runs each chunk as a task on the pool's rayon threads.
-struct ThreadEngine<T, O> {
-    threads: Arc<rayon::ThreadPool>,
-    function: SharedFn<T, O>,
-    sender: mpsc::Sender<ChunkOut<O>>,
-    receiver: mpsc::Receiver<ChunkOut<O>>,
-    /// Raised by `cancel`: running tasks stop before their next item.
-    stop: Arc<AtomicBool>,
-    /// Tasks spawned whose message has not been received.
-    running: usize,
-}
-
-impl<T, O> ThreadEngine<T, O> {
-    fn new(threads: Arc<rayon::ThreadPool>, function: SharedFn<T, O>) -> Self {
-        let (sender, receiver) = mpsc::channel();
-        ThreadEngine {
-            threads,
-            function,
-            sender,
-            receiver,
-            stop: Arc::new(AtomicBool::new(false)),
-            running: 0,
-        }
-    }
-}
-
-impl<T, O> Engine<T, O> for ThreadEngine<T, O>
-where
-    T: Send + 'static,
-    O: Send + 'static,
-{
-    fn submit(&mut self, chunk: ChunkIn<T>) -> Result<(), Error> {
-        let function = self.function.clone();
-        let sender = self.sender.clone();
-        let stop = self.stop.clone();
-        self.running += 1;
-        self.threads.spawn(move || {
-            let mut results = Vec::with_capacity(chunk.items.len());
-            for (offset, item) in chunk.items.into_iter().enumerate() {
-                if stop.load(Ordering::Acquire) {
-                    break;
-                }
-                results.push(job::run_stream_task(&*function, item, chunk.start + offset));
-            }
-            // The receiver is gone only if the engine is; nothing to report.
-            let _ = sender.send(ChunkOut {
-                seq: chunk.seq,
-                start: chunk.start,
-                results,
-            });
-        });
-        Ok(())
-    }
-
-    fn next_done(&mut self, cancelled: &dyn Fn() -> bool) -> Result<ChunkOut<O>, Error> {
-        loop {
-            if cancelled() {
-                return Err(stream_cancelled());
-            }
-            match self.receiver.recv_timeout(CANCEL_POLL) {
-                Ok(chunk) => {
-                    self.running -= 1;
-                    return Ok(chunk);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::backend("threads", "a stream task vanished"));
-                }
-            }
-        }
-    }
-
-    fn cancel(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        self.wait_for_tasks();
-        self.stop = Arc::new(AtomicBool::new(false));
-    }
-}
-
-impl<T, O> Drop for ThreadEngine<T, O> {
-    fn drop(&mut self) {
-        // The same as cancel: nothing of the engine runs after it is gone.
-        self.stop.store(true, Ordering::Release);
-        self.wait_for_tasks();
-    }
-}
-
-impl<T, O> ThreadEngine<T, O> {
-    /// Waits until every spawned task has sent its one message (early or
-    /// not), so nothing of this engine runs after it returns.
-    fn wait_for_tasks(&mut self) {
-        while self.running > 0 && self.receiver.recv().is_ok() {
-            self.running -= 1;
-        }
-    }
-}
-
-fn stream_cancelled() -> Error {
-    Error::cancelled("the stream was cancelled")
 }
 
 // --- Imap -------------------------------------------------------------------------
 
 /// The engine a stream runs on: its own, or a [`Session`]'s.
-enum EngineRef<'a, T, O> {
-    Owned(Box<dyn Engine<T, O>>),
-    Borrowed(&'a mut dyn Engine<T, O>),
+enum EngineRef<'a> {
+    Owned(Box<dyn StreamEngine>),
+    Borrowed(&'a mut dyn StreamEngine),
 }
 
-impl<T, O> EngineRef<'_, T, O> {
-    fn get(&mut self) -> &mut dyn Engine<T, O> {
+impl EngineRef<'_> {
+    fn get(&mut self) -> &mut dyn StreamEngine {
         match self {
             EngineRef::Owned(engine) => &mut **engine,
             EngineRef::Borrowed(engine) => &mut **engine,
@@ -320,7 +93,7 @@ impl<T, O> EngineRef<'_, T, O> {
 /// crash or timeout on the process backend); the stream carries on past
 /// failures, so `collect::<Result<Vec<_>, _>>()` stops at the first one
 /// (and, by dropping the iterator, cancels the rest). If the pool's
-/// [`CancelToken`](crate::CancelToken) fires, the next item is an error for
+/// [`CancelToken`] fires, the next item is an error for
 /// which [`Error::is_cancelled`] is true, and the iterator ends.
 ///
 /// Dropping the iterator cancels the chunks still running and waits until
@@ -340,7 +113,8 @@ pub struct ImapUnordered<'a, I: Iterator, O> {
 /// The machinery behind both iterators.
 struct Stream<'a, I: Iterator, O> {
     input: Option<I>,
-    engine: EngineRef<'a, I::Item, O>,
+    engine: EngineRef<'a>,
+    backend: Arc<dyn Backend>,
     chunk_size: usize,
     in_flight: usize,
     ordered: bool,
@@ -349,8 +123,9 @@ struct Stream<'a, I: Iterator, O> {
     next_start: usize,
     /// Submitted chunks not yet returned by the engine: seq -> start.
     running: BTreeMap<u64, usize>,
-    /// Finished chunks waiting for their turn (ordered streams).
-    finished: BTreeMap<u64, ChunkOut<O>>,
+    /// Finished chunks waiting for their turn (ordered streams): start and
+    /// results.
+    finished: BTreeMap<u64, (usize, Vec<Result<O, Error>>)>,
     /// Results of the chunk being handed out.
     ready: VecDeque<(usize, Result<O, Error>)>,
     /// The next chunk to hand out (ordered streams).
@@ -362,8 +137,10 @@ struct Stream<'a, I: Iterator, O> {
 impl<'a, I, O> Stream<'a, I, O>
 where
     I: Iterator,
+    I::Item: Send + 'static,
+    O: 'static,
 {
-    fn new(pool: &Pool, input: I, engine: EngineRef<'a, I::Item, O>, ordered: bool) -> Self {
+    fn new(settings: &StreamSettings, input: I, engine: EngineRef<'a>, ordered: bool) -> Self {
         let total = match input.size_hint() {
             (low, Some(high)) if low == high => Some(low),
             _ => None,
@@ -371,12 +148,13 @@ where
         Stream {
             input: Some(input),
             engine,
-            chunk_size: pool.stream_chunk_size(),
-            in_flight: pool.in_flight(),
+            backend: settings.backend.clone(),
+            chunk_size: settings.stream_chunk_size(),
+            in_flight: settings.in_flight,
             ordered,
             watch: Watch {
-                cancel: pool.cancel_token().cloned(),
-                meter: Meter::start(pool.progress_mode(), total),
+                cancel: settings.cancel.clone(),
+                meter: Meter::start(settings.progress, total),
             },
             next_seq: 0,
             next_start: 0,
@@ -404,26 +182,22 @@ where
                 self.input = None;
                 return Ok(());
             }
-            let chunk = ChunkIn {
-                seq: self.next_seq,
-                start: self.next_start,
-                items,
-            };
-            self.running.insert(chunk.seq, chunk.start);
+            let (seq, start) = (self.next_seq, self.next_start);
+            self.running.insert(seq, start);
             self.next_seq += 1;
-            self.next_start += chunk.items.len();
-            self.engine.get().submit(chunk)?;
+            self.next_start += items.len();
+            self.engine
+                .get()
+                .submit(StreamChunk::new(seq, start, items))?;
         }
         Ok(())
     }
 
     /// Moves a finished chunk's results to `ready`.
-    fn hand_out(&mut self, chunk: ChunkOut<O>) {
-        self.watch.items_done(chunk.results.len());
-        let start = chunk.start;
+    fn hand_out(&mut self, start: usize, results: Vec<Result<O, Error>>) {
+        self.watch.items_done(results.len());
         self.ready.extend(
-            chunk
-                .results
+            results
                 .into_iter()
                 .enumerate()
                 .map(|(offset, result)| (start + offset, result)),
@@ -476,10 +250,10 @@ where
                 return Some(self.fail(error));
             }
             if self.ordered
-                && let Some(chunk) = self.finished.remove(&self.next_out)
+                && let Some((start, results)) = self.finished.remove(&self.next_out)
             {
                 self.next_out += 1;
-                self.hand_out(chunk);
+                self.hand_out(start, results);
                 continue;
             }
             if self.running.is_empty() {
@@ -487,13 +261,17 @@ where
                 continue;
             }
             let watch = &self.watch;
-            match self.engine.get().next_done(&|| watch.cancelled()) {
+            let cancelled = || watch.cancelled();
+            let context = StreamContext::new(&*self.backend, &cancelled);
+            match self.engine.get().next_done(&context) {
                 Ok(chunk) => {
-                    self.running.remove(&chunk.seq);
+                    let span = chunk.span();
+                    let results = chunk.into_typed::<O>();
+                    self.running.remove(&span.seq);
                     if self.ordered {
-                        self.finished.insert(chunk.seq, chunk);
+                        self.finished.insert(span.seq, (span.start, results));
                     } else {
-                        self.hand_out(chunk);
+                        self.hand_out(span.start, results);
                     }
                 }
                 Err(error) => return Some(self.fail(error)),
@@ -510,7 +288,11 @@ impl<I: Iterator, O> Drop for Stream<'_, I, O> {
     }
 }
 
-impl<I: Iterator, O> Iterator for Imap<'_, I, O> {
+impl<I, O> Iterator for Imap<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
     type Item = Result<O, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -518,7 +300,11 @@ impl<I: Iterator, O> Iterator for Imap<'_, I, O> {
     }
 }
 
-impl<I: Iterator, O> Iterator for ImapUnordered<'_, I, O> {
+impl<I, O> Iterator for ImapUnordered<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
     type Item = (usize, Result<O, Error>);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -526,9 +312,19 @@ impl<I: Iterator, O> Iterator for ImapUnordered<'_, I, O> {
     }
 }
 
-impl<I: Iterator, O> std::iter::FusedIterator for Imap<'_, I, O> {}
+impl<I, O> std::iter::FusedIterator for Imap<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+}
 
-impl<I: Iterator, O> std::iter::FusedIterator for ImapUnordered<'_, I, O> {}
+impl<I, O> std::iter::FusedIterator for ImapUnordered<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+}
 
 impl<I: Iterator, O> fmt::Debug for Imap<'_, I, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -555,22 +351,30 @@ impl<I: Iterator, O> Stream<'_, I, O> {
 }
 
 /// An ordered stream over `input` on an engine of its own.
-pub(crate) fn imap<'a, I: Iterator, O>(
-    pool: &Pool,
+pub(crate) fn imap<'a, I, O>(
+    settings: &StreamSettings,
     input: I,
-    engine: Box<dyn Engine<I::Item, O>>,
-) -> Imap<'a, I, O> {
-    let stream = Stream::new(pool, input, EngineRef::Owned(engine), true);
+    engine: Box<dyn StreamEngine>,
+) -> Imap<'a, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    let stream = Stream::new(settings, input, EngineRef::Owned(engine), true);
     Imap { stream }
 }
 
 /// An unordered stream over `input` on an engine of its own.
-pub(crate) fn imap_unordered<'a, I: Iterator, O>(
-    pool: &Pool,
+pub(crate) fn imap_unordered<'a, I, O>(
+    settings: &StreamSettings,
     input: I,
-    engine: Box<dyn Engine<I::Item, O>>,
-) -> ImapUnordered<'a, I, O> {
-    let stream = Stream::new(pool, input, EngineRef::Owned(engine), false);
+    engine: Box<dyn StreamEngine>,
+) -> ImapUnordered<'a, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    let stream = Stream::new(settings, input, EngineRef::Owned(engine), false);
     ImapUnordered { stream }
 }
 
@@ -603,28 +407,31 @@ pub(crate) fn imap_unordered<'a, I: Iterator, O>(
 /// # Ok::<(), parpool::Error>(())
 /// ```
 pub struct Session<T, O> {
-    pool: Pool,
-    engine: Box<dyn Engine<T, O>>,
+    settings: StreamSettings,
+    engine: Box<dyn StreamEngine>,
+    types: PhantomData<fn(T) -> O>,
 }
 
 impl<T, O> fmt::Debug for Session<T, O> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("kind", &self.pool.kind())
-            .field("workers", &self.pool.workers())
+            .field("kind", &self.settings.backend.kind())
+            .field("workers", &self.settings.workers)
             .finish()
     }
 }
 
 impl<T, O> Session<T, O>
 where
-    T: Send + Serialize + DeserializeOwned + 'static,
-    O: Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    O: Send + 'static,
 {
-    pub(crate) fn new(pool: &Pool, function: SharedFn<T, O>) -> Result<Self, Error> {
+    /// A session on the engine `settings` opens for `job`.
+    pub(crate) fn new(settings: StreamSettings, job: Arc<dyn StreamJob>) -> Result<Self, Error> {
         Ok(Session {
-            pool: pool.clone(),
-            engine: engine_for(pool, function)?,
+            engine: settings.open(job)?,
+            settings,
+            types: PhantomData,
         })
     }
 
@@ -674,7 +481,7 @@ where
     /// A stream over `input` on this session's engine.
     fn stream<I: Iterator<Item = T>>(&mut self, input: I, ordered: bool) -> Stream<'_, I, O> {
         Stream::new(
-            &self.pool,
+            &self.settings,
             input,
             EngineRef::Borrowed(&mut *self.engine),
             ordered,
@@ -682,10 +489,10 @@ where
     }
 
     /// A call over `total` known items: chunks of
-    /// [`batch_chunk_size`](Pool::batch_chunk_size), errors naming
+    /// [`batch_chunk_size`](StreamSettings::batch_chunk_size), errors naming
     /// `task i of total`.
     fn batch(&mut self, items: Vec<T>, total: usize) -> impl Iterator<Item = Result<O, Error>> {
-        let chunk_size = self.pool.batch_chunk_size(total);
+        let chunk_size = self.settings.batch_chunk_size(total);
         let mut stream = self.stream(items.into_iter(), true);
         stream.chunk_size = chunk_size;
         std::iter::from_fn(move || stream.next_result()).map(move |(index, result)| {
@@ -699,8 +506,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::{BackendKind, Pool};
     use std::collections::BTreeSet;
+    use std::sync::atomic::Ordering;
 
     /// Indices handed out by an unordered stream.
     fn sorted(indices: impl Iterator<Item = usize>) -> BTreeSet<usize> {

@@ -139,7 +139,7 @@ fn a_failing_task_is_one_err_and_the_stream_goes_on() {
             assert_eq!(results.len(), 40, "{kind}");
             let error = results[13].as_ref().unwrap_err();
             assert_eq!(error.to_string(), "task 13 panicked: thirteen", "{kind}");
-            assert_eq!(results[14], Ok(14), "{kind}");
+            assert_eq!(results[14].as_ref().ok(), Some(&14), "{kind}");
             // collect::<Result<..>> stops at the failure.
             let first = pool
                 .imap(
@@ -193,7 +193,11 @@ fn process_streams_survive_crashes_and_timeouts() {
         assert!(timeout.is_timeout(), "{timeout}");
         assert_eq!(timeout.task_index(), Some(17));
         for index in (0..30).filter(|i| ![3, 11, 17].contains(i)) {
-            assert_eq!(results[index], Ok(index as u32), "item {index}");
+            assert_eq!(
+                results[index].as_ref().ok(),
+                Some(&(index as u32)),
+                "item {index}"
+            );
         }
     });
 }
@@ -495,7 +499,7 @@ fn a_session_replaces_a_crashed_worker_and_stays_usable() {
         );
         let results = session.try_map(0..40);
         assert!(results[25].as_ref().unwrap_err().is_crash());
-        assert_eq!(results[26], Ok(26));
+        assert_eq!(results[26].as_ref().ok(), Some(&26));
         assert_eq!(session.map(30..35).unwrap(), [30, 31, 32, 33, 34]);
     });
 }
@@ -509,7 +513,9 @@ fn sessions_work_on_every_backend() {
         assert_eq!(session.map([1, 2, 3]).unwrap(), [0, 1, 2], "{kind}");
         let error = session.map(Vec::<i64>::new()).unwrap();
         assert!(error.is_empty());
-        assert_eq!(session.try_map([5]), [Ok(4)], "{kind}");
+        let results = session.try_map([5]);
+        assert_eq!(results.len(), 1, "{kind}");
+        assert_eq!(results[0].as_ref().ok(), Some(&4), "{kind}");
     }
 }
 
@@ -574,7 +580,7 @@ fn inputs_that_fail_to_travel_are_errors_naming_the_item() {
             );
         }
         for index in (0..4).chain(16..20) {
-            assert_eq!(results[index], Ok(index as u32));
+            assert_eq!(results[index].as_ref().ok(), Some(&(index as u32)));
         }
     });
 }

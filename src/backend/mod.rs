@@ -1,4 +1,6 @@
-//! The [`Backend`] trait: where the chunks of a job run.
+//! The [`Backend`] trait: where the chunks of a job run. The design note
+//! beside this file (`src/backend/README.md`) walks through the data flow
+//! of a call, a stream and a session; this page holds the contract.
 //!
 //! # How a call reaches a backend
 //!
@@ -6,9 +8,12 @@
 //! [`ChunkPlan`](crate::ChunkPlan) (which depends only on the item count and
 //! the chunk size), and wraps `f`, the items and one output slot per item
 //! into a job. The backend receives `&dyn Job` and sees nothing but chunk
-//! indices; all generic code stays in `pool.rs` and `job.rs`. A backend is
-//! one file in this directory, plus one line in the private `build`
-//! function below.
+//! indices; all generic code stays in `pool.rs` and the `job` module. A
+//! stream (`imap`) or a session reaches the backend through
+//! [`Backend::open_stream`] with an `Arc<dyn StreamJob>`: the function,
+//! with chunks of items submitted to the engine the backend returns. A
+//! backend is one file in this directory (plus one line in the private
+//! `build` function below if it is built in).
 //!
 //! ```text
 //! Pool::map ──► MapJob<T, R, F> ──► &dyn Job ──► Backend::run
@@ -16,6 +21,10 @@
 //!                  in this process:  job.run_chunk(i, current_item)
 //!                  in another one:   child: job.run_chunk(i), job.encode_chunk(i)
 //!                                    parent: job.accept_chunk(i, bytes)
+//!
+//! Pool::imap ──► TypedStreamJob ──► Arc<dyn StreamJob> ──► Backend::open_stream
+//!                                                   │
+//!                  engine.submit(StreamChunk) … engine.next_done() -> ChunkResults
 //! ```
 //!
 //! # The contract
@@ -27,9 +36,10 @@
 //!    with [`Job::run_chunk`] or run in another process (a copy of the job
 //!    made by `fork`, or the same program on another MPI rank) and brought
 //!    back with [`Job::encode_chunk`] and [`Job::accept_chunk`]. Once
-//!    [`Job::should_stop`] is true (a fail-fast job has a failure) the
-//!    backend hands out no new chunks and returns promptly. A job that
-//!    [keeps going](Job::keeps_going) (`try_map`) never stops early.
+//!    [`Job::should_stop`] is true (a fail-fast job has a failure, or the
+//!    call was cancelled) the backend hands out no new chunks and returns
+//!    promptly. A job that [keeps going](Job::keeps_going) (`try_map`)
+//!    never stops early for a failure.
 //! 2. **Leave scheduling free, results fixed.** Chunks may run in any order,
 //!    on any worker; the job puts results in input order and combines
 //!    `map_reduce` partials in chunk order, so the answer never depends on
@@ -37,8 +47,8 @@
 //!    chunks.
 //! 3. **Report failures it sees and the job cannot.** A task that panics in
 //!    `run_chunk` is recorded by the job itself. A worker that dies, or a
-//!    task that passes its time limit, is the backend's to report, with
-//!    [`Job::record_failure`] and an error naming the item
+//!    task that passes its time limit ([`Job::limits`]), is the backend's
+//!    to report, with [`Job::record_failure`] and an error naming the item
 //!    ([`Error::crash`], [`Error::timeout`]). The `current_item` argument of
 //!    `run_chunk` exists for this: a worker process publishes the item it is
 //!    on in memory its supervisor can read. For a job that keeps going, the
@@ -55,32 +65,53 @@
 //!    handle re-entry; it must not rely on anything the forking of a child
 //!    loses (other threads, held locks) inside that child.
 //!
+//! A stream engine from [`open_stream`](Backend::open_stream) keeps the
+//! same rules per chunk: every submitted chunk comes back from
+//! [`next_done`](StreamEngine::next_done) exactly once (in any order), with
+//! one result per item, failures in their places; `cancel` stops what runs
+//! and waits until nothing of the engine runs; dropping the engine leaves
+//! nothing behind. The default engine runs the chunks submitted so far as
+//! one batch job on [`run`](Backend::run), so a backend that implements only
+//! `run` gets streams and sessions too.
+//!
+//! # Capabilities
+//!
+//! What a backend can do is asked of it ([`Backend::capabilities`]), never
+//! read off its [`BackendKind`]: whether it can stop a running task (so
+//! [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) is accepted),
+//! whether tasks share the caller's memory, how many chunks a stream keeps
+//! in flight per worker, and its MPI rank and ranks.
+//!
 //! The shared test suite in `tests/contract.rs` checks every built-in
 //! backend against these rules.
 
+mod batch;
 #[cfg(feature = "mpi")]
 mod mpi;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 mod processes;
 mod serial;
 mod threads;
+pub(crate) mod wire;
 
 #[cfg(feature = "mpi")]
 pub use mpi::MpiBackend;
-#[cfg(unix)]
-pub(crate) use processes::ProcessEngine;
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
 
 use crate::error::Error;
 use crate::job::Job;
+pub use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 /// Where the chunks of a job run. Implement it to plug in a new execution
-/// engine; see the [module docs](self) for the contract.
+/// engine; see the [module docs](self) for the contract. Only
+/// [`run`](Backend::run) is required: the defaults give a backend streams
+/// and sessions (in batches on `run`) and conservative capabilities.
 ///
 /// ```
 /// use parpool::{Backend, BackendKind, Error, Job, Pool};
@@ -104,6 +135,8 @@ use std::str::FromStr;
 /// let pool = Pool::with_backend(Backwards);
 /// assert_eq!(pool.kind(), BackendKind::Custom);
 /// assert_eq!(pool.map(|x: u32| x + 1, vec![1, 2, 3])?, [2, 3, 4]);
+/// let doubled: Vec<u32> = pool.imap(|x: u32| x * 2, 0..5)?.collect::<Result<_, _>>()?;
+/// assert_eq!(doubled, [0, 2, 4, 6, 8]);
 /// # Ok::<(), Error>(())
 /// ```
 pub trait Backend: Send + Sync + fmt::Debug {
@@ -121,17 +154,134 @@ pub trait Backend: Send + Sync + fmt::Debug {
         1
     }
 
-    /// This process's rank among the processes that run the program
-    /// together (MPI); 0 for single-process backends.
-    fn rank(&self) -> usize {
-        0
+    /// What this backend can do; see [`Capabilities`]. The default claims
+    /// nothing: no timeouts, no shared memory, one rank.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
     }
 
-    /// How many processes run the program together (MPI ranks); 1 for
-    /// single-process backends.
-    fn size(&self) -> usize {
-        1
+    /// Starts an engine that runs the chunks of a stream or session of
+    /// `job` (`imap`, `imap_unordered`, [`Session`](crate::Session)). The
+    /// engine lives as long as the stream or session; a session's engine
+    /// serves many calls.
+    ///
+    /// The default engine collects the chunks submitted so far and runs
+    /// them as one batch job on [`run`](Backend::run) when a result is
+    /// wanted (through the [`StreamContext`] given to
+    /// [`next_done`](StreamEngine::next_done)).
+    ///
+    /// # Errors
+    ///
+    /// Starting the engine's workers failed.
+    fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
+        Ok(Box::new(batch::BatchEngine::new(job)))
     }
+}
+
+/// What a backend can do, as [`Backend::capabilities`] reports it. Read
+/// the fields; to describe a backend of your own, start from
+/// `Capabilities::default()` and set them.
+///
+/// ```
+/// use parpool::backend::Capabilities;
+///
+/// let mut capabilities = Capabilities::default();
+/// capabilities.shares_memory = true;
+/// assert!(!capabilities.can_time_out);
+/// assert_eq!(capabilities.ranks, 1);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// It can stop a task that runs past
+    /// [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) (its tasks run
+    /// in processes it can kill). `build` rejects a timeout otherwise.
+    pub can_time_out: bool,
+    /// Tasks run in the caller's address space, so what a task writes
+    /// through a shared reference (an atomic, a `Mutex`) is seen by the
+    /// caller. False where tasks run in copies of the process.
+    pub shares_memory: bool,
+    /// Chunks a stream keeps in flight per worker when the pool has no
+    /// [`in_flight`](crate::PoolBuilder::in_flight) setting.
+    pub in_flight_per_worker: usize,
+    /// This process's rank among the processes that run the program
+    /// together (MPI); 0 elsewhere.
+    pub rank: usize,
+    /// How many processes run the program together (MPI ranks); 1
+    /// elsewhere.
+    pub ranks: usize,
+}
+
+impl Default for Capabilities {
+    fn default() -> Capabilities {
+        Capabilities {
+            can_time_out: false,
+            shares_memory: false,
+            in_flight_per_worker: DEFAULT_IN_FLIGHT_PER_WORKER,
+            rank: 0,
+            ranks: 1,
+        }
+    }
+}
+
+/// Chunks in flight per worker when neither the pool nor the backend says.
+pub const DEFAULT_IN_FLIGHT_PER_WORKER: usize = 4;
+
+/// Runs the chunks of one stream or session: made by
+/// [`Backend::open_stream`], driven by the stream.
+///
+/// Item failures travel inside [`ChunkResults`]; `Err` from a method means
+/// the engine itself failed or the wait was cancelled.
+pub trait StreamEngine: Send {
+    /// Starts (or queues) a chunk.
+    fn submit(&mut self, chunk: StreamChunk) -> Result<(), Error>;
+
+    /// Blocks until a submitted chunk is finished and returns it, in any
+    /// order. Returns `Err` (for which
+    /// [`Error::is_cancelled`](crate::Error::is_cancelled) is true) soon
+    /// after [`StreamContext::is_cancelled`] turns true. Called only while
+    /// some submitted chunk has not been returned.
+    fn next_done(&mut self, context: &StreamContext<'_>) -> Result<ChunkResults, Error>;
+
+    /// Abandons every submitted chunk, stopping what runs as soon as it
+    /// can, and waits until nothing runs. The engine stays usable.
+    fn cancel(&mut self);
+}
+
+/// What a stream gives its engine while it waits for a chunk: the backend
+/// that opened the engine, and whether the stream was cancelled.
+pub struct StreamContext<'a> {
+    backend: &'a dyn Backend,
+    cancelled: &'a dyn Fn() -> bool,
+}
+
+impl<'a> StreamContext<'a> {
+    pub(crate) fn new(backend: &'a dyn Backend, cancelled: &'a dyn Fn() -> bool) -> Self {
+        StreamContext { backend, cancelled }
+    }
+
+    /// True once the stream's [`CancelToken`](crate::CancelToken) fired.
+    pub fn is_cancelled(&self) -> bool {
+        (self.cancelled)()
+    }
+
+    /// Runs a batch job on the backend that opened the engine.
+    pub fn run(&self, job: &dyn Job) -> Result<(), Error> {
+        self.backend.run(job)
+    }
+}
+
+impl fmt::Debug for StreamContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamContext")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error of a stream whose wait was cancelled.
+pub(crate) fn stream_cancelled() -> Error {
+    Error::cancelled("the stream was cancelled")
 }
 
 /// The built-in backends, as chosen in code or by `PARPOOL_BACKEND`.
@@ -142,8 +292,8 @@ pub enum BackendKind {
     Serial,
     /// On a dedicated rayon thread pool (`threads`, the default).
     Threads,
-    /// In forked worker processes (`processes`, Unix only).
-    #[cfg(unix)]
+    /// In forked worker processes (`processes`, Linux only).
+    #[cfg(target_os = "linux")]
     Processes,
     /// Across MPI ranks (`mpi`, feature `mpi`).
     #[cfg(feature = "mpi")]
@@ -157,7 +307,7 @@ impl BackendKind {
     pub const AVAILABLE: &'static [BackendKind] = &[
         BackendKind::Serial,
         BackendKind::Threads,
-        #[cfg(unix)]
+        #[cfg(target_os = "linux")]
         BackendKind::Processes,
         #[cfg(feature = "mpi")]
         BackendKind::Mpi,
@@ -168,7 +318,7 @@ impl BackendKind {
         match self {
             BackendKind::Serial => "serial",
             BackendKind::Threads => "threads",
-            #[cfg(unix)]
+            #[cfg(target_os = "linux")]
             BackendKind::Processes => "processes",
             #[cfg(feature = "mpi")]
             BackendKind::Mpi => "mpi",
@@ -218,7 +368,7 @@ pub(crate) fn parse_backend_name(text: &str, setting: &str) -> Result<BackendKin
             BackendKind::accepted_names()
         ),
         "processes" => format!(
-            "the processes backend is not in this build of parpool (it needs Unix); \
+            "the processes backend is not in this build of parpool (it needs Linux); \
              available: {}",
             BackendKind::accepted_names()
         ),
@@ -227,66 +377,21 @@ pub(crate) fn parse_backend_name(text: &str, setting: &str) -> Result<BackendKin
     Err(Error::invalid_config(setting, text, reason))
 }
 
-/// Settings every built-in backend is built from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct BackendSettings {
-    pub(crate) workers: usize,
-    pub(crate) timeout: Option<std::time::Duration>,
-    pub(crate) retries: u32,
-}
-
-/// How streams (`imap`, sessions) run on a pool's backend.
-#[derive(Clone)]
-pub(crate) enum Streamer {
-    /// Chunks submitted so far run together as one ordinary call.
-    Batch,
-    /// Each chunk is a task on this rayon pool.
-    Threads(std::sync::Arc<rayon::ThreadPool>),
-    /// Worker processes forked once per stream or session.
-    #[cfg(unix)]
-    Processes(BackendSettings),
-}
-
-/// Builds the built-in backend `kind`, and says how its streams run.
-pub(crate) fn build(
-    kind: BackendKind,
-    settings: &BackendSettings,
-) -> Result<(std::sync::Arc<dyn Backend>, Streamer), Error> {
-    if let Some(limit) = settings.timeout
-        && !kind_can_time_out(kind)
-    {
-        return Err(Error::invalid_config(
-            "timeout",
-            format!("{limit:?}"),
-            format!(
-                "the {kind} backend cannot stop a running task (a thread cannot be killed \
-                 safely); per-task timeouts need the processes backend"
-            ),
-        ));
-    }
+/// Builds the built-in backend `kind` with `workers` workers.
+pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Backend>, Error> {
     Ok(match kind {
-        BackendKind::Serial => (std::sync::Arc::new(SerialBackend), Streamer::Batch),
-        BackendKind::Threads => {
-            let threads = ThreadsBackend::new(settings.workers)?;
-            let streamer = Streamer::Threads(threads.rayon_pool());
-            (std::sync::Arc::new(threads), streamer)
-        }
-        #[cfg(unix)]
-        BackendKind::Processes => (
-            std::sync::Arc::new(ProcessesBackend::new(
-                settings.workers,
-                settings.timeout,
-                settings.retries,
-            )?),
-            Streamer::Processes(settings.clone()),
-        ),
+        BackendKind::Serial => Arc::new(SerialBackend),
+        BackendKind::Threads => Arc::new(ThreadsBackend::new(workers)?),
+        #[cfg(target_os = "linux")]
+        BackendKind::Processes => Arc::new(ProcessesBackend::new(workers)?),
         #[cfg(feature = "mpi")]
-        BackendKind::Mpi => (std::sync::Arc::new(MpiBackend::new()?), Streamer::Batch),
+        BackendKind::Mpi => Arc::new(MpiBackend::new()?),
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",
                 "custom",
-                "a custom backend is given with Pool::with_backend, not built by kind",
+                "a custom backend is given with PoolBuilder::backend or Pool::with_backend, \
+                 not built by kind",
             ));
         }
     })
@@ -302,16 +407,6 @@ pub(crate) fn check_workers(workers: usize) -> Result<usize, Error> {
         ));
     }
     Ok(workers)
-}
-
-/// True for backends that can kill a task that runs too long.
-fn kind_can_time_out(kind: BackendKind) -> bool {
-    #[cfg(unix)]
-    if kind == BackendKind::Processes {
-        return true;
-    }
-    let _ = kind;
-    false
 }
 
 #[cfg(test)]

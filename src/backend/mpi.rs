@@ -58,7 +58,8 @@
 //! largest rank needs, so there is no 2 GiB limit per rank; memory is the
 //! limit (every rank ends up holding every result, as `map` promises).
 
-use super::{Backend, BackendKind};
+use super::wire::{self, FrameKind};
+use super::{Backend, BackendKind, Capabilities};
 use crate::error::Error;
 use crate::job::Job;
 use mpi::Count;
@@ -123,12 +124,12 @@ impl Backend for MpiBackend {
         self.size
     }
 
-    fn rank(&self) -> usize {
-        self.rank
-    }
-
-    fn size(&self) -> usize {
-        self.size
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            rank: self.rank,
+            ranks: self.size,
+            ..Capabilities::default()
+        }
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
@@ -165,11 +166,7 @@ impl MpiBackend {
                 .run_chunk(chunk, None)
                 .and_then(|()| job.encode_chunk(chunk));
             match encoded {
-                Ok(bytes) => {
-                    blob.extend_from_slice(&(chunk as u64).to_le_bytes());
-                    blob.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-                    blob.extend_from_slice(&bytes);
-                }
+                Ok(bytes) => wire::push(&mut blob, FrameKind::Results, chunk, &bytes),
                 Err(error) => {
                     let lower = first_failure
                         .as_ref()
@@ -180,22 +177,16 @@ impl MpiBackend {
                 }
             }
         }
-        // 2. Agree: everyone learns every rank's first failure.
-        let status = postcard::to_stdvec(&first_failure)
-            .map_err(|e| Error::backend("mpi", format!("encoding a failure report: {e}")))?;
+        // 2. Agree: everyone learns every rank's first failure (no bytes
+        // for none, else the error's wire form).
+        let status = first_failure
+            .map(|error| error.to_wire())
+            .unwrap_or_default();
         let statuses = all_gather_bytes(world, &status)?;
         let mut any_failed = false;
-        for (rank, status) in statuses.iter().enumerate() {
-            let failure: Option<Error> = postcard::from_bytes(status).map_err(|e| {
-                Error::backend(
-                    "mpi",
-                    format!("garbled failure report from rank {rank}: {e}"),
-                )
-            })?;
-            if let Some(error) = failure {
-                any_failed = true;
-                job.record_failure(error);
-            }
+        for status in statuses.iter().filter(|status| !status.is_empty()) {
+            any_failed = true;
+            job.record_failure(Error::from_wire(status, "mpi"));
         }
         if any_failed {
             return Ok(());
@@ -206,27 +197,17 @@ impl MpiBackend {
             if rank == self.rank {
                 continue;
             }
-            let mut rest = &blob[..];
-            while !rest.is_empty() {
-                let (chunk, bytes, after) = split_frame(rest).ok_or_else(|| {
-                    Error::backend("mpi", format!("truncated results from rank {rank}"))
-                })?;
-                if let Err(error) = job.accept_chunk(chunk, bytes) {
+            let frames = wire::split(blob).ok_or_else(|| {
+                Error::backend("mpi", format!("truncated results from rank {rank}"))
+            })?;
+            for (header, bytes) in frames {
+                if let Err(error) = job.accept_chunk(header.id, bytes) {
                     job.record_failure(error);
                 }
-                rest = after;
             }
         }
         Ok(())
     }
-}
-
-/// (chunk, payload, rest) of a `[chunk u64][length u64][payload]` frame.
-fn split_frame(bytes: &[u8]) -> Option<(usize, &[u8], &[u8])> {
-    let chunk = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as usize;
-    let length = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?) as usize;
-    let end = 16usize.checked_add(length)?;
-    Some((chunk, bytes.get(16..end)?, bytes.get(end..)?))
 }
 
 /// The largest piece one rank sends in one all-gather round: the whole
@@ -305,7 +286,8 @@ mod tests {
     fn contributions_larger_than_a_round_arrive_whole() {
         // A single-rank MPI job (no mpiexec): enough to run the rounds.
         let backend = MpiBackend::new().expect("MPI starts as a singleton");
-        assert_eq!((backend.rank(), backend.size()), (0, 1));
+        let capabilities = backend.capabilities();
+        assert_eq!((capabilities.rank, capabilities.ranks), (0, 1));
         let _serialized = UNIVERSE.lock().unwrap_or_else(|e| e.into_inner());
         let world = SimpleCommunicator::world();
         let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
@@ -317,16 +299,5 @@ mod tests {
             all_gather_bytes(&world, &[]).unwrap(),
             vec![Vec::<u8>::new()]
         );
-    }
-
-    #[test]
-    fn frames_split_and_reject_truncation() {
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&7u64.to_le_bytes());
-        blob.extend_from_slice(&3u64.to_le_bytes());
-        blob.extend_from_slice(b"abc");
-        let (chunk, payload, rest) = split_frame(&blob).unwrap();
-        assert_eq!((chunk, payload, rest.len()), (7, &b"abc"[..], 0));
-        assert!(split_frame(&blob[..18]).is_none());
     }
 }

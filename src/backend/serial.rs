@@ -3,9 +3,11 @@
 //! The reference the other backends are tested against, the backend a pool
 //! falls back to inside a task of another pool (nested use), and the one to
 //! choose when debugging (`PARPOOL_BACKEND=serial`): a panic's backtrace
-//! points straight at the caller.
+//! points straight at the caller. Its streams use the default batch engine
+//! with one chunk in flight: reading ahead would gain nothing and cost
+//! cache.
 
-use super::{Backend, BackendKind};
+use super::{Backend, BackendKind, Capabilities};
 use crate::error::Error;
 use crate::job::Job;
 
@@ -20,6 +22,14 @@ impl Backend for SerialBackend {
 
     fn workers(&self) -> usize {
         1
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            shares_memory: true,
+            in_flight_per_worker: 1,
+            ..Capabilities::default()
+        }
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {

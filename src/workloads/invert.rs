@@ -41,7 +41,6 @@
 //!
 //! [`is_invalid_input`]: crate::Error::is_invalid_input
 
-use crate::backend::BackendKind;
 use crate::error::Error;
 use crate::pool::Pool;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -194,7 +193,7 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
         n,
         tiny_pivot: n as f64 * f64::EPSILON * largest,
     };
-    let shares_memory = matches!(pool.kind(), BackendKind::Serial | BackendKind::Threads);
+    let shares_memory = pool.capabilities().shares_memory;
     let mut work = a.data.clone();
     let mut all_swaps = Vec::new();
     for start in (0..n).step_by(block_size) {
@@ -375,6 +374,7 @@ fn factor_panel_unblocked(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BackendKind;
 
     fn serial() -> Pool {
         Pool::builder().kind(BackendKind::Serial).build().unwrap()

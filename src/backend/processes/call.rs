@@ -1,0 +1,297 @@
+//! The driver of a plain call (`map`, `try_map`, `map_init`,
+//! `map_reduce`): workers forked after the job exists, so they inherit the
+//! function and the items, claiming chunk indices from the shared counter.
+//!
+//! ```text
+//!  parent (this driver + the fleet)          worker k
+//!  ──────                                    ───────
+//!  spawn while chunks are left               loop: chunk = the retried chunk it was
+//!                                                    forked for, else next_chunk++
+//!  Frame Results → job.accept_chunk                 slot = (chunk, first item)
+//!  Frame Failure → job.record_failure               job.run_chunk(chunk, &slot.item)
+//!  Exited on an item → retry policy                 frame: encoded results or failure
+//!  fail-fast failure → stop flag, kill all          slot = idle
+//! ```
+
+use super::fleet::{ChildSide, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::shm::IDLE;
+use crate::backend::wire::{self, FrameKind, Header};
+use crate::error::Error;
+use crate::job::Job;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often the parent wakes up to check cancellation.
+const WAKE: Duration = Duration::from_millis(50);
+
+/// Runs `job` on up to `workers` worker processes.
+pub(super) fn run(job: &dyn Job, workers: usize) -> Result<(), Error> {
+    let chunk_count = job.plan().chunk_count();
+    if chunk_count == 0 {
+        return Ok(());
+    }
+    let mut call = Call {
+        job,
+        fleet: Fleet::new(workers.min(chunk_count), job.limits(), WAKE)?,
+        retry_queue: VecDeque::new(),
+        retries: HashMap::new(),
+        stopping: false,
+        last_idle_death: None,
+    };
+    // Dropping the call's fleet kills and reaps whatever still runs.
+    call.supervise()
+}
+
+/// The state of one plain call.
+struct Call<'a> {
+    job: &'a dyn Job,
+    fleet: Fleet,
+    /// Chunks to run again on a fresh worker.
+    retry_queue: VecDeque<usize>,
+    /// Deaths per chunk, for the retry policy.
+    retries: HashMap<usize, ChunkRetries>,
+    /// Set once the parent has decided to stop (a fail-fast failure):
+    /// from then on frames are ignored and workers are killed.
+    stopping: bool,
+    /// The last worker that died between chunks: it may have claimed a
+    /// chunk without saying so.
+    last_idle_death: Option<Death>,
+}
+
+impl Call<'_> {
+    fn supervise(&mut self) -> Result<(), Error> {
+        loop {
+            if self.job.should_stop() && !self.stopping {
+                self.stop();
+            }
+            while !self.claiming_stopped() && self.work_left() {
+                let Some(slot) = self.fleet.free_slot() else {
+                    break;
+                };
+                let initial_chunk = self.retry_queue.pop_front();
+                self.spawn(slot, initial_chunk)?;
+            }
+            if self.fleet.running() == 0 {
+                if self.requeue_unstarted() {
+                    continue;
+                }
+                return Ok(());
+            }
+            for event in self.fleet.poll()? {
+                match event {
+                    Event::Frame {
+                        header, payload, ..
+                    } => self.on_frame(header, &payload),
+                    Event::Exited { death, .. } => self.on_exit(&death),
+                }
+            }
+        }
+    }
+
+    /// True once anyone has raised the shared stop flag; a worker raises it
+    /// at its first fail-fast failure, before the parent has read it.
+    fn claiming_stopped(&self) -> bool {
+        self.fleet.shared().header().stop.load(Ordering::Acquire)
+    }
+
+    fn stop(&mut self) {
+        self.stopping = true;
+        self.fleet
+            .shared()
+            .header()
+            .stop
+            .store(true, Ordering::Release);
+        self.fleet.kill_all();
+    }
+
+    /// True while some chunk still needs a worker.
+    fn work_left(&self) -> bool {
+        !self.retry_queue.is_empty()
+            || self
+                .fleet
+                .shared()
+                .header()
+                .next_chunk
+                .load(Ordering::Acquire)
+                < self.job.plan().chunk_count()
+    }
+
+    /// Forks the worker of `slot`: it runs `initial_chunk` (if any), then
+    /// claims chunks until none are left.
+    fn spawn(&mut self, slot: usize, initial_chunk: Option<usize>) -> Result<(), Error> {
+        let job = self.job;
+        self.fleet
+            .spawn(slot, |child| work(job, &child, initial_chunk))
+    }
+
+    fn on_frame(&mut self, header: Header, payload: &[u8]) {
+        let job = self.job;
+        let chunk = header.id;
+        if self.stopping || chunk >= job.plan().chunk_count() {
+            return;
+        }
+        let failure = match header.kind {
+            Some(FrameKind::Results) => job.accept_chunk(chunk, payload).err(),
+            Some(FrameKind::Failure) => Some(Error::from_wire(payload, "processes")),
+            _ => Some(Error::backend(
+                "processes",
+                "a worker sent a frame of an unknown kind",
+            )),
+        };
+        if let Some(error) = failure {
+            if job.keeps_going() {
+                // The chunk as a whole could not travel: every item in it
+                // gets the error, then the chunk runs again, skipping them.
+                let total = job.plan().item_count();
+                for item in job.plan().chunk_range(chunk) {
+                    job.record_failure(same_failure_for(&error, item, total));
+                }
+                self.retry_queue.push_back(chunk);
+            } else {
+                job.record_failure(error);
+            }
+        }
+        if job.should_stop() && !self.stopping {
+            self.stop();
+        }
+    }
+
+    /// Decides what a worker's exit means for the job.
+    fn on_exit(&mut self, death: &Death) {
+        let chunk = death.chunk;
+        if chunk == IDLE && !self.stopping && !death.exited_cleanly() {
+            self.last_idle_death = Some(death.clone());
+        }
+        if self.stopping || chunk == IDLE || self.job.is_chunk_done(chunk) {
+            // Nothing in progress was lost. A worker that died between
+            // chunks is replaced if work is left; a chunk it had just
+            // claimed is found by `requeue_unstarted`.
+            return;
+        }
+        let plan = self.job.plan();
+        let range = plan.chunk_range(chunk);
+        let item = if range.contains(&death.item) {
+            death.item
+        } else {
+            range.start
+        };
+        let error = death.error(item, plan.item_count());
+        let limits = self.job.limits();
+        let verdict =
+            self.retries
+                .entry(chunk)
+                .or_default()
+                .after_death(Some(error), death, limits.retries);
+        self.apply(chunk, verdict);
+    }
+
+    /// Chunks neither done nor failed once every worker is gone were
+    /// claimed by a worker that died before saying so (a window of a few
+    /// instructions): they count as deaths before starting. Returns true if
+    /// anything will run again.
+    fn requeue_unstarted(&mut self) -> bool {
+        if self.stopping || self.job.should_stop() {
+            return false;
+        }
+        let unfinished: Vec<usize> = (0..self.job.plan().chunk_count())
+            .filter(|&chunk| !self.job.is_chunk_done(chunk))
+            .collect();
+        let mut queued = false;
+        for chunk in unfinished {
+            let lost = self.last_idle_death.clone().unwrap_or_else(Death::unknown);
+            let verdict = self
+                .retries
+                .entry(chunk)
+                .or_default()
+                .after_death(None, &lost, 0);
+            queued |= matches!(verdict, Verdict::Retry);
+            self.apply(chunk, verdict);
+        }
+        queued || !self.retry_queue.is_empty()
+    }
+
+    fn apply(&mut self, chunk: usize, verdict: Verdict) {
+        match verdict {
+            Verdict::Retry => self.retry_queue.push_back(chunk),
+            Verdict::ItemFailed(error) => {
+                self.job.record_failure(error);
+                if self.job.keeps_going() {
+                    // Run the rest of the chunk again; the job skips the
+                    // failed item.
+                    self.retry_queue.push_back(chunk);
+                } else {
+                    self.stop();
+                }
+            }
+            Verdict::ChunkFailed(how) => {
+                let plan = self.job.plan();
+                for item in plan.chunk_range(chunk) {
+                    self.job
+                        .record_failure(Error::crash(item, plan.item_count(), how.clone()));
+                }
+                if self.job.keeps_going() {
+                    self.retry_queue.push_back(chunk);
+                } else {
+                    self.stop();
+                }
+            }
+        }
+    }
+}
+
+/// The same failure as `error`, for another item of its chunk.
+fn same_failure_for(error: &Error, item: usize, total: usize) -> Error {
+    if error.task_index().is_some() {
+        Error::encoding(item, total, "transferred", error)
+    } else {
+        error.clone()
+    }
+}
+
+/// A worker's life in a plain call: claims and runs chunks, sending each
+/// chunk's frame to the parent.
+fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> std::io::Result<()> {
+    let header = child.shared.header();
+    let slot = child.slot;
+    let chunk_count = job.plan().chunk_count();
+    let mut channel = child.channel;
+    let mut next = initial_chunk;
+    loop {
+        let chunk = match next.take() {
+            Some(chunk) => chunk,
+            None => {
+                if header.stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                let chunk = header.next_chunk.fetch_add(1, Ordering::AcqRel);
+                if chunk >= chunk_count {
+                    return Ok(());
+                }
+                chunk
+            }
+        };
+        let start = job.plan().chunk_range(chunk).start;
+        slot.current_item.store(start, Ordering::Release);
+        slot.current_chunk.store(chunk, Ordering::Release);
+        let encoded = job
+            .run_chunk(chunk, Some(&slot.current_item))
+            .and_then(|()| job.encode_chunk(chunk));
+        let failed = encoded.is_err();
+        match encoded {
+            Ok(bytes) => wire::write(&mut channel, FrameKind::Results, chunk, &bytes)?,
+            Err(error) => {
+                if !job.keeps_going() {
+                    // Stop the other workers claiming chunks now, without
+                    // waiting for the parent to read this failure.
+                    header.stop.store(true, Ordering::Release);
+                }
+                wire::write(&mut channel, FrameKind::Failure, chunk, &error.to_wire())?;
+            }
+        }
+        slot.current_chunk.store(IDLE, Ordering::Release);
+        if failed && !job.keeps_going() {
+            return Ok(());
+        }
+    }
+}

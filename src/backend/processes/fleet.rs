@@ -1,0 +1,548 @@
+//! The one supervisor of worker processes, shared by plain calls, sessions
+//! and streams: it forks workers, waits on all of them at once, reads their
+//! frames, reaps the ones that exit, enforces the per-task timeout, and
+//! says what a dead worker was doing. What to do about it is decided by
+//! the [retry policy](ChunkRetries), also here, the same for every driver.
+//!
+//! ```text
+//!            spawn(slot, child)                 poll()
+//!  driver ───────────────────► Fleet ──────────────────────► [Event]
+//!                               │  wait: poll() on every channel (a quarter
+//!                               │        of the timeout, at most `wake`)
+//!                               │  read: drain channels, cut frames  → Frame
+//!                               │  reap: waitpid(WNOHANG), read the slot
+//!                               │        (chunk, item) it died on    → Exited
+//!                               └  watch: SIGKILL past the timeout
+//! ```
+//!
+//! # Retry and replacement policy
+//!
+//! A worker that dies is replaced by a fresh fork when there is work for
+//! it. What happens to the chunk it held depends on where it died:
+//!
+//! - **on an item** (its slot names an item of the chunk): the item is
+//!   charged one attempt. Within [`retries`](crate::PoolBuilder::retries)
+//!   attempts the chunk runs again, that item included, on a fresh worker.
+//!   Past them the item fails for good with the crash or timeout error; a
+//!   fail-fast call stops, a call that keeps going runs the rest of the
+//!   chunk again, skipping the failed items.
+//! - **before starting the chunk** (it held the chunk but no item of it:
+//!   it died while decoding the chunk's items, or between claiming a chunk
+//!   and saying so): the chunk runs again, up to
+//!   [`MAX_UNSTARTED_DEATHS`] times; then each of its items fails with the
+//!   crash error, "… before starting the chunk, 3 times over", instead of
+//!   being sent to worker after worker for ever.
+//!
+//! Panics are not retried: a panic is caught in the worker and reported as
+//! the item's error; it would happen again.
+
+use super::fork::{self, enter_child};
+use super::os;
+use super::shm::{IDLE, SharedMemory, WorkerSlot};
+use crate::backend::wire::{self, Header};
+use crate::error::Error;
+use crate::job::TaskLimits;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Workers a chunk may lose before it starts, before the chunk fails.
+pub(super) const MAX_UNSTARTED_DEATHS: u32 = 3;
+
+/// Worker processes of one call, session or stream, one per slot.
+pub(super) struct Fleet {
+    shared: SharedMemory,
+    workers: Vec<Option<Worker>>,
+    limits: TaskLimits,
+    /// The longest `poll` sleeps, so the driver can look at cancellation.
+    wake: Duration,
+    parent_pid: libc::pid_t,
+}
+
+/// A running worker, as the parent sees it.
+struct Worker {
+    pid: libc::pid_t,
+    /// The parent's end of the worker's socket.
+    channel: OwnedFd,
+    /// Bytes read but not yet cut into frames.
+    buffer: Vec<u8>,
+    watchdog: Watchdog,
+}
+
+/// What the supervisor saw.
+pub(super) enum Event {
+    /// A worker sent a complete frame.
+    Frame {
+        slot: usize,
+        header: Header,
+        payload: Vec<u8>,
+    },
+    /// A worker exited (after its last frames were reported).
+    Exited { slot: usize, death: Death },
+}
+
+/// How a worker ended and what it was doing then.
+#[derive(Clone, Debug)]
+pub(super) struct Death {
+    status: libc::c_int,
+    /// The chunk (or stream position) in its slot, or [`IDLE`].
+    pub(super) chunk: usize,
+    /// The item in its slot, or [`IDLE`].
+    pub(super) item: usize,
+    /// Set when the watchdog killed it: the item and the time spent on it.
+    timed_out: Option<(usize, Duration)>,
+    limit: Option<Duration>,
+}
+
+impl Death {
+    /// The error of the task it died on: a timeout if the watchdog killed
+    /// it, else a crash, for `item` (the item its slot names, or the one
+    /// the driver blames) of `total`.
+    pub(super) fn error(&self, item: usize, total: usize) -> Error {
+        match self.timed_out {
+            Some((timed_item, elapsed)) if timed_item != IDLE => {
+                Error::timeout(timed_item, total, elapsed, self.limit.unwrap_or(elapsed))
+            }
+            Some((_, elapsed)) => {
+                Error::timeout(item, total, elapsed, self.limit.unwrap_or(elapsed))
+            }
+            None => Error::crash(item, total, os::describe_exit(self.status)),
+        }
+    }
+
+    /// A worker that exited with status 0 and was doing nothing: the
+    /// stand-in when a lost chunk's worker is not known.
+    pub(super) fn unknown() -> Death {
+        Death {
+            status: 0,
+            chunk: IDLE,
+            item: IDLE,
+            timed_out: None,
+            limit: None,
+        }
+    }
+
+    /// True for a worker that ended its loop normally (exit status 0).
+    pub(super) fn exited_cleanly(&self) -> bool {
+        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+    }
+
+    /// "killed by signal 6 (SIGABRT)".
+    pub(super) fn how(&self) -> String {
+        os::describe_exit(self.status)
+    }
+}
+
+/// The child's side of a fresh worker.
+pub(super) struct ChildSide<'a> {
+    /// The worker's end of its socket, open for reading and writing.
+    pub(super) channel: &'a std::fs::File,
+    pub(super) shared: &'a SharedMemory,
+    pub(super) slot: &'a WorkerSlot,
+}
+
+impl Fleet {
+    /// A fleet of `slots` slots, none started.
+    pub(super) fn new(slots: usize, limits: TaskLimits, wake: Duration) -> Result<Fleet, Error> {
+        Ok(Fleet {
+            shared: SharedMemory::new(slots)?,
+            workers: (0..slots).map(|_| None).collect(),
+            limits,
+            wake,
+            parent_pid: os::getpid(),
+        })
+    }
+
+    pub(super) fn shared(&self) -> &SharedMemory {
+        &self.shared
+    }
+
+    pub(super) fn slots(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub(super) fn is_running(&self, slot: usize) -> bool {
+        self.workers[slot].is_some()
+    }
+
+    pub(super) fn running(&self) -> usize {
+        self.workers.iter().flatten().count()
+    }
+
+    pub(super) fn free_slot(&self) -> Option<usize> {
+        self.workers.iter().position(Option::is_none)
+    }
+
+    /// Forks the worker of `slot` (which must be free); it runs `child`
+    /// and exits.
+    pub(super) fn spawn(
+        &mut self,
+        slot: usize,
+        child: impl FnOnce(ChildSide<'_>) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        let (parent_end, child_end) = os::socket_pair()?;
+        os::set_nonblocking(&parent_end)?;
+        let state = self.shared.slot(slot);
+        state.current_chunk.store(IDLE, Ordering::Release);
+        state.current_item.store(IDLE, Ordering::Release);
+        let mut close: Vec<RawFd> = self
+            .workers
+            .iter()
+            .flatten()
+            .map(|worker| worker.channel.as_raw_fd())
+            .collect();
+        close.push(parent_end.as_raw_fd());
+        let shared = &self.shared;
+        let parent_pid = self.parent_pid;
+        let child_fd = child_end.as_raw_fd();
+        let body = move || {
+            enter_child(parent_pid, &close);
+            // SAFETY: the child end is open and owned by this worker alone;
+            // the File is never closed (the process ends with _exit).
+            let channel =
+                std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(child_fd) });
+            fork::run_child(|| {
+                child(ChildSide {
+                    channel: &channel,
+                    shared,
+                    slot: shared.slot(slot),
+                })
+            })
+        };
+        // SAFETY: the child runs `body`, which ends in `_exit` through
+        // `run_child`, closes the parent's descriptors it inherited and
+        // touches only the job (shared copy-on-write), the shared mapping and
+        // its own socket.
+        let pid = unsafe { fork::fork_child(body) }?;
+        drop(child_end);
+        self.workers[slot] = Some(Worker {
+            pid,
+            channel: parent_end,
+            buffer: Vec::new(),
+            watchdog: Watchdog::default(),
+        });
+        Ok(())
+    }
+
+    /// Sends all of `bytes` to the worker of `slot`. While its socket is
+    /// full, reads what the worker writes (kept for the next `poll`): a
+    /// worker blocked on writing a result to a parent blocked on sending
+    /// it a chunk would otherwise wait for ever. `Err` if the worker died.
+    pub(super) fn send(&mut self, slot: usize, mut bytes: &[u8]) -> Result<(), Error> {
+        let worker = self.workers[slot]
+            .as_mut()
+            .ok_or_else(|| Error::backend("processes", "sent to a worker that is gone"))?;
+        while !bytes.is_empty() {
+            match os::send(&worker.channel, bytes)? {
+                os::Sent::Bytes(sent) => bytes = &bytes[sent..],
+                os::Sent::WouldBlock => {
+                    if !os::is_alive(worker.pid) {
+                        return Err(Error::backend("processes", "a worker died"));
+                    }
+                    let fd = std::iter::once(worker.channel.as_raw_fd());
+                    os::poll(fd, libc::POLLOUT | libc::POLLIN, Duration::from_millis(100));
+                    os::drain(&worker.channel, &mut worker.buffer)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets what the watchdog saw of `slot` (it starts a new chunk).
+    pub(super) fn reset_watchdog(&mut self, slot: usize) {
+        if let Some(worker) = self.workers[slot].as_mut() {
+            worker.watchdog.seen = None;
+        }
+    }
+
+    /// True if the watchdog of `slot` killed its worker.
+    pub(super) fn timed_out(&self, slot: usize) -> bool {
+        self.workers[slot]
+            .as_ref()
+            .is_some_and(|worker| worker.watchdog.timed_out.is_some())
+    }
+
+    pub(super) fn kill(&self, slot: usize) {
+        if let Some(worker) = &self.workers[slot] {
+            os::kill(worker.pid);
+        }
+    }
+
+    pub(super) fn kill_all(&self) {
+        for worker in self.workers.iter().flatten() {
+            os::kill(worker.pid);
+        }
+    }
+
+    /// Kills the workers of the slots `which` picks, and waits for them.
+    pub(super) fn stop(&mut self, which: impl Fn(usize) -> bool) {
+        for (slot, worker) in self.workers.iter().enumerate() {
+            if let Some(worker) = worker
+                && which(slot)
+            {
+                os::kill(worker.pid);
+            }
+        }
+        for (slot, entry) in self.workers.iter_mut().enumerate() {
+            if entry.is_some() && which(slot) {
+                let worker = entry.take().expect("checked above");
+                os::wait_blocking(worker.pid);
+                // The socket closes here.
+            }
+        }
+    }
+
+    /// Waits for something to happen (a frame, an exit, the wake interval
+    /// or a quarter of the timeout), then reports it: every complete frame
+    /// each worker sent, then the exits, each after its worker's last frames.
+    pub(super) fn poll(&mut self) -> Result<Vec<Event>, Error> {
+        let interval = match self.limits.timeout {
+            Some(limit) => (limit / 4).clamp(Duration::from_millis(1), self.wake),
+            None => self.wake,
+        };
+        let fds = self.workers.iter().flatten().map(|w| w.channel.as_raw_fd());
+        os::poll(fds, libc::POLLIN, interval);
+        let mut events = Vec::new();
+        for slot in 0..self.workers.len() {
+            self.read(slot, &mut events);
+        }
+        for slot in 0..self.workers.len() {
+            self.reap(slot, &mut events)?;
+        }
+        self.enforce_timeout();
+        Ok(events)
+    }
+
+    /// Reads what the worker of `slot` wrote and cuts it into frames. A
+    /// channel that cannot be read gets its worker killed (its exit is then
+    /// reported as usual).
+    fn read(&mut self, slot: usize, events: &mut Vec<Event>) {
+        let Some(worker) = self.workers[slot].as_mut() else {
+            return;
+        };
+        if os::drain(&worker.channel, &mut worker.buffer).is_err() {
+            os::kill(worker.pid);
+        }
+        let mut consumed = 0;
+        while let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) {
+            let start = consumed;
+            consumed += payload.end;
+            events.push(Event::Frame {
+                slot,
+                header,
+                payload: worker.buffer[start + payload.start..start + payload.end].to_vec(),
+            });
+        }
+        worker.buffer.drain(..consumed);
+        if consumed > 0 {
+            worker.watchdog.seen = None;
+        }
+    }
+
+    /// Reaps the worker of `slot` if it has exited.
+    fn reap(&mut self, slot: usize, events: &mut Vec<Event>) -> Result<(), Error> {
+        let Some(pid) = self.workers[slot].as_ref().map(|worker| worker.pid) else {
+            return Ok(());
+        };
+        let Some(status) = os::try_wait(pid)? else {
+            return Ok(());
+        };
+        // Everything it wrote before dying is in the socket now.
+        self.read(slot, events);
+        let worker = self.workers[slot].take().expect("checked above");
+        let state = self.shared.slot(slot);
+        events.push(Event::Exited {
+            slot,
+            death: Death {
+                status,
+                chunk: state.current_chunk.load(Ordering::Acquire),
+                item: state.current_item.load(Ordering::Acquire),
+                timed_out: worker.watchdog.timed_out,
+                limit: self.limits.timeout,
+            },
+        });
+        Ok(())
+    }
+
+    /// Kills workers that have been on one item for longer than the limit.
+    fn enforce_timeout(&mut self) {
+        let Some(limit) = self.limits.timeout else {
+            return;
+        };
+        let now = Instant::now();
+        for (slot, worker) in self.workers.iter_mut().enumerate() {
+            if let Some(worker) = worker {
+                worker
+                    .watchdog
+                    .check(self.shared.slot(slot), worker.pid, limit, now);
+            }
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // Normal ends have no workers left; errors, stops and dropped
+        // sessions do. Nothing outlives the fleet.
+        self.stop(|_| true);
+    }
+}
+
+/// Watches how long a worker stays on one item, for the per-task timeout.
+#[derive(Debug, Default)]
+struct Watchdog {
+    /// (chunk, item) the worker was last seen on, and since when.
+    seen: Option<((usize, usize), Instant)>,
+    /// Set when the watchdog killed the worker for running past the limit:
+    /// (item, time spent on it).
+    timed_out: Option<(usize, Duration)>,
+}
+
+impl Watchdog {
+    /// Reads the worker's slot and kills `pid` if the worker has been on
+    /// the same item for longer than `limit`.
+    fn check(&mut self, slot: &WorkerSlot, pid: libc::pid_t, limit: Duration, now: Instant) {
+        if self.timed_out.is_some() {
+            return;
+        }
+        let chunk = slot.current_chunk.load(Ordering::Acquire);
+        let item = slot.current_item.load(Ordering::Acquire);
+        if chunk == IDLE {
+            self.seen = None;
+            return;
+        }
+        match self.seen {
+            Some((key, since)) if key == (chunk, item) => {
+                let elapsed = now - since;
+                if elapsed > limit {
+                    os::kill(pid);
+                    self.timed_out = Some((item, elapsed));
+                }
+            }
+            _ => self.seen = Some(((chunk, item), now)),
+        }
+    }
+}
+
+/// What to do about a chunk whose worker died; see the module docs.
+#[derive(Debug)]
+pub(super) enum Verdict {
+    /// Run the chunk again (on a fresh worker).
+    Retry,
+    /// The item named by the error failed for good.
+    ItemFailed(Error),
+    /// The chunk killed its workers before starting, too often: every
+    /// item of it fails with a crash error saying so.
+    ChunkFailed(String),
+}
+
+/// The crashes and timeouts of one chunk, for the retry policy in the
+/// module docs.
+#[derive(Debug, Default)]
+pub(super) struct ChunkRetries {
+    /// Deaths per item.
+    attempts: HashMap<usize, u32>,
+    /// Workers that died holding the chunk before starting it.
+    unstarted_deaths: u32,
+}
+
+impl ChunkRetries {
+    /// A worker died holding this chunk: `on_item` is the error of the
+    /// item it died on, `None` if it had not started the chunk.
+    pub(super) fn after_death(
+        &mut self,
+        on_item: Option<Error>,
+        death: &Death,
+        retries: u32,
+    ) -> Verdict {
+        match on_item {
+            Some(error) => {
+                let item = error.task_index().unwrap_or(usize::MAX);
+                let attempts = self.attempts.entry(item).or_insert(0);
+                *attempts += 1;
+                if *attempts <= retries {
+                    Verdict::Retry
+                } else {
+                    Verdict::ItemFailed(error)
+                }
+            }
+            None => {
+                self.unstarted_deaths += 1;
+                if self.unstarted_deaths <= MAX_UNSTARTED_DEATHS {
+                    Verdict::Retry
+                } else {
+                    Verdict::ChunkFailed(format!(
+                        "{} before starting the chunk, {MAX_UNSTARTED_DEATHS} times over",
+                        death.how()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn death(status: libc::c_int) -> Death {
+        Death {
+            status,
+            ..Death::unknown()
+        }
+    }
+
+    #[test]
+    fn items_are_retried_then_fail() {
+        let mut retries = ChunkRetries::default();
+        let killed = death(9);
+        let error = || Some(killed.error(4, 10));
+        assert!(matches!(
+            retries.after_death(error(), &killed, 2),
+            Verdict::Retry
+        ));
+        assert!(matches!(
+            retries.after_death(error(), &killed, 2),
+            Verdict::Retry
+        ));
+        match retries.after_death(error(), &killed, 2) {
+            Verdict::ItemFailed(error) => {
+                assert_eq!(
+                    error.to_string(),
+                    "task 4 of 10 crashed: worker killed by signal 9 (SIGKILL)"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chunks_that_never_start_fail_after_three_deaths() {
+        let mut retries = ChunkRetries::default();
+        let aborted = death(6);
+        for _ in 0..MAX_UNSTARTED_DEATHS {
+            assert!(matches!(
+                retries.after_death(None, &aborted, 0),
+                Verdict::Retry
+            ));
+        }
+        match retries.after_death(None, &aborted, 0) {
+            Verdict::ChunkFailed(how) => assert_eq!(
+                how,
+                "killed by signal 6 (SIGABRT) before starting the chunk, 3 times over"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_timeout_names_the_item_the_watchdog_saw() {
+        let mut timed = death(9);
+        timed.timed_out = Some((7, Duration::from_millis(1500)));
+        timed.limit = Some(Duration::from_secs(1));
+        let error = timed.error(5, 10);
+        assert!(error.is_timeout());
+        assert_eq!(error.task_index(), Some(7));
+    }
+}

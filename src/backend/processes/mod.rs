@@ -1,0 +1,171 @@
+//! The process backend: forked workers with fault isolation, timeouts and
+//! retries (Linux).
+//!
+//! # How a call runs
+//!
+//! Each `run` forks its workers *after* the job exists, so every child
+//! inherits the user's function and the items copy-on-write: closures that
+//! capture anything work, and inputs never need to be serializable. There is
+//! no `init()` to call in `main`, and `main` never runs twice.
+//!
+//! ```text
+//!  parent                                   child k (one per worker)
+//!  ──────                                   ───────
+//!  shared mapping: next_chunk, stop,        loop: chunk = next_chunk++ (or the
+//!    one slot per worker:                          retried chunk it was forked for)
+//!    current_chunk, current_item                  slot.current_chunk = chunk
+//!  socket per child ◄──── frame ─────────         job.run_chunk(chunk, &slot.current_item)
+//!  poll(): read frames, accept_chunk              write frame: encoded results or failure
+//!  waitpid(WNOHANG): who died, on what?           slot.current_chunk = idle
+//!  timeouts: SIGKILL, then treat as a crash  _exit(0): no atexit, no destructors
+//! ```
+//!
+//! - **Load balancing**: children claim chunk indices from an atomic counter
+//!   in an anonymous `MAP_SHARED` mapping, so one slow item holds up one
+//!   worker, not a precomputed share.
+//! - **Results** travel as length-prefixed frames (kind, chunk, length,
+//!   postcard bytes; see `backend/wire.rs`) over one socket per child. A frame that fails to encode
+//!   or decode is an `Err` naming the chunk's first item, never a panic.
+//! - **Fault isolation**: before each item the child stores the item index in
+//!   its slot of the shared mapping. When a child dies (a panic in a task is
+//!   caught inside the child and reported as a frame; a segfault, `abort()`,
+//!   `SIGKILL` or the OOM killer is not), the parent reads the slot and
+//!   reports `task i of n crashed: worker killed by signal 11 (SIGSEGV)`.
+//! - **Timeouts**: the parent watches how long each child has been on the same
+//!   item; past the limit it kills the child with `SIGKILL` and reports
+//!   `is_timeout()` for that item.
+//! - **Retries**: a chunk whose worker crashed or timed out is run again on a
+//!   fresh child, up to `retries` times per item, before the failure counts;
+//!   a chunk that kills its workers before it starts fails after three
+//!   tries. Plain calls, sessions and streams share this one policy (in
+//!   `fleet.rs`). Panics are not retried: they are bugs, and would fail
+//!   again.
+//! - **Fail fast, lose nothing**: for `map` and `map_reduce` the child that
+//!   hits the first failure raises `stop` in the shared mapping itself, so
+//!   no worker claims another chunk; the parent then kills the remaining
+//!   children. For `try_map` the
+//!   failed item is recorded and its chunk is run again on a fresh child,
+//!   which skips the recorded items, so every other result still arrives.
+//! - **No leaks**: every path out of `run` (success, failure, or an error of
+//!   the backend itself) kills and reaps every child, closes every pipe and
+//!   unmaps the shared memory. Children die with the parent
+//!   (`PR_SET_PDEATHSIG` on Linux) and exit at once if the parent is already
+//!   gone when they start.
+//!
+//! # Fork hazards, and what this backend does about them
+//!
+//! `fork` copies the calling thread only. Locks held by *other* threads at
+//! that moment stay locked forever in the child, so a child that touches
+//! such a lock deadlocks:
+//!
+//! - **stdout/stderr**: the parent takes both locks (and flushes stdout)
+//!   around `fork`, so no other thread holds them and no buffered output is
+//!   copied into the children (it would be printed twice). Children flush
+//!   before `_exit`, so their own output is not lost.
+//! - **malloc**: glibc's allocator resets its locks in the child (it
+//!   registers `pthread_atfork` handlers), so allocating in a task is safe.
+//! - **this crate's own forks**: concurrent calls from several threads fork
+//!   one at a time (a global lock). A child may still inherit another
+//!   call's socket; nothing waits for end-of-file on a plain call's socket
+//!   (exits are seen with `waitpid`), so that delays nothing.
+//! - **the panic hook**: the default hook takes a process-wide backtrace
+//!   lock, which another thread of the parent may hold while it panics. The
+//!   backend wraps the panic hook once (before its first fork) so that in a
+//!   worker the message goes straight to stderr, lock-free; elsewhere your
+//!   hook runs as before. A hook you install *after* that replaces the
+//!   wrapper and brings the hazard back.
+//! - **your locks**: a `Mutex` that your function locks, held by another
+//!   thread of your program at the moment of the fork, stays locked in the
+//!   child. Set a [`timeout`](crate::PoolBuilder::timeout) if your tasks
+//!   share locks with threads that keep running during a `map`.
+//! - **other threads' work** (a rayon pool, a runtime) does not exist in
+//!   the child. Pools used inside a task run serially there.
+//!
+//! # Cost
+//!
+//! One `fork` per call, per worker. Forking copies the parent's page
+//! tables, so the cost grows with the parent's resident memory (on the
+//! reference machine a 1000-item call of 2 workers takes 17 ms from a
+//! parent with 256 MiB of touched heap and 58 ms at 1 GiB; see
+//! `docs/benchmarks.md`). A program that calls `map` in a loop from a big
+//! process avoids that with a [`Session`](crate::Session)
+//! ([`Pool::session`](crate::Pool::session)): its workers fork once, when
+//! it is made, and each call sends its items to them over a socket (the
+//! same 1000-item call: 0.10 ms at 1 GiB). The price is that items must be
+//! serializable and travel, so a plain call is still the cheaper one when
+//! the parent is small or the items are large. Streams
+//! ([`Pool::imap`](crate::Pool::imap)) run on a session of their own; the
+//! `session` submodule has the details.
+//!
+//! # Layout
+//!
+//! | file | owns |
+//! |---|---|
+//! | `os.rs` | the libc wrappers (sockets, `poll`, `waitpid`, `kill`) |
+//! | `shm.rs` | the shared mapping: claim counter, stop flag, worker slots |
+//! | `fork.rs` | the child side: `fork` with its `# Safety` contract, start and exit of a worker |
+//! | `fleet.rs` | the one supervisor: spawn, poll, reap, watchdog, crash attribution, the retry policy |
+//! | `call.rs` | the driver of a plain call |
+//! | `session.rs` | the driver of streams and sessions |
+//!
+//! # Platforms
+//!
+//! Linux only: the backend relies on `SOCK_CLOEXEC`, `MSG_NOSIGNAL` and
+//! `PR_SET_PDEATHSIG`, which macOS lacks, and it is tested on Linux alone.
+//! Elsewhere `BackendKind::Processes` does not exist and
+//! `PARPOOL_BACKEND=processes` is an error that says so.
+
+mod call;
+mod fleet;
+mod fork;
+mod os;
+mod session;
+mod shm;
+
+use super::{Backend, BackendKind, Capabilities, StreamEngine};
+use crate::error::Error;
+use crate::job::{Job, StreamJob};
+use std::sync::Arc;
+
+/// Runs chunks in forked worker processes.
+///
+/// The per-task [timeout](crate::PoolBuilder::timeout) and
+/// [retries](crate::PoolBuilder::retries) come with each call
+/// ([`Job::limits`]), so one backend serves pools with different limits.
+#[derive(Debug, Clone)]
+pub struct ProcessesBackend {
+    workers: usize,
+}
+
+impl ProcessesBackend {
+    /// A backend with `workers` worker processes (at least 1).
+    pub fn new(workers: usize) -> Result<ProcessesBackend, Error> {
+        super::check_workers(workers)?;
+        Ok(ProcessesBackend { workers })
+    }
+}
+
+impl Backend for ProcessesBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Processes
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            can_time_out: true,
+            ..Capabilities::default()
+        }
+    }
+
+    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+        call::run(job, self.workers)
+    }
+
+    fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
+        Ok(Box::new(session::SessionEngine::start(job, self.workers)?))
+    }
+}

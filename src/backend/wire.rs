@@ -1,0 +1,245 @@
+//! One frame format for everything that crosses a process boundary: the
+//! process backend's worker channels (results, failures, chunks of a
+//! stream's items) and the MPI backend's gathered results.
+//!
+//! ```text
+//! frame = kind (1 byte) | id (u64 LE) | payload length (u64 LE) | payload
+//! ```
+//!
+//! `id` is a chunk index (a batch call) or a chunk's position in its stream.
+//! Payloads are postcard bytes made by the job; a failure's payload is an
+//! [`Error`] in its crate-private wire form.
+
+// Without the process backend (off Linux) only the MPI backend uses frames.
+#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+
+use crate::error::Error;
+use std::io::{Read, Write};
+use std::ops::Range;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// A chunk's encoded results.
+    Results,
+    /// A failure for a whole chunk (an encoded `Error`).
+    Failure,
+    /// A chunk of a stream's items, sent to a worker (see [`Task`]).
+    Task,
+}
+
+impl FrameKind {
+    fn byte(self) -> u8 {
+        match self {
+            FrameKind::Results => 0,
+            FrameKind::Failure => 1,
+            FrameKind::Task => 2,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Option<FrameKind> {
+        match byte {
+            0 => Some(FrameKind::Results),
+            1 => Some(FrameKind::Failure),
+            2 => Some(FrameKind::Task),
+            _ => None,
+        }
+    }
+}
+
+/// Bytes in a frame header.
+pub(crate) const HEADER_LEN: usize = 17;
+
+/// A frame's header: kind, id, payload length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// `None` for a kind byte this version does not know.
+    pub(crate) kind: Option<FrameKind>,
+    pub(crate) id: usize,
+    pub(crate) length: usize,
+}
+
+impl Header {
+    pub(crate) fn new(kind: FrameKind, id: usize, length: usize) -> Header {
+        Header {
+            kind: Some(kind),
+            id,
+            length,
+        }
+    }
+
+    pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[0] = self.kind.map_or(u8::MAX, FrameKind::byte);
+        bytes[1..9].copy_from_slice(&(self.id as u64).to_le_bytes());
+        bytes[9..17].copy_from_slice(&(self.length as u64).to_le_bytes());
+        bytes
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8; HEADER_LEN]) -> Header {
+        let word = |range: Range<usize>| {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes[range]);
+            u64::from_le_bytes(word) as usize
+        };
+        Header {
+            kind: FrameKind::from_byte(bytes[0]),
+            id: word(1..9),
+            length: word(9..17),
+        }
+    }
+}
+
+/// The first complete frame in `buffer`: its header and where its payload
+/// lies. `None` until the whole frame has arrived.
+pub(crate) fn parse(buffer: &[u8]) -> Option<(Header, Range<usize>)> {
+    let header = Header::from_bytes(buffer.get(..HEADER_LEN)?.try_into().ok()?);
+    let end = HEADER_LEN.checked_add(header.length)?;
+    (buffer.len() >= end).then_some((header, HEADER_LEN..end))
+}
+
+/// Appends a frame to `out` (the MPI backend's gathered blobs).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn push(out: &mut Vec<u8>, kind: FrameKind, id: usize, payload: &[u8]) {
+    out.extend_from_slice(&Header::new(kind, id, payload.len()).to_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Every frame of `bytes`, which holds nothing but whole frames; `None` if
+/// it is cut short.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn split(mut bytes: &[u8]) -> Option<Vec<(Header, &[u8])>> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let (header, payload) = parse(bytes)?;
+        frames.push((header, &bytes[payload.clone()]));
+        bytes = &bytes[payload.end..];
+    }
+    Some(frames)
+}
+
+/// Writes one frame, blocking (a worker's side of its channel).
+pub(crate) fn write(
+    writer: &mut impl Write,
+    kind: FrameKind,
+    id: usize,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    writer.write_all(&Header::new(kind, id, payload.len()).to_bytes())?;
+    writer.write_all(payload)
+}
+
+/// Reads one frame, blocking; `None` at a clean end of file.
+pub(crate) fn read(reader: &mut impl Read) -> std::io::Result<Option<(Header, Vec<u8>)>> {
+    let mut header = [0u8; HEADER_LEN];
+    match reader.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    let header = Header::from_bytes(&header);
+    let mut payload = vec![0u8; header.length];
+    reader.read_exact(&mut payload)?;
+    Ok(Some((header, payload)))
+}
+
+/// The payload of a Task frame: a chunk of a stream's items, with the
+/// items of the chunk that already failed for good (to skip).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Task<'a> {
+    pub(crate) start: usize,
+    pub(crate) skip: Vec<usize>,
+    pub(crate) items: &'a [u8],
+}
+
+impl<'a> Task<'a> {
+    /// `start | skip count | skip indices | items`, words u64 LE.
+    pub(crate) fn encode(start: usize, skip: &[usize], items: &[u8]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(16 + 8 * skip.len() + items.len());
+        bytes.extend_from_slice(&(start as u64).to_le_bytes());
+        bytes.extend_from_slice(&(skip.len() as u64).to_le_bytes());
+        for &index in skip {
+            bytes.extend_from_slice(&(index as u64).to_le_bytes());
+        }
+        bytes.extend_from_slice(items);
+        bytes
+    }
+
+    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Task<'a>, Error> {
+        let cut_short = || Error::backend("processes", "a task frame was cut short");
+        let word = |at: usize| -> Result<usize, Error> {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes.get(at..at + 8).ok_or_else(cut_short)?);
+            Ok(u64::from_le_bytes(word) as usize)
+        };
+        let start = word(0)?;
+        let count = word(8)?;
+        if count > bytes.len() / 8 {
+            return Err(cut_short());
+        }
+        let skip = (0..count)
+            .map(|k| word(16 + 8 * k))
+            .collect::<Result<Vec<usize>, Error>>()?;
+        let items = bytes.get(16 + 8 * count..).ok_or_else(cut_short)?;
+        Ok(Task { start, skip, items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_parse_only_when_complete() {
+        let mut buffer = Header::new(FrameKind::Results, 7, 3).to_bytes().to_vec();
+        assert_eq!(parse(&buffer), None);
+        buffer.extend_from_slice(b"abc");
+        let expected = Some((Header::new(FrameKind::Results, 7, 3), 17..20));
+        assert_eq!(parse(&buffer), expected);
+        buffer.push(1);
+        assert_eq!(parse(&buffer), expected);
+        buffer[0] = 9;
+        assert_eq!(parse(&buffer).unwrap().0.kind, None);
+    }
+
+    #[test]
+    fn blobs_split_and_reject_truncation() {
+        let mut blob = Vec::new();
+        push(&mut blob, FrameKind::Results, 7, b"abc");
+        push(&mut blob, FrameKind::Failure, 2, b"");
+        let frames = split(&blob).unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!((frames[0].0.id, frames[0].1), (7, &b"abc"[..]));
+        assert_eq!(frames[1].0.kind, Some(FrameKind::Failure));
+        assert!(split(&blob[..18]).is_none());
+    }
+
+    #[test]
+    fn frames_written_are_read_back() {
+        let mut bytes = Vec::new();
+        write(&mut bytes, FrameKind::Task, 3, b"items").unwrap();
+        let mut reader = &bytes[..];
+        let (header, payload) = read(&mut reader).unwrap().unwrap();
+        assert_eq!(
+            (header.kind, header.id, &payload[..]),
+            (Some(FrameKind::Task), 3, &b"items"[..])
+        );
+        assert!(read(&mut reader).unwrap().is_none());
+    }
+
+    #[test]
+    fn tasks_round_trip_and_short_ones_fail() {
+        let bytes = Task::encode(40, &[41, 43], b"xyz");
+        let task = Task::decode(&bytes).unwrap();
+        assert_eq!(
+            task,
+            Task {
+                start: 40,
+                skip: vec![41, 43],
+                items: b"xyz"
+            }
+        );
+        assert!(Task::decode(&bytes[..20]).is_err());
+        assert!(Task::decode(&bytes[..4]).is_err());
+    }
+}

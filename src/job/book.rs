@@ -1,0 +1,338 @@
+//! Per-chunk bookkeeping shared by every job type: chunk states, the
+//! failure record, and the claim that hands a chunk to one holder.
+
+use super::Watch;
+use super::slots::{Inputs, Outputs};
+use crate::error::Error;
+use crate::plan::ChunkPlan;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+const PENDING: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+const FAILED: u8 = 3;
+
+/// Per-chunk state and the failure record, common to all job types.
+///
+/// Each chunk moves PENDING → RUNNING (claimed) → DONE or FAILED, once.
+/// The move out of PENDING is a compare-and-swap, so even a buggy custom
+/// backend cannot run a chunk twice at once: it gets an `Err` instead of a
+/// data race.
+pub(super) struct ChunkBook {
+    plan: ChunkPlan,
+    pub(super) watch: Watch,
+    states: Box<[AtomicU8]>,
+    /// Fail-fast: set at the first failure.
+    stopped: AtomicBool,
+    /// Failures recorded so far, any order.
+    failures: Mutex<Vec<Error>>,
+    /// True once `failures` is non-empty (checked without the lock).
+    has_failures: AtomicBool,
+}
+
+/// The right to work on one chunk: the only way to take the chunk's inputs
+/// or write its output slots.
+///
+/// # The invariant
+///
+/// A claim exists only for a chunk that [`ChunkBook::claim`] moved out of
+/// PENDING with a compare-and-swap, so at most one claim per chunk ever
+/// exists. Its holder, and nobody else, moves the chunk's inputs out and
+/// writes its output slots, each once and in order; the claim counts both
+/// and stores the counts when it is dropped (also while unwinding), so the
+/// storage drops exactly what is left. Slots are read only after the claim
+/// has [settled](ChunkClaim::settle) the chunk as DONE, with Release on the
+/// state and Acquire on every read of it. Every `unsafe` block of
+/// `slots.rs` and of the jobs rests on this paragraph.
+pub(super) struct ChunkClaim<'a, T, O> {
+    book: &'a ChunkBook,
+    chunk: usize,
+    inputs: Option<&'a Inputs<T>>,
+    items: Range<usize>,
+    taken: usize,
+    outputs: &'a Outputs<O>,
+    slots: Range<usize>,
+    written: usize,
+    current_item: Option<&'a AtomicUsize>,
+    settled: bool,
+}
+
+impl ChunkBook {
+    pub(super) fn new(plan: ChunkPlan, watch: Watch) -> ChunkBook {
+        ChunkBook {
+            plan,
+            watch,
+            states: (0..plan.chunk_count())
+                .map(|_| AtomicU8::new(PENDING))
+                .collect(),
+            stopped: AtomicBool::new(false),
+            failures: Mutex::new(Vec::new()),
+            has_failures: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn plan(&self) -> ChunkPlan {
+        self.plan
+    }
+
+    pub(super) fn total(&self) -> usize {
+        self.plan.item_count()
+    }
+
+    /// Claims `chunk`: its items come from `inputs` (`None` when its
+    /// results arrive from another process) and its values go to
+    /// `outputs`, into the slots `outputs`' plan gives the chunk.
+    /// `current_item`, if given, is told each item's index before it runs.
+    pub(super) fn claim<'a, T, O>(
+        &'a self,
+        chunk: usize,
+        inputs: Option<&'a Inputs<T>>,
+        outputs: &'a Outputs<O>,
+        current_item: Option<&'a AtomicUsize>,
+    ) -> Result<ChunkClaim<'a, T, O>, Error> {
+        let state = self.states.get(chunk).ok_or_else(|| {
+            Error::backend(
+                "job",
+                format!(
+                    "chunk {chunk} does not exist: the job has {} chunks",
+                    self.states.len()
+                ),
+            )
+        })?;
+        state
+            .compare_exchange(PENDING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| {
+                Error::backend(
+                    "job",
+                    format!("chunk {chunk} was handed out twice (it is no longer pending)"),
+                )
+            })?;
+        let items = self.plan.chunk_range(chunk);
+        Ok(ChunkClaim {
+            book: self,
+            chunk,
+            inputs,
+            taken: 0,
+            slots: outputs.plan().chunk_range(chunk),
+            written: 0,
+            outputs,
+            items,
+            current_item,
+            settled: false,
+        })
+    }
+
+    fn finish(&self, chunk: usize, state: u8) {
+        self.states[chunk].store(state, Ordering::Release);
+        if state == DONE {
+            self.watch.items_done(self.plan.chunk_range(chunk).len());
+        }
+    }
+
+    /// True once a fail-fast job has a failure or the call was cancelled.
+    pub(super) fn should_stop(&self) -> bool {
+        self.stopped.load(Ordering::Acquire) || self.watch.cancelled()
+    }
+
+    /// `Err(cancelled)` if the call's cancel token has been triggered.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn check_cancelled(&self) -> Result<(), Error> {
+        if self.watch.cancelled() {
+            Err(Error::cancelled(
+                "the call was cancelled before all tasks ran",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn is_done(&self, chunk: usize) -> bool {
+        self.states
+            .get(chunk)
+            .is_some_and(|state| state.load(Ordering::Acquire) == DONE)
+    }
+
+    /// `Ok` if chunk `chunk` has results here, else why it cannot be
+    /// encoded.
+    pub(super) fn check_done(&self, chunk: usize) -> Result<(), Error> {
+        if self.is_done(chunk) {
+            Ok(())
+        } else {
+            Err(Error::backend(
+                "job",
+                format!("chunk {chunk} cannot be encoded: it has not run here"),
+            ))
+        }
+    }
+
+    pub(super) fn record_failure(&self, error: Error, keeps_going: bool) {
+        if !keeps_going {
+            self.stopped.store(true, Ordering::Release);
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures.push(error);
+        self.has_failures.store(true, Ordering::Release);
+    }
+
+    /// The failure with the lowest item index (errors without an index last).
+    fn first_failure(&self) -> Option<Error> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        failures
+            .iter()
+            .min_by_key(|error| error.task_index().unwrap_or(usize::MAX))
+            .cloned()
+    }
+
+    /// Recorded failures of items in `range`, sorted by item index.
+    pub(super) fn failures_in(&self, range: &Range<usize>) -> Vec<(usize, Error)> {
+        if !self.has_failures.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut found: Vec<(usize, Error)> = failures
+            .iter()
+            .filter_map(|error| error.task_index().map(|index| (index, error.clone())))
+            .filter(|(index, _)| range.contains(index))
+            .collect();
+        found.sort_by_key(|(index, _)| *index);
+        found.dedup_by_key(|(index, _)| *index);
+        found
+    }
+
+    /// Why the call cannot return a complete result, if it cannot. A job
+    /// that keeps going carries its failures in its outputs instead.
+    pub(super) fn completion_error(&self, keeps_going: bool) -> Option<Error> {
+        if !keeps_going && let Some(failure) = self.first_failure() {
+            return Some(failure);
+        }
+        let unfinished = self
+            .states
+            .iter()
+            .position(|state| state.load(Ordering::Acquire) != DONE)?;
+        Some(self.unfinished_error(unfinished))
+    }
+
+    /// Why chunk `chunk` has no results: the call was cancelled, or the
+    /// backend broke its contract.
+    pub(super) fn unfinished_error(&self, chunk: usize) -> Error {
+        match self.check_cancelled() {
+            Err(cancelled) => cancelled,
+            Ok(()) => Error::backend(
+                "job",
+                format!("the backend returned without running chunk {chunk}"),
+            ),
+        }
+    }
+}
+
+impl<T, O> ChunkClaim<'_, T, O> {
+    /// The chunk's item indices.
+    pub(super) fn items(&self) -> Range<usize> {
+        self.items.clone()
+    }
+
+    /// The index of the item taken last (the one running), or the chunk's
+    /// first item before any was taken.
+    pub(super) fn current(&self) -> usize {
+        self.items.start + self.taken.saturating_sub(1)
+    }
+
+    /// Moves the chunk's next item out, after telling the supervisor (if
+    /// any) its index. `None` once every item was taken, or for a claim
+    /// without inputs.
+    #[inline]
+    pub(super) fn take(&mut self) -> Option<(usize, T)> {
+        let inputs = self.inputs?;
+        let index = self.items.start + self.taken;
+        if index >= self.items.end {
+            return None;
+        }
+        if let Some(current_item) = self.current_item {
+            current_item.store(index, Ordering::Relaxed);
+        }
+        // SAFETY: the claim invariant: this claim holds the chunk, and it
+        // takes the chunk's items in order, each once, counting them.
+        let item = unsafe { inputs.take(index) };
+        self.taken += 1;
+        Some((index, item))
+    }
+
+    /// Writes the chunk's next output slot.
+    ///
+    /// # Panics
+    ///
+    /// If every slot of the chunk is written already (a bug in this crate).
+    #[inline]
+    pub(super) fn put(&mut self, value: O) {
+        let index = self.slots.start + self.written;
+        assert!(
+            index < self.slots.end,
+            "chunk {} has no slot left",
+            self.chunk
+        );
+        // SAFETY: the claim invariant: this claim holds the chunk and
+        // writes its slots in order, each once, counting them.
+        unsafe { self.outputs.write(index, value) };
+        self.written += 1;
+    }
+
+    /// Ends the claim: DONE if `outcome` is `Ok` and every slot was
+    /// written, else FAILED with the failure recorded (stopping a fail-fast
+    /// job). Returns the outcome.
+    pub(super) fn settle(
+        mut self,
+        outcome: Result<(), Error>,
+        keeps_going: bool,
+    ) -> Result<(), Error> {
+        let outcome = outcome.and_then(|()| {
+            if self.written == self.slots.len() {
+                Ok(())
+            } else {
+                Err(Error::backend(
+                    "job",
+                    format!(
+                        "chunk {} finished with {} of {} results",
+                        self.chunk,
+                        self.written,
+                        self.slots.len()
+                    ),
+                ))
+            }
+        });
+        self.store_counts();
+        self.settled = true;
+        match outcome {
+            Ok(()) => {
+                self.book.finish(self.chunk, DONE);
+                Ok(())
+            }
+            Err(error) => {
+                self.book.finish(self.chunk, FAILED);
+                self.book.record_failure(error.clone(), keeps_going);
+                Err(error)
+            }
+        }
+    }
+
+    fn store_counts(&self) {
+        if let Some(inputs) = self.inputs {
+            inputs.set_taken(self.chunk, self.taken);
+        }
+        self.outputs.set_written(self.chunk, self.written);
+    }
+}
+
+impl<T, O> Drop for ChunkClaim<'_, T, O> {
+    fn drop(&mut self) {
+        if !self.settled {
+            // Left without settling (unwinding through this crate's code):
+            // the counts still say what to drop, and the chunk never counts
+            // as done.
+            self.store_counts();
+            self.book.finish(self.chunk, FAILED);
+        }
+    }
+}

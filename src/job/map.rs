@@ -1,0 +1,222 @@
+//! `MapJob`: the job behind `map`, `try_map` and `map_init`.
+
+use super::book::ChunkBook;
+use super::codec::Codec;
+use super::slots::{Inputs, Outputs};
+use super::{Job, TaskLimits, Watch, sealed, unwind};
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::plan::ChunkPlan;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicUsize;
+
+/// How a map job's outputs are made and travel: `Some(to_output)` for a
+/// job that keeps going (a recorded failure becomes that item's output),
+/// and the codec of the outputs.
+pub(crate) type Delivery<O> = (Option<fn(Error) -> O>, Codec<O>);
+
+/// A `map`, `try_map` or `map_init` call: one output slot per item.
+///
+/// The function gets `&mut S`, a per-worker state made by `init`: a chunk
+/// run takes a state left by an earlier chunk run in this process, or makes
+/// one, and puts it back when the chunk is done. So at most one state exists
+/// per worker running at once (per thread, per worker process), and plain
+/// `map` is the case `S = ()`.
+pub(crate) struct MapJob<T, O, S, I, F> {
+    book: ChunkBook,
+    inputs: Inputs<T>,
+    outputs: Outputs<O>,
+    init: I,
+    states: Mutex<Vec<S>>,
+    function: F,
+    /// `Some` for `try_map`: turns a recorded failure into the item's output.
+    failure_output: Option<fn(Error) -> O>,
+    codec: Codec<O>,
+    limits: TaskLimits,
+}
+
+impl<T, O, S, I, F> MapJob<T, O, S, I, F>
+where
+    T: Send,
+    O: Send,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, T) -> O + Sync,
+{
+    /// A job over `items` whose function gets a per-worker state made by
+    /// `init`; `failure_output` is `Some` for a job that keeps going past
+    /// failures (`try_map`).
+    pub(crate) fn new(
+        items: Vec<T>,
+        plan: ChunkPlan,
+        (init, function): (I, F),
+        (failure_output, codec): Delivery<O>,
+        watch: Watch,
+        limits: TaskLimits,
+    ) -> Self {
+        MapJob {
+            book: ChunkBook::new(plan, watch),
+            inputs: Inputs::new(items, plan),
+            outputs: Outputs::new(plan),
+            init,
+            states: Mutex::new(Vec::new()),
+            function,
+            failure_output,
+            codec,
+            limits,
+        }
+    }
+
+    /// `Ok(outputs)` if every chunk is done, else the first failure.
+    pub(crate) fn into_outputs(self) -> Result<Vec<O>, Error> {
+        match self.book.completion_error(self.keeps_going()) {
+            Some(error) => Err(error),
+            // SAFETY: no completion error: every chunk is done.
+            None => Ok(unsafe { self.outputs.into_vec() }),
+        }
+    }
+
+    /// Every output, with `fill(index, why)` standing in for items of chunks
+    /// that never completed (the call was cancelled, or a backend failed
+    /// under `try_map`).
+    pub(crate) fn into_outputs_or(mut self, fill: impl Fn(usize, &Error) -> O) -> Vec<O> {
+        if self.book.completion_error(self.keeps_going()).is_none() {
+            // SAFETY: no completion error: every chunk is done.
+            return unsafe { self.outputs.into_vec() };
+        }
+        let plan = self.book.plan();
+        let mut result = Vec::with_capacity(plan.item_count());
+        for chunk in 0..plan.chunk_count() {
+            if self.book.is_done(chunk) {
+                // SAFETY: the chunk is done, and its values are moved out
+                // once, here.
+                result.extend(unsafe { self.outputs.take_chunk(chunk) });
+            } else {
+                let why = self.book.unfinished_error(chunk);
+                result.extend(plan.chunk_range(chunk).map(|index| fill(index, &why)));
+            }
+        }
+        result
+    }
+}
+
+impl<T, O, S, I, F> sealed::Sealed for MapJob<T, O, S, I, F> {}
+
+impl<T, O, S, I, F> Job for MapJob<T, O, S, I, F>
+where
+    T: Send,
+    O: Send,
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, T) -> O + Sync,
+{
+    fn plan(&self) -> ChunkPlan {
+        self.book.plan()
+    }
+
+    fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error> {
+        let mut claim = self
+            .book
+            .claim(chunk, Some(&self.inputs), &self.outputs, current_item)?;
+        let skipped = if self.keeps_going() {
+            self.book.failures_in(&claim.items())
+        } else {
+            Vec::new()
+        };
+        let mut cancelled = Ok(());
+        let ran = unwind::catch_task(|| {
+            let taken = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut state = taken.unwrap_or_else(&self.init);
+            let mut skipped = skipped.iter().peekable();
+            let cancel = self.book.watch.cancel.as_ref();
+            loop {
+                if cancel.is_some_and(CancelToken::is_cancelled) {
+                    cancelled = self.book.check_cancelled();
+                    break;
+                }
+                let Some((index, item)) = claim.take() else {
+                    break;
+                };
+                let output = match skipped.next_if(|(skip, _)| *skip == index) {
+                    Some((_, error)) => {
+                        drop(item);
+                        // `skipped` is only non-empty when failure_output is set.
+                        let to_output = self.failure_output.unwrap_or(|_| unreachable!());
+                        to_output(error.clone())
+                    }
+                    None => (self.function)(&mut state, item),
+                };
+                claim.put(output);
+            }
+            // A state whose task panicked is dropped with the unwinding.
+            self.states
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(state);
+        });
+        let outcome = match ran {
+            Ok(()) => cancelled,
+            Err(payload) => Err(unwind::panic_error(
+                &*payload,
+                claim.current(),
+                self.book.total(),
+            )),
+        };
+        claim.settle(outcome, self.keeps_going())
+    }
+
+    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
+        self.book.check_done(chunk)?;
+        // SAFETY: the chunk is done.
+        let outputs = unsafe { self.outputs.chunk(chunk) };
+        let start = self.book.plan().chunk_range(chunk).start;
+        self.codec
+            .encode(outputs)
+            .map_err(|e| Error::encoding(start, self.book.total(), "encoded", e))
+    }
+
+    fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
+        let range = self.book.plan().chunk_range(chunk);
+        let decoded: Vec<O> = self
+            .codec
+            .decode(bytes)
+            .map_err(|e| Error::encoding(range.start, self.book.total(), "decoded", e))?;
+        if decoded.len() != range.len() {
+            return Err(Error::encoding(
+                range.start,
+                self.book.total(),
+                "decoded",
+                format!(
+                    "chunk {chunk} holds {} results, expected {}",
+                    decoded.len(),
+                    range.len()
+                ),
+            ));
+        }
+        let mut claim = self.book.claim::<T, O>(chunk, None, &self.outputs, None)?;
+        for output in decoded {
+            claim.put(output);
+        }
+        claim.settle(Ok(()), self.keeps_going())
+    }
+
+    fn record_failure(&self, error: Error) {
+        self.book.record_failure(error, self.keeps_going());
+    }
+
+    fn keeps_going(&self) -> bool {
+        self.failure_output.is_some()
+    }
+
+    fn should_stop(&self) -> bool {
+        self.book.should_stop()
+    }
+
+    fn is_chunk_done(&self, chunk: usize) -> bool {
+        self.book.is_done(chunk)
+    }
+
+    fn limits(&self) -> TaskLimits {
+        self.limits
+    }
+}

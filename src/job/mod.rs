@@ -1,0 +1,160 @@
+//! The type-erased jobs that backends run chunk by chunk.
+//!
+//! `Pool` turns a typed call into a value that implements [`Job`] (a batch
+//! call: `map`, `try_map`, `map_init`, `map_reduce`) or [`StreamJob`] (the
+//! function of a stream or session); backends see only `&dyn Job`,
+//! `Arc<dyn StreamJob>` and chunk indices. This module owns everything that
+//! touches the user's types:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `book.rs` | per-chunk states, the failure record, and [`ChunkClaim`](book::ChunkClaim): the one way to take a chunk's inputs or write its outputs |
+//! | `slots.rs` | the storage behind a claim: inputs moved out one at a time, output slots written once |
+//! | `codec.rs` | how values travel between processes (postcard), chosen when a job is made |
+//! | `unwind.rs` | the panic policy: a caught panic becomes an [`Error`] naming its item, in one function |
+//! | `map.rs` | `MapJob`: `map`, `try_map`, `map_init` |
+//! | `reduce.rs` | `ReduceJob`: `map_reduce` |
+//! | `stream.rs` | [`StreamJob`], [`StreamChunk`], [`ChunkResults`]: chunks of a stream, in process or encoded for another |
+//!
+//! Results cross process boundaries encoded with postcard; a failure that
+//! happens outside a task (a worker died, a task timed out) is reported to
+//! the job by the backend with [`Job::record_failure`].
+
+mod book;
+pub(crate) mod codec;
+pub(crate) mod map;
+pub(crate) mod reduce;
+mod slots;
+mod stream;
+pub(crate) mod unwind;
+
+pub(crate) use stream::TypedStreamJob;
+pub use stream::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
+
+use crate::cancel::CancelToken;
+use crate::error::Error;
+use crate::plan::ChunkPlan;
+use crate::progress::Meter;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The work of one batch call, as a backend sees it: a [`ChunkPlan`] and
+/// operations on chunk indices. Implemented only inside this crate; backends
+/// (including custom ones) call it.
+///
+/// The contract a backend keeps when calling these methods is written down in
+/// the [`backend`](crate::backend) module.
+pub trait Job: Sync + sealed::Sealed {
+    /// How the items are cut into chunks.
+    fn plan(&self) -> ChunkPlan;
+
+    /// Runs chunk `chunk` on the calling thread, in item order.
+    ///
+    /// Before each item the item's index is stored in `current_item`, if
+    /// given, so a supervisor in another process can tell which item a
+    /// worker died on. A panic in the user's function is caught, recorded
+    /// (see [`record_failure`](Job::record_failure)) and returned as `Err`.
+    /// Running a chunk that is not pending is an `Err` too.
+    fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error>;
+
+    /// The results of a chunk this job has run, encoded for another process.
+    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error>;
+
+    /// Accepts the encoded results of a chunk that ran elsewhere (the output
+    /// of [`encode_chunk`](Job::encode_chunk) in another copy of this job).
+    /// The chunk must still be pending here.
+    fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error>;
+
+    /// Records that a task failed outside [`run_chunk`](Job::run_chunk): its
+    /// worker crashed, timed out, or reported a failure from another process.
+    ///
+    /// On a fail-fast job (`map`, `map_reduce`) this stops the job. On a job
+    /// that [keeps going](Job::keeps_going) (`try_map`) the failure becomes
+    /// that item's result: the item is skipped when its chunk is run again.
+    fn record_failure(&self, error: Error);
+
+    /// True for `try_map`: the backend runs every chunk despite failures and
+    /// re-runs a chunk whose worker died, skipping the items recorded as
+    /// failed.
+    fn keeps_going(&self) -> bool;
+
+    /// True once a fail-fast job has a failure or the call was cancelled:
+    /// claim no more chunks.
+    fn should_stop(&self) -> bool;
+
+    /// True once chunk `chunk` has results here (run here or accepted).
+    fn is_chunk_done(&self, chunk: usize) -> bool;
+
+    /// The per-task limits of this call (timeout, retries), for backends
+    /// that can enforce them.
+    fn limits(&self) -> TaskLimits;
+}
+
+pub(crate) mod sealed {
+    /// Only this crate's job types implement [`Job`](super::Job) and
+    /// [`StreamJob`](super::StreamJob).
+    pub trait Sealed {}
+}
+
+/// Per-task limits of a call, set with
+/// [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) and
+/// [`PoolBuilder::retries`](crate::PoolBuilder::retries). Only a backend
+/// whose [capabilities](crate::backend::Capabilities::can_time_out) say it
+/// can stop a running task gets a timeout; retries matter only where a
+/// worker can die without taking the caller with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskLimits {
+    /// Kill a task still running after this long.
+    pub timeout: Option<Duration>,
+    /// Run a task whose worker crashed or timed out again, this many times.
+    pub retries: u32,
+}
+
+// --- nested-use detection --------------------------------------------------
+
+/// Set for the whole life of a forked worker process.
+static INSIDE_WORKER_PROCESS: AtomicBool = AtomicBool::new(false);
+
+/// True if the caller is running inside a pool task (on a worker thread, the
+/// serial backend, or in a worker process). A pool used there runs serially.
+pub(crate) fn inside_task() -> bool {
+    unwind::inside_task_thread() || INSIDE_WORKER_PROCESS.load(Ordering::Relaxed)
+}
+
+/// True in a forked worker process.
+pub(crate) fn inside_worker_process() -> bool {
+    INSIDE_WORKER_PROCESS.load(Ordering::Relaxed)
+}
+
+/// Marks this process as a pool worker process (called in a forked child).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn mark_worker_process() {
+    INSIDE_WORKER_PROCESS.store(true, Ordering::Relaxed);
+}
+
+// --- what watches a call ----------------------------------------------------
+
+/// What a call is watched by: a cancel token and a progress meter.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    pub(crate) cancel: Option<CancelToken>,
+    pub(crate) meter: Meter,
+}
+
+impl Watch {
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelToken::is_cancelled)
+    }
+
+    /// Counts `items` more items done, in the process that called the pool
+    /// (a worker process's copy of the meter never draws).
+    pub(crate) fn items_done(&self, items: usize) {
+        if !inside_worker_process() {
+            self.meter.advance(items);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,403 @@
+//! The type-erased job of a stream or session: [`StreamJob`], and the
+//! chunks that travel through a backend's stream engine.
+//!
+//! A batch [`Job`] owns all its items up front; a stream's items arrive a
+//! chunk at a time, so its job is the *function*, and each chunk carries its
+//! items: a [`StreamChunk`] in, a [`ChunkResults`] out. A backend's stream
+//! engine runs a chunk in this process ([`StreamJob::run_chunk`]), in
+//! another process ([`StreamJob::encode_items`], then
+//! [`StreamJob::run_encoded`] there and [`StreamJob::decode_results`] here),
+//! or as part of a batch job on [`Backend::run`](crate::Backend::run)
+//! ([`StreamJob::run_batch`]).
+
+use super::codec::Codec;
+use super::map::MapJob;
+use super::{Job, TaskLimits, Watch, sealed, unwind};
+use crate::error::{Error, UNKNOWN_TOTAL};
+use crate::plan::ChunkPlan;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Where a chunk sits in its stream: its position, first item and length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkSpan {
+    /// Position of the chunk in the stream: 0, 1, 2, ...
+    pub seq: u64,
+    /// Index of the chunk's first item in the stream.
+    pub start: usize,
+    /// Number of items.
+    pub len: usize,
+}
+
+impl ChunkSpan {
+    /// The stream indices of the chunk's items.
+    pub fn items(&self) -> std::ops::Range<usize> {
+        self.start..self.start + self.len
+    }
+}
+
+/// A chunk of consecutive items of a stream, on its way to a worker. The
+/// items are typed inside and opaque to a backend: it runs, encodes or
+/// batches them through the [`StreamJob`].
+pub struct StreamChunk {
+    span: ChunkSpan,
+    /// A `Vec<T>` of the job's item type.
+    items: Box<dyn Any + Send>,
+}
+
+impl StreamChunk {
+    pub(crate) fn new<T: Send + 'static>(seq: u64, start: usize, items: Vec<T>) -> StreamChunk {
+        StreamChunk {
+            span: ChunkSpan {
+                seq,
+                start,
+                len: items.len(),
+            },
+            items: Box::new(items),
+        }
+    }
+
+    /// Where the chunk sits in its stream.
+    pub fn span(&self) -> ChunkSpan {
+        self.span
+    }
+
+    fn into_items<T: 'static>(self) -> Vec<T> {
+        match self.items.downcast::<Vec<T>>() {
+            Ok(items) => *items,
+            // Chunks are made by the stream for its own job's item type.
+            Err(_) => unreachable!("a stream chunk of another item type"),
+        }
+    }
+}
+
+impl fmt::Debug for StreamChunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamChunk")
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The results of a stream chunk: one per item, in item order, typed
+/// inside. A backend's engine can also fail items it could not run (a
+/// worker that died on them, a timeout) with [`set_failure`], or make a
+/// chunk of nothing but failures with [`failed`].
+///
+/// [`set_failure`]: ChunkResults::set_failure
+/// [`failed`]: ChunkResults::failed
+pub struct ChunkResults {
+    span: ChunkSpan,
+    /// A `Vec<Result<O, Error>>` of the job's result type; `None` for a
+    /// chunk of failures only.
+    values: Option<Box<dyn Any + Send>>,
+    /// Failures that replace values, by stream index.
+    failures: BTreeMap<usize, Error>,
+}
+
+impl ChunkResults {
+    fn new<O: Send + 'static>(span: ChunkSpan, values: Vec<Result<O, Error>>) -> ChunkResults {
+        ChunkResults {
+            span,
+            values: Some(Box::new(values)),
+            failures: BTreeMap::new(),
+        }
+    }
+
+    /// A chunk whose every item failed: `error(index)` for each stream
+    /// index of `span`.
+    pub fn failed(span: ChunkSpan, error: impl Fn(usize) -> Error) -> ChunkResults {
+        ChunkResults {
+            span,
+            values: None,
+            failures: span.items().map(|index| (index, error(index))).collect(),
+        }
+    }
+
+    /// Replaces the result of item `index` (a stream index in the chunk)
+    /// with `error`.
+    pub fn set_failure(&mut self, index: usize, error: Error) {
+        if self.span.items().contains(&index) {
+            self.failures.insert(index, error);
+        }
+    }
+
+    /// Where the chunk sits in its stream.
+    pub fn span(&self) -> ChunkSpan {
+        self.span
+    }
+
+    /// The typed results, with the failures in their places. Items with
+    /// neither a value nor a failure (a chunk stopped early) are missing
+    /// from the end.
+    pub(crate) fn into_typed<O: 'static>(self) -> Vec<Result<O, Error>> {
+        let mut values: Vec<Result<O, Error>> = match self.values {
+            Some(values) => match values.downcast::<Vec<Result<O, Error>>>() {
+                Ok(values) => *values,
+                Err(_) => unreachable!("stream results of another result type"),
+            },
+            None => Vec::new(),
+        };
+        for (index, error) in self.failures {
+            let offset = index - self.span.start;
+            if offset < values.len() {
+                values[offset] = Err(error);
+            } else if offset == values.len() {
+                values.push(Err(error));
+            }
+        }
+        values
+    }
+}
+
+impl fmt::Debug for ChunkResults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChunkResults")
+            .field("span", &self.span)
+            .field("failures", &self.failures.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The function of a stream or session, as a backend's stream engine sees
+/// it. Implemented only inside this crate; engines (including a custom
+/// backend's) call it. See [`Backend::open_stream`](crate::Backend::open_stream).
+pub trait StreamJob: Send + Sync + sealed::Sealed {
+    /// Runs `chunk` on the calling thread, item by item, each task's panic
+    /// caught as its item's error. Checks `stop` before each item and
+    /// returns early (with fewer results) once it is true.
+    fn run_chunk(&self, chunk: StreamChunk, stop: &dyn Fn() -> bool) -> ChunkResults;
+
+    /// The chunk's items encoded for a worker process, or, if they cannot
+    /// be encoded, the chunk's results: every item failed.
+    fn encode_items(&self, chunk: StreamChunk) -> Result<Vec<u8>, ChunkResults>;
+
+    /// In a worker process: decodes items encoded by
+    /// [`encode_items`](StreamJob::encode_items) (the chunk's length is
+    /// taken from them, not from `span`), runs each one whose
+    /// stream index is not in `skip` (storing the index in `current_item`
+    /// first), and encodes the results for
+    /// [`decode_results`](StreamJob::decode_results). `Err` if the items
+    /// cannot be decoded.
+    fn run_encoded(
+        &self,
+        span: ChunkSpan,
+        items: &[u8],
+        skip: &[usize],
+        current_item: &AtomicUsize,
+    ) -> Result<Vec<u8>, Error>;
+
+    /// Decodes what [`run_encoded`](StreamJob::run_encoded) returned for
+    /// `span`; bytes that cannot be decoded fail every item.
+    fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults;
+
+    /// Runs `chunks` together as one batch [`Job`] through `run` (a
+    /// backend's [`run`](crate::Backend::run)) and returns their results,
+    /// in the order given. If `run` fails, the items it did not run get its
+    /// error.
+    fn run_batch(
+        &self,
+        chunks: Vec<StreamChunk>,
+        run: &mut dyn FnMut(&dyn Job) -> Result<(), Error>,
+    ) -> Vec<ChunkResults>;
+
+    /// The per-task limits of the stream's pool.
+    fn limits(&self) -> TaskLimits;
+}
+
+/// A stream's function `F: Fn(T) -> O`, typed.
+pub(crate) struct TypedStreamJob<T, O, F> {
+    function: F,
+    limits: TaskLimits,
+    types: PhantomData<fn(T) -> O>,
+}
+
+impl<T, O, F> TypedStreamJob<T, O, F> {
+    pub(crate) fn new(function: F, limits: TaskLimits) -> Self {
+        TypedStreamJob {
+            function,
+            limits,
+            types: PhantomData,
+        }
+    }
+}
+
+impl<T, O, F> sealed::Sealed for TypedStreamJob<T, O, F> {}
+
+impl<T, O, F> StreamJob for TypedStreamJob<T, O, F>
+where
+    T: Send + Serialize + DeserializeOwned + 'static,
+    O: Send + Serialize + DeserializeOwned + 'static,
+    F: Fn(T) -> O + Send + Sync,
+{
+    fn run_chunk(&self, chunk: StreamChunk, stop: &dyn Fn() -> bool) -> ChunkResults {
+        let span = chunk.span();
+        let mut results = Vec::with_capacity(span.len);
+        for (index, item) in span.items().zip(chunk.into_items::<T>()) {
+            if stop() {
+                break;
+            }
+            results.push(unwind::run_task(index, UNKNOWN_TOTAL, || {
+                (self.function)(item)
+            }));
+        }
+        ChunkResults::new(span, results)
+    }
+
+    fn encode_items(&self, chunk: StreamChunk) -> Result<Vec<u8>, ChunkResults> {
+        let span = chunk.span();
+        postcard::to_stdvec(&chunk.into_items::<T>()).map_err(|error| {
+            ChunkResults::failed(span, |index| {
+                Error::input_encoding(index, UNKNOWN_TOTAL, "encoded", &error)
+            })
+        })
+    }
+
+    fn run_encoded(
+        &self,
+        span: ChunkSpan,
+        items: &[u8],
+        skip: &[usize],
+        current_item: &AtomicUsize,
+    ) -> Result<Vec<u8>, Error> {
+        let items: Vec<T> = postcard::from_bytes(items)
+            .map_err(|error| Error::input_encoding(span.start, UNKNOWN_TOTAL, "decoded", error))?;
+        // The worker learns the chunk's length from its items.
+        let span = ChunkSpan {
+            len: items.len(),
+            ..span
+        };
+        let results: Vec<Result<O, Error>> = span
+            .items()
+            .zip(items)
+            .map(|(index, item)| {
+                if skip.contains(&index) {
+                    return Err(skipped());
+                }
+                current_item.store(index, Ordering::Release);
+                unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item))
+            })
+            .collect();
+        encode_results(span, results)
+    }
+
+    fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults {
+        let fail_all = |error: Error| {
+            ChunkResults::failed(span, |index| error.clone().for_task(index, UNKNOWN_TOTAL))
+        };
+        match Codec::<Result<O, Error>>::results().decode(bytes) {
+            Ok(results) if results.len() == span.len => ChunkResults::new(span, results),
+            Ok(results) => fail_all(Error::encoding(
+                span.start,
+                UNKNOWN_TOTAL,
+                "decoded",
+                format!("{} results for a chunk of {}", results.len(), span.len),
+            )),
+            Err(error) => fail_all(Error::encoding(span.start, UNKNOWN_TOTAL, "decoded", error)),
+        }
+    }
+
+    fn run_batch(
+        &self,
+        chunks: Vec<StreamChunk>,
+        run: &mut dyn FnMut(&dyn Job) -> Result<(), Error>,
+    ) -> Vec<ChunkResults> {
+        let spans: Vec<ChunkSpan> = chunks.iter().map(StreamChunk::span).collect();
+        // Items carry their position in the batch; errors are renamed to
+        // stream indices below.
+        let items: Vec<(usize, T)> = chunks
+            .into_iter()
+            .flat_map(StreamChunk::into_items::<T>)
+            .enumerate()
+            .collect();
+        let total = items.len();
+        let function = |_: &mut (), (position, item): (usize, T)| {
+            unwind::run_task(position, total, || (self.function)(item))
+        };
+        let job = MapJob::new(
+            items,
+            batch_plan(&spans, total),
+            (|| (), function),
+            (Some(Err), Codec::results()),
+            Watch::default(),
+            self.limits,
+        );
+        let outputs = match run(&job) {
+            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
+            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
+        };
+        let mut outputs = outputs.into_iter();
+        spans
+            .into_iter()
+            .map(|span| {
+                let results = span
+                    .items()
+                    .zip(outputs.by_ref())
+                    .map(|(index, result)| {
+                        result.map_err(|error| error.for_task(index, UNKNOWN_TOTAL))
+                    })
+                    .collect();
+                ChunkResults::new(span, results)
+            })
+            .collect()
+    }
+
+    fn limits(&self) -> TaskLimits {
+        self.limits
+    }
+}
+
+/// The plan of a batch of stream chunks: the chunks themselves where they
+/// have one size (all but a last, shorter one), else the default plan.
+fn batch_plan(spans: &[ChunkSpan], total: usize) -> ChunkPlan {
+    let Some(first) = spans.first() else {
+        return ChunkPlan::with_default_size(total);
+    };
+    let uniform = spans.len() <= 1
+        || (spans[..spans.len() - 1]
+            .iter()
+            .all(|span| span.len == first.len)
+            && spans[spans.len() - 1].len <= first.len);
+    if uniform {
+        ChunkPlan::new(total, first.len)
+    } else {
+        ChunkPlan::with_default_size(total)
+    }
+}
+
+/// Encodes a chunk's results. A result that cannot be encoded fails alone:
+/// it becomes its item's error and the rest are sent.
+fn encode_results<O: Serialize + DeserializeOwned>(
+    span: ChunkSpan,
+    results: Vec<Result<O, Error>>,
+) -> Result<Vec<u8>, Error> {
+    let codec = Codec::<Result<O, Error>>::results();
+    if let Ok(bytes) = codec.encode(&results) {
+        return Ok(bytes);
+    }
+    let results: Vec<Result<O, Error>> = span
+        .items()
+        .zip(results)
+        .map(|(index, result)| {
+            let value = result?;
+            match postcard::to_stdvec(&value) {
+                Ok(_) => Ok(value),
+                Err(error) => Err(Error::encoding(index, UNKNOWN_TOTAL, "encoded", error)),
+            }
+        })
+        .collect();
+    codec
+        .encode(&results)
+        .map_err(|error| Error::encoding(span.start, UNKNOWN_TOTAL, "encoded", error))
+}
+
+/// Stands in for an item a worker was told to skip; the engine replaces it
+/// with the item's recorded failure.
+fn skipped() -> Error {
+    Error::backend("processes", "skipped: failed earlier")
+}
