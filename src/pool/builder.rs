@@ -1,0 +1,253 @@
+//! [`PoolBuilder`]: settings for a [`Pool`], checked in one place.
+
+use super::{BACKEND_VARIABLE, Pool};
+use crate::backend::{self, Backend, BackendKind};
+use crate::cpus;
+use crate::error::Error;
+use crate::job::TaskLimits;
+use crate::progress::ProgressMode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings for a [`Pool`]. Every setting is optional; [`build`] checks
+/// them all and says which one is wrong.
+///
+/// ```
+/// use parpool::{BackendKind, Pool};
+///
+/// let pool = Pool::builder()
+///     .kind(BackendKind::Threads)
+///     .workers(2)
+///     .chunk_size(100)
+///     .build()?;
+/// assert_eq!((pool.kind(), pool.workers()), (BackendKind::Threads, 2));
+///
+/// let error = Pool::builder().workers(0).build().unwrap_err();
+/// assert!(error.is_invalid_config());
+/// # Ok::<(), parpool::Error>(())
+/// ```
+///
+/// [`build`]: PoolBuilder::build
+#[derive(Clone, Debug, Default)]
+pub struct PoolBuilder {
+    kind: Option<BackendKind>,
+    backend: Option<Arc<dyn Backend>>,
+    workers: Option<usize>,
+    chunk_size: Option<usize>,
+    timeout: Option<Duration>,
+    retries: u32,
+    in_flight: Option<usize>,
+    progress: ProgressMode,
+}
+
+impl PoolBuilder {
+    /// The backend. Default: `PARPOOL_BACKEND`, else
+    /// [`BackendKind::Threads`].
+    pub fn kind(mut self, kind: BackendKind) -> PoolBuilder {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// A backend of your own (see [`Backend`]) instead of a built-in
+    /// [`kind`](PoolBuilder::kind); every other setting applies to it.
+    /// Such a backend has its own worker count: `build` rejects
+    /// [`workers`](PoolBuilder::workers) (and ignores `PARPOOL_WORKERS`
+    /// and `PARPOOL_BACKEND`), and accepts a
+    /// [`timeout`](PoolBuilder::timeout) only if its
+    /// [capabilities](crate::backend::Capabilities::can_time_out) say it can stop a task.
+    ///
+    /// ```
+    /// use parpool::{BackendKind, Pool};
+    /// use parpool::backend::SerialBackend;
+    ///
+    /// let pool = Pool::builder().backend(SerialBackend).chunk_size(2).in_flight(1).build()?;
+    /// assert_eq!(pool.kind(), BackendKind::Serial);
+    /// assert_eq!(pool.map(|x: u8| x + 1, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn backend(mut self, backend: impl Backend + 'static) -> PoolBuilder {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// How many tasks run at once (threads, processes). Default:
+    /// `PARPOOL_WORKERS`, else [`cpus::available`]. Must be at least 1.
+    pub fn workers(mut self, workers: usize) -> PoolBuilder {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Items per chunk, the unit of scheduling. Default: see
+    /// [`ChunkPlan`](crate::ChunkPlan) (`ceil(n / 128)` clamped to
+    /// `1..=4096`). Must be at least 1. Larger chunks cost less per item;
+    /// smaller chunks balance uneven items better.
+    pub fn chunk_size(mut self, chunk_size: usize) -> PoolBuilder {
+        self.chunk_size = Some(chunk_size);
+        self
+    }
+
+    /// A time limit per task: a task still running after `limit` has its
+    /// worker killed and fails with [`Error::is_timeout`]. Needs a backend
+    /// that can stop a running task
+    /// ([`Capabilities::can_time_out`](crate::backend::Capabilities::can_time_out): the process backend); `build`
+    /// rejects it for the others. Must be more than zero.
+    pub fn timeout(mut self, limit: Duration) -> PoolBuilder {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// How many times a task whose worker crashed (a signal, an unexpected
+    /// exit) or timed out is run again on a fresh worker before the failure
+    /// counts. Default 0. Panics are never retried: a panic is a bug in the
+    /// task and would happen again. Only backends whose workers can crash
+    /// without taking the caller down (processes) ever retry.
+    pub fn retries(mut self, retries: u32) -> PoolBuilder {
+        self.retries = retries;
+        self
+    }
+
+    /// How many chunks a stream ([`imap`](Pool::imap)) keeps running or
+    /// waiting to be handed out at once; it bounds the stream's memory to
+    /// about `in_flight * chunk_size` items and results. Default: 4 per
+    /// worker (1 on the serial backend). Must be at least 1.
+    pub fn in_flight(mut self, chunks: usize) -> PoolBuilder {
+        self.in_flight = Some(chunks);
+        self
+    }
+
+    /// Shows a progress bar on stderr for every call (`map`, `try_map`,
+    /// `map_init`, `map_reduce`, `imap`): items done out of the total, rate
+    /// and time left; a spinner with a count for a stream of unknown
+    /// length. Drawn only when stderr is a terminal (see
+    /// [`force_progress`](PoolBuilder::force_progress)). On MPI, rank 0
+    /// draws. Needs the cargo feature `progress` (on by default).
+    #[cfg(feature = "progress")]
+    pub fn progress(self, show: bool) -> PoolBuilder {
+        self.progress_mode(show, ProgressMode::Auto)
+    }
+
+    /// Like [`progress`](PoolBuilder::progress), but also when stderr is
+    /// not a terminal (a log file, a batch job's output): then as a log
+    /// line at most once a second, and a summary line when the call ends.
+    #[cfg(feature = "progress")]
+    pub fn force_progress(self, show: bool) -> PoolBuilder {
+        self.progress_mode(show, ProgressMode::Always)
+    }
+
+    #[cfg(feature = "progress")]
+    fn progress_mode(mut self, show: bool, mode: ProgressMode) -> PoolBuilder {
+        self.progress = if show { mode } else { ProgressMode::Off };
+        self
+    }
+
+    /// Checks the settings and starts the backend's workers.
+    ///
+    /// # Errors
+    ///
+    /// An invalid setting or environment variable (`workers(0)`, an unknown
+    /// `PARPOOL_BACKEND`, a `PARPOOL_WORKERS` that is not a positive
+    /// integer, a backend not compiled in), or a backend that cannot start.
+    pub fn build(self) -> Result<Pool, Error> {
+        if self.chunk_size == Some(0) {
+            return Err(Error::invalid_config(
+                "chunk_size",
+                "0",
+                "a chunk holds at least 1 item",
+            ));
+        }
+        if self.in_flight == Some(0) {
+            return Err(Error::invalid_config(
+                "in_flight",
+                "0",
+                "a stream needs at least 1 chunk in flight",
+            ));
+        }
+        if self.timeout == Some(Duration::ZERO) {
+            return Err(Error::invalid_config(
+                "timeout",
+                "0s",
+                "a per-task time limit must be more than zero",
+            ));
+        }
+        let backend = match self.backend.clone() {
+            Some(backend) => self.check_custom(backend)?,
+            None => backend::build(self.resolve_kind()?, self.resolve_workers()?)?,
+        };
+        if let Some(limit) = self.timeout
+            && !backend.capabilities().can_time_out
+        {
+            return Err(Error::invalid_config(
+                "timeout",
+                format!("{limit:?}"),
+                format!(
+                    "the {} backend cannot stop a running task (a thread cannot be killed \
+                     safely); per-task timeouts need the processes backend",
+                    backend.kind()
+                ),
+            ));
+        }
+        Ok(Pool {
+            backend,
+            limits: TaskLimits {
+                timeout: self.timeout,
+                retries: self.retries,
+            },
+            chunk_size: self.chunk_size,
+            in_flight: self.in_flight,
+            progress: self.progress,
+            cancel: None,
+        })
+    }
+
+    /// The built-in backend: the builder's, else `PARPOOL_BACKEND`, else
+    /// threads.
+    fn resolve_kind(&self) -> Result<BackendKind, Error> {
+        if let Some(kind) = self.kind {
+            return Ok(kind);
+        }
+        match std::env::var(BACKEND_VARIABLE) {
+            Ok(text) => backend::parse_backend_name(&text, BACKEND_VARIABLE),
+            Err(std::env::VarError::NotPresent) => Ok(BackendKind::Threads),
+            Err(std::env::VarError::NotUnicode(text)) => {
+                backend::parse_backend_name(&text.to_string_lossy(), BACKEND_VARIABLE)
+            }
+        }
+    }
+
+    /// The worker count: the builder's, else `PARPOOL_WORKERS`, else CPU
+    /// detection.
+    fn resolve_workers(&self) -> Result<usize, Error> {
+        match self.workers {
+            Some(workers) => backend::check_workers(workers),
+            None => match std::env::var(cpus::WORKERS_VARIABLE) {
+                Ok(text) => cpus::parse_count(&text).map_err(|reason| {
+                    Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
+                }),
+                Err(_) => Ok(cpus::available().count()),
+            },
+        }
+    }
+
+    /// A custom backend, if no setting contradicts it.
+    fn check_custom(&self, backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>, Error> {
+        if let Some(kind) = self.kind {
+            return Err(Error::invalid_config(
+                "kind",
+                kind.name(),
+                "a pool runs on either a built-in kind or a backend of your own; set one",
+            ));
+        }
+        if let Some(workers) = self.workers {
+            return Err(Error::invalid_config(
+                "workers",
+                workers.to_string(),
+                format!(
+                    "a backend of your own has its own worker count ({}); set it when you \
+                     make the backend",
+                    backend.workers()
+                ),
+            ));
+        }
+        Ok(backend)
+    }
+}
