@@ -10,6 +10,7 @@ mod common;
 use common::{SharedCounters, children, open_fds, scenario_command, shared_mappings};
 use parpool::{BackendKind, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -213,6 +214,58 @@ fn retries_rerun_a_crashed_task_on_a_fresh_worker() {
             .unwrap_err();
         assert_eq!(error.task_index(), Some(4));
         assert_eq!(attempts.value(4), 2);
+    });
+}
+
+/// One retry policy serves every driver: a plain `map` and `try_map`, a
+/// session's `try_map` and a stream. Item 4 aborts its worker on its first
+/// two attempts.
+#[test]
+fn plain_calls_sessions_and_streams_share_one_retry_policy() {
+    without_leaks(|| {
+        for retries in [1u32, 2] {
+            for driver in ["map", "try_map", "session", "imap"] {
+                let attempts = Arc::new(SharedCounters::new(10));
+                let counted = attempts.clone();
+                let flaky = move |x: usize| {
+                    counted.add(x);
+                    if x == 4 && counted.value(x) <= 2 {
+                        std::process::abort();
+                    }
+                    x * 10
+                };
+                let pool = processes(2).retries(retries).chunk_size(2).build().unwrap();
+                let results: Vec<Result<usize, parpool::Error>> = match driver {
+                    "map" => match pool.map(flaky, 0..10) {
+                        Ok(values) => values.into_iter().map(Ok).collect(),
+                        Err(error) => vec![Err(error)],
+                    },
+                    "try_map" => pool.try_map(flaky, 0..10),
+                    "session" => pool.session(flaky).unwrap().try_map(0..10),
+                    _ => pool.imap(flaky, 0..10).unwrap().collect(),
+                };
+                let context = format!("{driver} with {retries} retries");
+                if retries == 2 {
+                    assert_eq!(attempts.value(4), 3, "{context}");
+                    let values: Vec<usize> = results.into_iter().map(Result::unwrap).collect();
+                    assert_eq!(
+                        values,
+                        (0..10).map(|x| x * 10).collect::<Vec<_>>(),
+                        "{context}"
+                    );
+                } else {
+                    assert_eq!(attempts.value(4), 2, "{context}");
+                    let failure = results
+                        .iter()
+                        .find_map(|result| result.as_ref().err())
+                        .unwrap_or_else(|| panic!("{context}: no failure"));
+                    assert!(failure.is_crash(), "{context}: {failure}");
+                    assert_eq!(failure.task_index(), Some(4), "{context}: {failure}");
+                    let failed = results.iter().filter(|result| result.is_err()).count();
+                    assert_eq!(failed, 1, "{context}: only item 4 fails");
+                }
+            }
+        }
     });
 }
 
