@@ -201,7 +201,7 @@ impl Error {
 
     /// The input of task `index` could not be encoded or decoded on its way
     /// to a worker process.
-    #[cfg_attr(not(unix), allow(dead_code))]
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn input_encoding(
         index: usize,
         total: usize,

@@ -266,7 +266,12 @@ where
             match self.engine.get().next_done(&context) {
                 Ok(chunk) => {
                     let span = chunk.span();
-                    let results = chunk.into_typed::<O>();
+                    let mut results = chunk.into_typed::<O>();
+                    // An engine that lost results must not make items
+                    // vanish from the stream.
+                    results.resize_with(span.len, || {
+                        Err(Error::backend("stream", "no result came back for this item"))
+                    });
                     self.running.remove(&span.seq);
                     if self.ordered {
                         self.finished.insert(span.seq, (span.start, results));

@@ -3,7 +3,7 @@
 //! past their timeout; retries; large and many results; results that fail
 //! to encode or decode; output from children; and, after every case, no
 //! leaked file descriptors or child processes.
-#![cfg(unix)]
+#![cfg(target_os = "linux")]
 
 mod common;
 

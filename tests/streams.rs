@@ -154,7 +154,7 @@ fn a_failing_task_is_one_err_and_the_stream_goes_on() {
     });
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn process_streams_survive_crashes_and_timeouts() {
     without_leaks(|| {
@@ -202,7 +202,7 @@ fn process_streams_survive_crashes_and_timeouts() {
     });
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn process_streams_retry_on_a_fresh_worker() {
     without_leaks(|| {
@@ -235,7 +235,7 @@ fn process_streams_retry_on_a_fresh_worker() {
     });
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn large_items_and_results_both_ways_do_not_deadlock() {
     // 4 MiB in and out per item, far more than a socket buffer, with the
@@ -443,7 +443,7 @@ fn a_panicking_init_names_the_first_item_of_its_chunk() {
     }
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn a_session_forks_once_and_serves_many_calls() {
     without_leaks(|| {
@@ -476,7 +476,7 @@ fn a_session_forks_once_and_serves_many_calls() {
     });
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn a_session_replaces_a_crashed_worker_and_stays_usable() {
     without_leaks(|| {
@@ -519,7 +519,7 @@ fn sessions_work_on_every_backend() {
     }
 }
 
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 #[test]
 fn inputs_that_fail_to_travel_are_errors_naming_the_item() {
     use serde::{Serialize, Serializer};

@@ -2,7 +2,10 @@
 //! failure record, and the claim that hands a chunk to one holder.
 
 use super::Watch;
+use super::codec::Codec;
 use super::slots::{Inputs, Outputs};
+use super::unwind;
+use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use std::ops::Range;
@@ -136,17 +139,12 @@ impl ChunkBook {
         self.stopped.load(Ordering::Acquire) || self.watch.cancelled()
     }
 
-    /// `Err(cancelled)` if the call's cancel token has been triggered.
+    /// The error of a cancelled call (out of line: tasks check between
+    /// items, and the check must stay cheap).
     #[cold]
     #[inline(never)]
-    pub(super) fn check_cancelled(&self) -> Result<(), Error> {
-        if self.watch.cancelled() {
-            Err(Error::cancelled(
-                "the call was cancelled before all tasks ran",
-            ))
-        } else {
-            Ok(())
-        }
+    fn cancelled_error(&self) -> Error {
+        Error::cancelled("the call was cancelled before all tasks ran")
     }
 
     pub(super) fn is_done(&self, chunk: usize) -> bool {
@@ -157,7 +155,7 @@ impl ChunkBook {
 
     /// `Ok` if chunk `chunk` has results here, else why it cannot be
     /// encoded.
-    pub(super) fn check_done(&self, chunk: usize) -> Result<(), Error> {
+    fn check_done(&self, chunk: usize) -> Result<(), Error> {
         if self.is_done(chunk) {
             Ok(())
         } else {
@@ -218,17 +216,99 @@ impl ChunkBook {
     /// Why chunk `chunk` has no results: the call was cancelled, or the
     /// backend broke its contract.
     pub(super) fn unfinished_error(&self, chunk: usize) -> Error {
-        match self.check_cancelled() {
-            Err(cancelled) => cancelled,
-            Ok(()) => Error::backend(
+        if self.watch.cancelled() {
+            self.cancelled_error()
+        } else {
+            Error::backend(
                 "job",
                 format!("the backend returned without running chunk {chunk}"),
-            ),
+            )
         }
     }
 }
 
+impl ChunkBook {
+    /// The values of done chunk `chunk` in `outputs`, encoded for another
+    /// process.
+    pub(super) fn encode_done<O>(
+        &self,
+        chunk: usize,
+        outputs: &Outputs<O>,
+        codec: Codec<O>,
+    ) -> Result<Vec<u8>, Error> {
+        self.check_done(chunk)?;
+        // SAFETY: the chunk is done: its slots are written and immutable.
+        let values = unsafe { outputs.chunk(chunk) };
+        let start = self.plan.chunk_range(chunk).start;
+        codec
+            .encode(values)
+            .map_err(|e| Error::encoding(start, self.total(), "encoded", e))
+    }
+
+    /// Accepts the encoded values of chunk `chunk`, which ran in another
+    /// process, into its slots of `outputs`; the chunk must be pending.
+    pub(super) fn accept_encoded<T, O>(
+        &self,
+        chunk: usize,
+        bytes: &[u8],
+        (outputs, codec): (&Outputs<O>, Codec<O>),
+        keeps_going: bool,
+    ) -> Result<(), Error> {
+        let start = self.plan.chunk_range(chunk).start;
+        let decoded = codec
+            .decode(bytes)
+            .map_err(|e| Error::encoding(start, self.total(), "decoded", e))?;
+        let expected = outputs.plan().chunk_range(chunk).len();
+        if decoded.len() != expected {
+            return Err(Error::encoding(
+                start,
+                self.total(),
+                "decoded",
+                format!(
+                    "chunk {chunk} holds {} results, expected {expected}",
+                    decoded.len()
+                ),
+            ));
+        }
+        let mut claim = self.claim::<T, O>(chunk, None, outputs, None)?;
+        for value in decoded {
+            claim.put(value);
+        }
+        claim.settle(Ok(()), keeps_going)
+    }
+}
+
 impl<T, O> ChunkClaim<'_, T, O> {
+    /// Runs the chunk's tasks, `body`, as task code: a panic is caught and
+    /// becomes the error of the item that was running. Then settles the
+    /// chunk with the outcome.
+    pub(super) fn run(
+        mut self,
+        keeps_going: bool,
+        body: impl FnOnce(&mut Self) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let outcome = match unwind::catch_task(|| body(&mut self)) {
+            Ok(outcome) => outcome,
+            Err(payload) => Err(unwind::panic_error(
+                &*payload,
+                self.current(),
+                self.book.total(),
+            )),
+        };
+        self.settle(outcome, keeps_going)
+    }
+
+    /// The next item to run, or `None` at the end of the chunk; `Err` once
+    /// the call is cancelled (checked before each item).
+    #[inline]
+    pub(super) fn next_task(&mut self) -> Result<Option<(usize, T)>, Error> {
+        let cancel = self.book.watch.cancel.as_ref();
+        if cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(self.book.cancelled_error());
+        }
+        Ok(self.take())
+    }
+
     /// The chunk's item indices.
     pub(super) fn items(&self) -> Range<usize> {
         self.items.clone()

@@ -3,8 +3,7 @@
 use super::book::ChunkBook;
 use super::codec::Codec;
 use super::slots::{Inputs, Outputs};
-use super::{Job, TaskLimits, Watch, sealed, unwind};
-use crate::cancel::CancelToken;
+use super::{Job, TaskLimits, Watch, sealed};
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use std::sync::Mutex;
@@ -115,7 +114,7 @@ where
     }
 
     fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error> {
-        let mut claim = self
+        let claim = self
             .book
             .claim(chunk, Some(&self.inputs), &self.outputs, current_item)?;
         let skipped = if self.keeps_going() {
@@ -123,19 +122,15 @@ where
         } else {
             Vec::new()
         };
-        let mut cancelled = Ok(());
-        let ran = unwind::catch_task(|| {
+        claim.run(self.keeps_going(), |claim| {
             let taken = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let mut state = taken.unwrap_or_else(&self.init);
             let mut skipped = skipped.iter().peekable();
-            let cancel = self.book.watch.cancel.as_ref();
-            loop {
-                if cancel.is_some_and(CancelToken::is_cancelled) {
-                    cancelled = self.book.check_cancelled();
-                    break;
-                }
-                let Some((index, item)) = claim.take() else {
-                    break;
+            let outcome = loop {
+                let (index, item) = match claim.next_task() {
+                    Ok(Some(task)) => task,
+                    Ok(None) => break Ok(()),
+                    Err(cancelled) => break Err(cancelled),
                 };
                 let output = match skipped.next_if(|(skip, _)| *skip == index) {
                     Some((_, error)) => {
@@ -147,57 +142,24 @@ where
                     None => (self.function)(&mut state, item),
                 };
                 claim.put(output);
-            }
+            };
             // A state whose task panicked is dropped with the unwinding.
             self.states
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(state);
-        });
-        let outcome = match ran {
-            Ok(()) => cancelled,
-            Err(payload) => Err(unwind::panic_error(
-                &*payload,
-                claim.current(),
-                self.book.total(),
-            )),
-        };
-        claim.settle(outcome, self.keeps_going())
+            outcome
+        })
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        self.book.check_done(chunk)?;
-        // SAFETY: the chunk is done.
-        let outputs = unsafe { self.outputs.chunk(chunk) };
-        let start = self.book.plan().chunk_range(chunk).start;
-        self.codec
-            .encode(outputs)
-            .map_err(|e| Error::encoding(start, self.book.total(), "encoded", e))
+        self.book.encode_done(chunk, &self.outputs, self.codec)
     }
 
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
-        let range = self.book.plan().chunk_range(chunk);
-        let decoded: Vec<O> = self
-            .codec
-            .decode(bytes)
-            .map_err(|e| Error::encoding(range.start, self.book.total(), "decoded", e))?;
-        if decoded.len() != range.len() {
-            return Err(Error::encoding(
-                range.start,
-                self.book.total(),
-                "decoded",
-                format!(
-                    "chunk {chunk} holds {} results, expected {}",
-                    decoded.len(),
-                    range.len()
-                ),
-            ));
-        }
-        let mut claim = self.book.claim::<T, O>(chunk, None, &self.outputs, None)?;
-        for output in decoded {
-            claim.put(output);
-        }
-        claim.settle(Ok(()), self.keeps_going())
+        let outputs = (&self.outputs, self.codec);
+        self.book
+            .accept_encoded::<T, O>(chunk, bytes, outputs, self.keeps_going())
     }
 
     fn record_failure(&self, error: Error) {

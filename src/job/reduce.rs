@@ -3,8 +3,7 @@
 use super::book::ChunkBook;
 use super::codec::Codec;
 use super::slots::{Inputs, Outputs};
-use super::{Job, TaskLimits, Watch, sealed, unwind};
-use crate::cancel::CancelToken;
+use super::{Job, TaskLimits, Watch, sealed};
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use std::sync::Mutex;
@@ -87,63 +86,26 @@ where
     }
 
     fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error> {
-        let mut claim = self
+        let claim = self
             .book
             .claim(chunk, Some(&self.inputs), &self.partials, current_item)?;
-        let mut cancelled = Ok(());
-        let ran = unwind::catch_task(|| {
+        claim.run(false, |claim| {
             let mut accumulator = self.identity();
-            let cancel = self.book.watch.cancel.as_ref();
-            loop {
-                if cancel.is_some_and(CancelToken::is_cancelled) {
-                    cancelled = self.book.check_cancelled();
-                    return;
-                }
-                let Some((_, item)) = claim.take() else {
-                    break;
-                };
+            while let Some((_, item)) = claim.next_task()? {
                 accumulator = (self.op)(accumulator, (self.function)(item));
             }
             claim.put(accumulator);
-        });
-        let outcome = match ran {
-            Ok(()) => cancelled,
-            Err(payload) => Err(unwind::panic_error(
-                &*payload,
-                claim.current(),
-                self.book.total(),
-            )),
-        };
-        claim.settle(outcome, false)
+            Ok(())
+        })
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        self.book.check_done(chunk)?;
-        // SAFETY: the chunk is done: its partial is written and immutable.
-        let partial = unsafe { self.partials.chunk(chunk) };
-        let start = self.book.plan().chunk_range(chunk).start;
-        self.codec
-            .encode(partial)
-            .map_err(|e| Error::encoding(start, self.book.total(), "encoded", e))
+        self.book.encode_done(chunk, &self.partials, self.codec)
     }
 
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
-        let start = self.book.plan().chunk_range(chunk).start;
-        let mut partials = self
-            .codec
-            .decode(bytes)
-            .map_err(|e| Error::encoding(start, self.book.total(), "decoded", e))?;
-        let (Some(partial), None) = (partials.pop(), partials.pop()) else {
-            return Err(Error::encoding(
-                start,
-                self.book.total(),
-                "decoded",
-                format!("chunk {chunk} did not arrive as one partial result"),
-            ));
-        };
-        let mut claim = self.book.claim::<T, R>(chunk, None, &self.partials, None)?;
-        claim.put(partial);
-        claim.settle(Ok(()), false)
+        let partials = (&self.partials, self.codec);
+        self.book.accept_encoded::<T, R>(chunk, bytes, partials, false)
     }
 
     fn record_failure(&self, error: Error) {

@@ -65,7 +65,7 @@ impl Call<'_> {
             if self.job.should_stop() && !self.stopping {
                 self.stop();
             }
-            while !self.claiming_stopped() && self.work_left() {
+            while !self.stopping && self.work_left() {
                 let Some(slot) = self.fleet.free_slot() else {
                     break;
                 };
@@ -105,16 +105,15 @@ impl Call<'_> {
         self.fleet.kill_all();
     }
 
-    /// True while some chunk still needs a worker.
+    /// True while some chunk still needs a worker: a chunk to run again
+    /// (a fresh worker runs it even after the shared stop flag went up, so
+    /// a failure whose report was lost cannot leave it waiting for ever),
+    /// or chunks nobody claimed while claiming is open.
     fn work_left(&self) -> bool {
+        let header = self.fleet.shared().header();
         !self.retry_queue.is_empty()
-            || self
-                .fleet
-                .shared()
-                .header()
-                .next_chunk
-                .load(Ordering::Acquire)
-                < self.job.plan().chunk_count()
+            || (!self.claiming_stopped()
+                && header.next_chunk.load(Ordering::Acquire) < self.job.plan().chunk_count())
     }
 
     /// Forks the worker of `slot`: it runs `initial_chunk` (if any), then
