@@ -4,7 +4,8 @@
 //! worker that died or ran past its timeout, a result that could not be
 //! encoded, an invalid configuration. Task failures name the item index (the
 //! position of the item in the input, counting from 0) and the total number
-//! of items, so the message reads `task 3 of 10 panicked: boom`.
+//! of items, so the message reads `task 3 of 10 panicked at src/main.rs:5:36:
+//! boom`.
 //!
 //! `Error` is `Clone` (so `try_map` can hand the same backend failure to
 //! every item it affected). Its wire form, [`ErrorWire`], is private to the
@@ -33,7 +34,10 @@ use std::time::Duration;
 ///     .unwrap_err();
 /// assert_eq!(err.task_index(), Some(3));
 /// assert!(err.is_panic());
-/// assert_eq!(err.to_string(), "task 3 of 10 panicked: boom");
+/// assert_eq!(err.panic_message(), Some("boom"));
+/// // "task 3 of 10 panicked at src/main.rs:5:36: boom"
+/// assert!(err.to_string().starts_with("task 3 of 10 panicked at "));
+/// assert!(err.to_string().ends_with(": boom"));
 /// # Ok::<(), parpool::Error>(())
 /// ```
 #[derive(Clone)]
@@ -44,21 +48,32 @@ pub struct Error {
     source: Option<Arc<std::io::Error>>,
 }
 
-/// How an [`Error`] travels between processes (worker pipes, MPI ranks):
+/// How an [`Error`] travels between processes (worker sockets, MPI ranks):
 /// the private kind, encoded with postcard. Crate-private, so the public
-/// `Error` promises no wire format.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct ErrorWire(ErrorKind);
+/// `Error` promises no wire format. Boxed like `Error`, so a decoded
+/// `Result<R, ErrorWire>` is no bigger than a `Result<R, Error>`.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub(crate) struct ErrorWire(Box<ErrorKind>);
 
-impl From<Error> for ErrorWire {
-    fn from(error: Error) -> ErrorWire {
-        ErrorWire(*error.kind)
+/// An [`Error`] borrowed for encoding in its wire form (no clone).
+#[derive(Serialize)]
+#[serde(transparent)]
+pub(crate) struct ErrorWireRef<'a>(&'a ErrorKind);
+
+impl Error {
+    /// This error's wire form, borrowed, for encoding.
+    pub(crate) fn wire(&self) -> ErrorWireRef<'_> {
+        ErrorWireRef(&self.kind)
     }
 }
 
 impl From<ErrorWire> for Error {
     fn from(wire: ErrorWire) -> Error {
-        Error::new(wire.0)
+        Error {
+            kind: wire.0,
+            source: None,
+        }
     }
 }
 
@@ -67,7 +82,7 @@ impl Error {
     pub(crate) fn to_wire(&self) -> Vec<u8> {
         // Encoding a plain enum of strings and integers into a Vec cannot
         // fail; an empty vector would decode as a garbled report.
-        postcard::to_stdvec(&ErrorWire((*self.kind).clone())).unwrap_or_default()
+        postcard::to_stdvec(&self.wire()).unwrap_or_default()
     }
 
     /// An error from its wire form; garbled bytes are a backend error that
@@ -84,12 +99,14 @@ impl Error {
 /// What went wrong. Private so variants can be added without breaking users.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 enum ErrorKind {
-    /// The task's function panicked.
-    #[error("task {index}{} panicked: {message}", of_total(*total))]
+    /// The task's function panicked (at `location`, when the panic hook
+    /// saw it).
+    #[error("task {index}{} panicked{}: {message}", of_total(*total), at_location(location))]
     Panic {
         index: usize,
         total: usize,
         message: String,
+        location: Option<String>,
     },
     /// The worker running the task died (a signal or an unexpected exit).
     #[error("task {index}{} crashed: worker {how}", of_total(*total))]
@@ -143,6 +160,14 @@ enum ErrorKind {
 /// The `total` of a task in a stream (`imap`), whose length is unknown.
 pub(crate) const UNKNOWN_TOTAL: usize = usize::MAX;
 
+/// " at src/main.rs:104:44", or nothing where the location is unknown.
+fn at_location(location: &Option<String>) -> String {
+    match location {
+        Some(location) => format!(" at {location}"),
+        None => String::new(),
+    }
+}
+
 /// " of 10", or nothing for a task of a stream.
 fn of_total(total: usize) -> String {
     if total == UNKNOWN_TOTAL {
@@ -161,11 +186,17 @@ impl Error {
     }
 
     /// A task's function panicked with `message`.
-    pub(crate) fn panic(index: usize, total: usize, message: String) -> Error {
+    pub(crate) fn panic(
+        index: usize,
+        total: usize,
+        message: String,
+        location: Option<String>,
+    ) -> Error {
         Error::new(ErrorKind::Panic {
             index,
             total,
             message,
+            location,
         })
     }
 
@@ -209,6 +240,15 @@ impl Error {
         message: impl fmt::Display,
     ) -> Error {
         Error::encoding_of("input", index, total, action, message)
+    }
+
+    /// The same encoding error for an input rather than a result (the
+    /// codec names neither).
+    pub(crate) fn into_input(mut self) -> Error {
+        if let ErrorKind::Encoding { what, .. } = &mut *self.kind {
+            *what = "input".to_string();
+        }
+        self
     }
 
     fn encoding_of(
@@ -341,6 +381,17 @@ impl Error {
         matches!(*self.kind, ErrorKind::InvalidInput { .. })
     }
 
+    /// Where the task panicked (`file:line:column`), if it panicked and
+    /// parpool's panic hook saw it. The hook is installed by the first
+    /// pool call; a hook you install after that replaces it, and then the
+    /// location is not known.
+    pub fn panic_location(&self) -> Option<&str> {
+        match &*self.kind {
+            ErrorKind::Panic { location, .. } => location.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.kind {
@@ -395,7 +446,7 @@ mod tests {
     #[test]
     fn messages_name_the_task_and_what_happened() {
         assert_eq!(
-            Error::panic(3, 10, "boom".into()).to_string(),
+            Error::panic(3, 10, "boom".into(), None).to_string(),
             "task 3 of 10 panicked: boom"
         );
         assert_eq!(
@@ -410,7 +461,7 @@ mod tests {
         assert!(timeout.is_timeout() && !timeout.is_panic() && !timeout.is_crash());
         assert_eq!(timeout.task_index(), Some(2));
         assert_eq!(
-            Error::panic(3, 10, "boom".into())
+            Error::panic(3, 10, "boom".into(), None)
                 .for_task(12, UNKNOWN_TOTAL)
                 .to_string(),
             "task 12 panicked: boom"
@@ -430,9 +481,14 @@ mod tests {
 
     #[test]
     fn errors_survive_a_round_trip_through_their_wire_form() {
-        let err = Error::panic(7, 8, "lost".into());
+        let err = Error::panic(7, 8, "lost".into(), Some("src/lib.rs:1:2".into()));
         let back = Error::from_wire(&err.to_wire(), "test");
         assert_eq!(back.kind, err.kind);
+        assert_eq!(back.panic_location(), Some("src/lib.rs:1:2"));
+        assert_eq!(
+            back.to_string(),
+            "task 7 of 8 panicked at src/lib.rs:1:2: lost"
+        );
         let garbled = Error::from_wire(&[0xff, 0xff], "processes");
         assert!(garbled.to_string().contains("garbled"), "{garbled}");
     }
@@ -447,6 +503,6 @@ mod tests {
             err.to_string()
                 .starts_with("processes backend failed: fork failed")
         );
-        assert!(Error::panic(1, 2, "x".into()).source().is_none());
+        assert!(Error::panic(1, 2, "x".into(), None).source().is_none());
     }
 }

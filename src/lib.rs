@@ -24,7 +24,8 @@
 //!   only on the number of items, so even floating-point sums are
 //!   bit-identical on every backend and worker count.
 //! - **Errors name the item.** A panicking task comes back as an [`Error`]
-//!   such as `task 3 of 10 panicked: boom`; it never unwinds into your code.
+//!   such as `task 3 of 10 panicked at src/main.rs:5:36: boom`; it never
+//!   unwinds into your code.
 //!   [`map`](Pool::map) stops at the first failure,
 //!   [`try_map`](Pool::try_map) keeps going and returns every result.
 //! - **Sane defaults on shared machines.** The worker count comes from

@@ -270,7 +270,10 @@ where
                     // An engine that lost results must not make items
                     // vanish from the stream.
                     results.resize_with(span.len, || {
-                        Err(Error::backend("stream", "no result came back for this item"))
+                        Err(Error::backend(
+                            "stream",
+                            "no result came back for this item",
+                        ))
                     });
                     self.running.remove(&span.seq);
                     if self.ordered {

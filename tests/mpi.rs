@@ -5,6 +5,8 @@
 //! and `-n 4` (each under a time limit) and checks what the ranks report.
 //! Each rank runs every scenario and prints `rank R/S ok <scenario>`.
 
+mod common;
+
 use parpool::workloads::pi;
 use parpool::{BackendKind, Pool};
 use std::process::Command;
@@ -140,7 +142,10 @@ fn rank_main() {
             0..20,
         )
         .unwrap_err();
-    assert_eq!(error.to_string(), "task 7 of 20 panicked: seven fails");
+    assert_eq!(
+        common::without_location(&error),
+        "task 7 of 20 panicked: seven fails"
+    );
     ok("panic-on-one-rank-is-everyones-error");
 
     let results = one_item_chunks.try_map(
@@ -193,7 +198,7 @@ fn rank_main() {
     for (index, result) in stream.iter().enumerate() {
         if index == 9 {
             assert_eq!(
-                result.as_ref().unwrap_err().to_string(),
+                common::without_location(result.as_ref().unwrap_err()),
                 "task 9 panicked: nine"
             );
         } else {

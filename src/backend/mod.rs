@@ -197,6 +197,10 @@ pub struct Capabilities {
     /// [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) (its tasks run
     /// in processes it can kill). `build` rejects a timeout otherwise.
     pub can_time_out: bool,
+    /// Its workers are processes it can replace, so
+    /// [`PoolBuilder::max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
+    /// means something; `build` rejects that setting otherwise.
+    pub recycles_workers: bool,
     /// Tasks run in the caller's address space, so what a task writes
     /// through a shared reference (an atomic, a `Mutex`) is seen by the
     /// caller. False where tasks run in copies of the process.
@@ -216,6 +220,7 @@ impl Default for Capabilities {
     fn default() -> Capabilities {
         Capabilities {
             can_time_out: false,
+            recycles_workers: false,
             shares_memory: false,
             in_flight_per_worker: DEFAULT_IN_FLIGHT_PER_WORKER,
             rank: 0,

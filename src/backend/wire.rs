@@ -118,14 +118,34 @@ pub(crate) fn split(mut bytes: &[u8]) -> Option<Vec<(Header, &[u8])>> {
     Some(frames)
 }
 
-/// Writes one frame, blocking (a worker's side of its channel).
+/// Writes one frame, blocking (a worker's side of its channel), in as few
+/// system calls as the channel takes: header and payload go out together
+/// (one socket buffer per frame, not two).
 pub(crate) fn write(
     writer: &mut impl Write,
     kind: FrameKind,
     id: usize,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    writer.write_all(&Header::new(kind, id, payload.len()).to_bytes())?;
+    let header = Header::new(kind, id, payload.len()).to_bytes();
+    let mut header: &[u8] = &header;
+    let mut payload = payload;
+    while !header.is_empty() {
+        let slices = [
+            std::io::IoSlice::new(header),
+            std::io::IoSlice::new(payload),
+        ];
+        match writer.write_vectored(&slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) if written <= header.len() => header = &header[written..],
+            Ok(written) => {
+                payload = &payload[written - header.len()..];
+                header = &[];
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
     writer.write_all(payload)
 }
 

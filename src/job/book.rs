@@ -59,6 +59,8 @@ pub(super) struct ChunkClaim<'a, T, O> {
     slots: Range<usize>,
     written: usize,
     current_item: Option<&'a AtomicUsize>,
+    /// The call's cancel token, looked up once per chunk.
+    cancel: Option<&'a CancelToken>,
     settled: bool,
 }
 
@@ -123,6 +125,7 @@ impl ChunkBook {
             outputs,
             items,
             current_item,
+            cancel: self.watch.cancel.as_ref(),
             settled: false,
         })
     }
@@ -229,24 +232,25 @@ impl ChunkBook {
 
 impl ChunkBook {
     /// The values of done chunk `chunk` in `outputs`, encoded for another
-    /// process.
+    /// process. A value that cannot be encoded (its `Serialize` fails or
+    /// panics) is named; with `replace` (a job that keeps going) only that
+    /// item fails: its value is replaced by `replace(error)`.
     pub(super) fn encode_done<O>(
         &self,
         chunk: usize,
-        outputs: &Outputs<O>,
-        codec: Codec<O>,
+        (outputs, codec): (&Outputs<O>, Codec<O>),
+        replace: Option<fn(Error) -> O>,
     ) -> Result<Vec<u8>, Error> {
         self.check_done(chunk)?;
         // SAFETY: the chunk is done: its slots are written and immutable.
         let values = unsafe { outputs.chunk(chunk) };
         let start = self.plan.chunk_range(chunk).start;
-        codec
-            .encode(values)
-            .map_err(|e| Error::encoding(start, self.total(), "encoded", e))
+        codec.encode_checked(values, (start, self.total()), replace)
     }
 
     /// Accepts the encoded values of chunk `chunk`, which ran in another
-    /// process, into its slots of `outputs`; the chunk must be pending.
+    /// process, into its slots of `outputs`; the chunk must be pending. A
+    /// value that cannot be decoded is named by the error.
     pub(super) fn accept_encoded<T, O>(
         &self,
         chunk: usize,
@@ -255,21 +259,8 @@ impl ChunkBook {
         keeps_going: bool,
     ) -> Result<(), Error> {
         let start = self.plan.chunk_range(chunk).start;
-        let decoded = codec
-            .decode(bytes)
-            .map_err(|e| Error::encoding(start, self.total(), "decoded", e))?;
         let expected = outputs.plan().chunk_range(chunk).len();
-        if decoded.len() != expected {
-            return Err(Error::encoding(
-                start,
-                self.total(),
-                "decoded",
-                format!(
-                    "chunk {chunk} holds {} results, expected {expected}",
-                    decoded.len()
-                ),
-            ));
-        }
+        let decoded = codec.decode_checked(bytes, (start, self.total()), expected)?;
         let mut claim = self.claim::<T, O>(chunk, None, outputs, None)?;
         for value in decoded {
             claim.put(value);
@@ -289,8 +280,8 @@ impl<T, O> ChunkClaim<'_, T, O> {
     ) -> Result<(), Error> {
         let outcome = match unwind::catch_task(|| body(&mut self)) {
             Ok(outcome) => outcome,
-            Err(payload) => Err(unwind::panic_error(
-                &*payload,
+            Err(panicked) => Err(unwind::panic_error(
+                panicked,
                 self.current(),
                 self.book.total(),
             )),
@@ -302,8 +293,7 @@ impl<T, O> ChunkClaim<'_, T, O> {
     /// the call is cancelled (checked before each item).
     #[inline]
     pub(super) fn next_task(&mut self) -> Result<Option<(usize, T)>, Error> {
-        let cancel = self.book.watch.cancel.as_ref();
-        if cancel.is_some_and(CancelToken::is_cancelled) {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(self.book.cancelled_error());
         }
         Ok(self.take())
@@ -320,18 +310,24 @@ impl<T, O> ChunkClaim<'_, T, O> {
         self.items.start + self.taken.saturating_sub(1)
     }
 
-    /// Moves the chunk's next item out, after telling the supervisor (if
-    /// any) its index. `None` once every item was taken, or for a claim
-    /// without inputs.
+    /// Tells the supervisor (if any) that item `index` runs now. Called
+    /// only for items that run: a supervisor blames a worker's death on the
+    /// item published last.
+    #[inline]
+    pub(super) fn publish(&self, index: usize) {
+        if let Some(current_item) = self.current_item {
+            current_item.store(index, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves the chunk's next item out. `None` once every item was taken,
+    /// or for a claim without inputs.
     #[inline]
     pub(super) fn take(&mut self) -> Option<(usize, T)> {
         let inputs = self.inputs?;
         let index = self.items.start + self.taken;
         if index >= self.items.end {
             return None;
-        }
-        if let Some(current_item) = self.current_item {
-            current_item.store(index, Ordering::Relaxed);
         }
         // SAFETY: the claim invariant: this claim holds the chunk, and it
         // takes the chunk's items in order, each once, counting them.

@@ -4,15 +4,27 @@
 //! Task errors travel in their crate-private wire form
 //! ([`ErrorWire`](crate::error::ErrorWire)), which is why results that hold
 //! an [`Error`] (`try_map`'s and a stream's) have a codec of their own.
+//!
+//! A value's `Serialize` or `Deserialize` is user code: it may return an
+//! error or panic. [`Codec::encode_checked`] and [`Codec::decode_checked`]
+//! run it as task code and name the item whose value failed; nothing
+//! unwinds out of them.
 
-use crate::error::{Error, ErrorWire};
+use super::unwind;
+use crate::error::{Error, ErrorWire, ErrorWireRef};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Encodes and decodes runs of `V` (postcard underneath).
+/// Decodes one value from the front of some bytes: the value and the rest.
+type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
+
+/// Encodes and decodes runs of `V` (postcard underneath: a run is its
+/// length as a varint, then each value in turn).
 pub(crate) struct Codec<V> {
     encode: fn(&[V]) -> Result<Vec<u8>, postcard::Error>,
+    encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
     decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
+    decode_one: DecodeOne<V>,
 }
 
 impl<V> Clone for Codec<V> {
@@ -23,22 +35,14 @@ impl<V> Clone for Codec<V> {
 
 impl<V> Copy for Codec<V> {}
 
-impl<V> Codec<V> {
-    pub(crate) fn encode(&self, values: &[V]) -> Result<Vec<u8>, postcard::Error> {
-        (self.encode)(values)
-    }
-
-    pub(crate) fn decode(&self, bytes: &[u8]) -> Result<Vec<V>, postcard::Error> {
-        (self.decode)(bytes)
-    }
-}
-
 impl<V: Serialize + DeserializeOwned> Codec<V> {
     /// Plain serde values.
     pub(crate) fn values() -> Codec<V> {
         Codec {
             encode: |values| postcard::to_stdvec(values),
+            encode_one: |value| postcard::to_stdvec(value),
             decode: |bytes| postcard::from_bytes(bytes),
+            decode_one: |bytes| postcard::take_from_bytes(bytes),
         }
     }
 }
@@ -47,24 +51,224 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
     /// Per-item results, errors in their wire form.
     pub(crate) fn results() -> Codec<Result<R, Error>> {
         Codec {
-            encode: |values| {
-                let wire: Vec<Result<&R, ErrorWire>> = values
-                    .iter()
-                    .map(|result| {
-                        result
-                            .as_ref()
-                            .map_err(|error| ErrorWire::from(error.clone()))
-                    })
-                    .collect();
-                postcard::to_stdvec(&wire)
-            },
+            encode: |values| postcard::to_stdvec(&WireResults(values)),
+            encode_one: |value| postcard::to_stdvec(&to_wire(value)),
             decode: |bytes| {
                 let wire: Vec<Result<R, ErrorWire>> = postcard::from_bytes(bytes)?;
-                Ok(wire
-                    .into_iter()
-                    .map(|result| result.map_err(Error::from))
-                    .collect())
+                Ok(wire.into_iter().map(from_wire).collect())
+            },
+            decode_one: |bytes| {
+                let (wire, rest) = postcard::take_from_bytes::<Result<R, ErrorWire>>(bytes)?;
+                Ok((from_wire(wire), rest))
             },
         }
+    }
+}
+
+fn to_wire<R>(result: &Result<R, Error>) -> Result<&R, ErrorWireRef<'_>> {
+    result.as_ref().map_err(Error::wire)
+}
+
+/// A run of results encoded as it lies, errors in their wire form: the
+/// same bytes as a `Vec<Result<R, ErrorWire>>`, with no copy made.
+struct WireResults<'a, R>(&'a [Result<R, Error>]);
+
+impl<R: Serialize> Serialize for WireResults<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(to_wire))
+    }
+}
+
+fn from_wire<R>(result: Result<R, ErrorWire>) -> Result<R, Error> {
+    result.map_err(Error::from)
+}
+
+impl<V> Codec<V> {
+    /// Encodes `values`, the values of items `first..` of `total`.
+    ///
+    /// A value whose `Serialize` fails or panics is named: `Err` with that
+    /// item's error; or, with `replace` (a job that keeps going), the value
+    /// is replaced by `replace(error)` and the rest still travel.
+    pub(crate) fn encode_checked(
+        &self,
+        values: &[V],
+        (first, total): (usize, usize),
+        replace: Option<fn(Error) -> V>,
+    ) -> Result<Vec<u8>, Error> {
+        if let Ok(Ok(bytes)) = unwind::catch_task(|| (self.encode)(values)) {
+            return Ok(bytes);
+        }
+        // Find the values that fail, one by one.
+        let mut bytes = postcard::to_stdvec(&values.len())
+            .map_err(|e| Error::encoding(first, total, "encoded", e))?;
+        for (offset, value) in values.iter().enumerate() {
+            let index = first + offset;
+            let error = match unwind::catch_task(|| (self.encode_one)(value)) {
+                Ok(Ok(encoded)) => {
+                    bytes.extend_from_slice(&encoded);
+                    continue;
+                }
+                Ok(Err(error)) => Error::encoding(index, total, "encoded", error),
+                Err(panicked) => unwind::panic_error(panicked, index, total),
+            };
+            let Some(replace) = replace else {
+                return Err(error);
+            };
+            let stand_in = replace(error.clone());
+            match unwind::catch_task(|| (self.encode_one)(&stand_in)) {
+                Ok(Ok(encoded)) => bytes.extend_from_slice(&encoded),
+                _ => return Err(error),
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes the values of items `first..` of `total`; there must be
+    /// `expected` of them. A value whose `Deserialize` fails or panics is
+    /// named by the error.
+    pub(crate) fn decode_checked(
+        &self,
+        bytes: &[u8],
+        (first, total): (usize, usize),
+        expected: usize,
+    ) -> Result<Vec<V>, Error> {
+        match self.decode_prefix(bytes, (first, total)) {
+            Ok(values) if values.len() == expected => Ok(values),
+            Ok(values) => Err(Error::encoding(
+                first,
+                total,
+                "decoded",
+                format!("{} results where {expected} were expected", values.len()),
+            )),
+            Err((_, error)) => Err(error),
+        }
+    }
+
+    /// Decodes as many values as it can: all of them, or those before the
+    /// first that fails, with that item's error.
+    pub(crate) fn decode_prefix(
+        &self,
+        bytes: &[u8],
+        (first, total): (usize, usize),
+    ) -> Result<Vec<V>, (Vec<V>, Error)> {
+        if let Ok(Ok(values)) = unwind::catch_task(|| (self.decode)(bytes)) {
+            return Ok(values);
+        }
+        let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)
+            .map_err(|e| (Vec::new(), Error::encoding(first, total, "decoded", e)))?;
+        let mut values = Vec::with_capacity(count.min(bytes.len()));
+        for offset in 0..count {
+            let index = first + offset;
+            match unwind::catch_task(|| (self.decode_one)(rest)) {
+                Ok(Ok((value, after))) => {
+                    values.push(value);
+                    rest = after;
+                }
+                Ok(Err(error)) => {
+                    return Err((values, Error::encoding(index, total, "decoded", error)));
+                }
+                Err(panicked) => return Err((values, unwind::panic_error(panicked, index, total))),
+            }
+        }
+        // Every value decoded one by one, yet not as a whole: the run
+        // itself is malformed.
+        Err((
+            values,
+            Error::encoding(
+                first,
+                total,
+                "decoded",
+                "the results of the chunk are malformed",
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// 3 cannot be encoded, 4 panics when encoded, 5 panics when decoded.
+    #[derive(Debug, PartialEq)]
+    struct Touchy(u32);
+
+    impl Serialize for Touchy {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                3 => Err(serde::ser::Error::custom("three")),
+                4 => panic!("four will not be encoded"),
+                n => serializer.serialize_u32(n),
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Touchy {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Touchy, D::Error> {
+            match u32::deserialize(deserializer)? {
+                5 => panic!("five will not be decoded"),
+                n => Ok(Touchy(n)),
+            }
+        }
+    }
+
+    #[test]
+    fn values_that_fail_to_encode_are_named() {
+        let codec = Codec::<Touchy>::values();
+        let fine = [Touchy(1), Touchy(2)];
+        let bytes = codec.encode_checked(&fine, (10, 20), None).unwrap();
+        assert_eq!(codec.decode_checked(&bytes, (10, 20), 2).unwrap(), fine);
+        let error = codec
+            .encode_checked(&[Touchy(1), Touchy(3)], (10, 20), None)
+            .unwrap_err();
+        assert_eq!(error.task_index(), Some(11));
+        assert!(
+            error.to_string().contains("could not be encoded"),
+            "{error}"
+        );
+        let error = codec
+            .encode_checked(&[Touchy(4), Touchy(1)], (10, 20), None)
+            .unwrap_err();
+        assert!(error.is_panic(), "{error}");
+        assert_eq!(error.task_index(), Some(10));
+        assert_eq!(error.panic_message(), Some("four will not be encoded"));
+    }
+
+    #[test]
+    fn a_job_that_keeps_going_replaces_only_the_failed_value() {
+        let codec = Codec::<Result<Touchy, Error>>::results();
+        let values = [Ok(Touchy(1)), Ok(Touchy(3)), Ok(Touchy(4)), Ok(Touchy(2))];
+        let bytes = codec.encode_checked(&values, (0, 4), Some(Err)).unwrap();
+        let decoded = codec.decode_checked(&bytes, (0, 4), 4).unwrap();
+        assert_eq!(decoded[0].as_ref().ok(), Some(&Touchy(1)));
+        assert!(
+            decoded[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("could not be encoded")
+        );
+        assert!(decoded[2].as_ref().unwrap_err().is_panic());
+        assert_eq!(decoded[3].as_ref().ok(), Some(&Touchy(2)));
+    }
+
+    #[test]
+    fn values_that_fail_to_decode_are_named_and_the_ones_before_kept() {
+        let codec = Codec::<u32>::values();
+        let bytes = codec.encode_checked(&[1, 5, 2], (7, 10), None).unwrap();
+        let touchy = Codec::<Touchy>::values();
+        let (kept, error) = touchy.decode_prefix(&bytes, (7, 10)).unwrap_err();
+        assert_eq!(kept, [Touchy(1)]);
+        assert!(error.is_panic(), "{error}");
+        assert_eq!(error.task_index(), Some(8));
+        let error = touchy.decode_checked(&bytes, (7, 10), 3).unwrap_err();
+        assert_eq!(error.panic_message(), Some("five will not be decoded"));
+        let error = codec.decode_checked(&bytes, (7, 10), 4).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("3 results where 4 were expected"),
+            "{error}"
+        );
     }
 }

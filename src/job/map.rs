@@ -139,7 +139,10 @@ where
                         let to_output = self.failure_output.unwrap_or(|_| unreachable!());
                         to_output(error.clone())
                     }
-                    None => (self.function)(&mut state, item),
+                    None => {
+                        claim.publish(index);
+                        (self.function)(&mut state, item)
+                    }
                 };
                 claim.put(output);
             };
@@ -153,7 +156,8 @@ where
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        self.book.encode_done(chunk, &self.outputs, self.codec)
+        let outputs = (&self.outputs, self.codec);
+        self.book.encode_done(chunk, outputs, self.failure_output)
     }
 
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {

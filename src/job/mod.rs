@@ -96,6 +96,11 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
+/// What a worker's published current item says while it encodes and
+/// sends its chunk's results, after every task of the chunk ran: a worker
+/// that dies then died on no task.
+pub(crate) const SENDING_RESULTS: usize = usize::MAX - 1;
+
 /// Per-task limits of a call, set with
 /// [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) and
 /// [`PoolBuilder::retries`](crate::PoolBuilder::retries). Only a backend
@@ -109,6 +114,9 @@ pub struct TaskLimits {
     pub timeout: Option<Duration>,
     /// Run a task whose worker crashed or timed out again, this many times.
     pub retries: u32,
+    /// Replace a worker process after it has run this many tasks (checked
+    /// between chunks).
+    pub max_tasks_per_worker: Option<usize>,
 }
 
 // --- nested-use detection --------------------------------------------------

@@ -3,7 +3,7 @@
 use super::book::ChunkBook;
 use super::codec::Codec;
 use super::slots::{Inputs, Outputs};
-use super::{Job, TaskLimits, Watch, sealed};
+use super::{Job, TaskLimits, Watch, sealed, unwind};
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use std::sync::Mutex;
@@ -58,15 +58,22 @@ where
             .clone()
     }
 
-    /// Combines the chunk partials in chunk order, starting from the identity.
+    /// Combines the chunk partials in chunk order, starting from the
+    /// identity. A panic in `op` here is an error naming the first item of
+    /// the partial being combined, as a panic in `op` inside a chunk names
+    /// the item it was combining: the caller never sees an unwind, however
+    /// the items were chunked.
     pub(crate) fn into_result(self) -> Result<R, Error> {
         if let Some(error) = self.book.completion_error(false) {
             return Err(error);
         }
+        let plan = self.book.plan();
         let mut total = self.identity();
         // SAFETY: no completion error: every chunk is done.
-        for partial in unsafe { self.partials.into_vec() } {
-            total = (self.op)(total, partial);
+        let partials = unsafe { self.partials.into_vec() };
+        for (chunk, partial) in partials.into_iter().enumerate() {
+            let first = plan.chunk_range(chunk).start;
+            total = unwind::run_task(first, plan.item_count(), || (self.op)(total, partial))?;
         }
         Ok(total)
     }
@@ -91,7 +98,8 @@ where
             .claim(chunk, Some(&self.inputs), &self.partials, current_item)?;
         claim.run(false, |claim| {
             let mut accumulator = self.identity();
-            while let Some((_, item)) = claim.next_task()? {
+            while let Some((index, item)) = claim.next_task()? {
+                claim.publish(index);
                 accumulator = (self.op)(accumulator, (self.function)(item));
             }
             claim.put(accumulator);
@@ -100,12 +108,14 @@ where
     }
 
     fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
-        self.book.encode_done(chunk, &self.partials, self.codec)
+        self.book
+            .encode_done(chunk, (&self.partials, self.codec), None)
     }
 
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
         let partials = (&self.partials, self.codec);
-        self.book.accept_encoded::<T, R>(chunk, bytes, partials, false)
+        self.book
+            .accept_encoded::<T, R>(chunk, bytes, partials, false)
     }
 
     fn record_failure(&self, error: Error) {

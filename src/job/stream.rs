@@ -181,7 +181,8 @@ pub trait StreamJob: Send + Sync + sealed::Sealed {
     /// [`encode_items`](StreamJob::encode_items) (the chunk's length is
     /// taken from them, not from `span`), runs each one whose
     /// stream index is not in `skip` (storing the index in `current_item`
-    /// first), and encodes the results for
+    /// first, and a marker past every index while it encodes the results),
+    /// and encodes the results for
     /// [`decode_results`](StreamJob::decode_results). `Err` if the items
     /// cannot be decoded.
     fn run_encoded(
@@ -251,11 +252,20 @@ where
 
     fn encode_items(&self, chunk: StreamChunk) -> Result<Vec<u8>, ChunkResults> {
         let span = chunk.span();
-        postcard::to_stdvec(&chunk.into_items::<T>()).map_err(|error| {
-            ChunkResults::failed(span, |index| {
-                Error::input_encoding(index, UNKNOWN_TOTAL, "encoded", &error)
+        let items = chunk.into_items::<T>();
+        Codec::<T>::values()
+            .encode_checked(&items, (span.start, UNKNOWN_TOTAL), None)
+            .map_err(|error| {
+                let failure = input_failure(&error, "encoded");
+                ChunkResults::failed(span, |index| {
+                    if failure.task_index() == Some(index) {
+                        failure.clone()
+                    } else {
+                        let why = format!("its chunk could not travel: {failure}");
+                        Error::input_encoding(index, UNKNOWN_TOTAL, "encoded", why)
+                    }
+                })
             })
-        })
     }
 
     fn run_encoded(
@@ -265,8 +275,11 @@ where
         skip: &[usize],
         current_item: &AtomicUsize,
     ) -> Result<Vec<u8>, Error> {
-        let items: Vec<T> = postcard::from_bytes(items)
-            .map_err(|error| Error::input_encoding(span.start, UNKNOWN_TOTAL, "decoded", error))?;
+        let decoded = Codec::<T>::values().decode_prefix(items, (span.start, UNKNOWN_TOTAL));
+        let items: Vec<T> = match decoded {
+            Ok(items) => items,
+            Err((_, error)) => return Err(input_failure(&error, "decoded")),
+        };
         // The worker learns the chunk's length from its items.
         let span = ChunkSpan {
             len: items.len(),
@@ -283,23 +296,43 @@ where
                 unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item))
             })
             .collect();
-        encode_results(span, results)
+        current_item.store(super::SENDING_RESULTS, Ordering::Release);
+        Codec::<Result<O, Error>>::results().encode_checked(
+            &results,
+            (span.start, UNKNOWN_TOTAL),
+            Some(Err),
+        )
     }
 
     fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults {
-        let fail_all = |error: Error| {
-            ChunkResults::failed(span, |index| error.clone().for_task(index, UNKNOWN_TOTAL))
+        let codec = Codec::<Result<O, Error>>::results();
+        let (mut results, failure) = match codec.decode_prefix(bytes, (span.start, UNKNOWN_TOTAL)) {
+            Ok(results) if results.len() == span.len => (results, None),
+            Ok(results) => {
+                let error = Error::encoding(
+                    span.start,
+                    UNKNOWN_TOTAL,
+                    "decoded",
+                    format!("{} results for a chunk of {}", results.len(), span.len),
+                );
+                (Vec::new(), Some(error))
+            }
+            Err((decoded, error)) => (decoded, Some(error)),
         };
-        match Codec::<Result<O, Error>>::results().decode(bytes) {
-            Ok(results) if results.len() == span.len => ChunkResults::new(span, results),
-            Ok(results) => fail_all(Error::encoding(
-                span.start,
-                UNKNOWN_TOTAL,
-                "decoded",
-                format!("{} results for a chunk of {}", results.len(), span.len),
-            )),
-            Err(error) => fail_all(Error::encoding(span.start, UNKNOWN_TOTAL, "decoded", error)),
+        if let Some(error) = failure {
+            // The item that failed gets its error; the ones after it, which
+            // cannot be read past it, get the same, renamed.
+            results.truncate(span.len);
+            let failed_at = span.start + results.len();
+            results.extend((failed_at..span.items().end).map(|index| {
+                if error.task_index() == Some(index) {
+                    Err(error.clone())
+                } else {
+                    Err(Error::encoding(index, UNKNOWN_TOTAL, "decoded", &error))
+                }
+            }));
         }
+        ChunkResults::new(span, results)
     }
 
     fn run_batch(
@@ -370,30 +403,27 @@ fn batch_plan(spans: &[ChunkSpan], total: usize) -> ChunkPlan {
     }
 }
 
-/// Encodes a chunk's results. A result that cannot be encoded fails alone:
-/// it becomes its item's error and the rest are sent.
-fn encode_results<O: Serialize + DeserializeOwned>(
-    span: ChunkSpan,
-    results: Vec<Result<O, Error>>,
-) -> Result<Vec<u8>, Error> {
-    let codec = Codec::<Result<O, Error>>::results();
-    if let Ok(bytes) = codec.encode(&results) {
-        return Ok(bytes);
+/// The error of an input that could not be `action` ("encoded" or
+/// "decoded"): the codec's error, as an input's; a panic in the item's
+/// `Serialize` or `Deserialize` with the panic's message.
+fn input_failure(error: &Error, action: &str) -> Error {
+    match error.task_index() {
+        Some(index) if error.is_panic() => {
+            let which = if action == "encoded" {
+                "Serialize"
+            } else {
+                "Deserialize"
+            };
+            let message = error.panic_message().unwrap_or_default();
+            Error::input_encoding(
+                index,
+                UNKNOWN_TOTAL,
+                action,
+                format!("{which} panicked: {message}"),
+            )
+        }
+        _ => error.clone().into_input(),
     }
-    let results: Vec<Result<O, Error>> = span
-        .items()
-        .zip(results)
-        .map(|(index, result)| {
-            let value = result?;
-            match postcard::to_stdvec(&value) {
-                Ok(_) => Ok(value),
-                Err(error) => Err(Error::encoding(index, UNKNOWN_TOTAL, "encoded", error)),
-            }
-        })
-        .collect();
-    codec
-        .encode(&results)
-        .map_err(|error| Error::encoding(span.start, UNKNOWN_TOTAL, "encoded", error))
 }
 
 /// Stands in for an item a worker was told to skip; the engine replaces it

@@ -131,7 +131,12 @@ fn failed_jobs_drop_every_input_and_output_exactly_once() {
     );
     job.run_chunk(0, None).unwrap();
     let error = job.run_chunk(1, None).unwrap_err();
-    assert_eq!(error.to_string(), "task 6 of 20 panicked: item six");
+    assert!(
+        error
+            .to_string()
+            .starts_with("task 6 of 20 panicked at src/job/tests.rs:")
+    );
+    assert_eq!(error.panic_message(), Some("item six"));
     assert!(job.should_stop());
     assert!(live.load(Ordering::Relaxed) > 0);
     let error = job.into_outputs().unwrap_err();

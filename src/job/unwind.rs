@@ -1,18 +1,89 @@
 //! The panic policy, in one place: a task's panic is caught where the task
-//! runs and becomes an [`Error`] naming its item. Nothing a task does
-//! unwinds into a backend or the caller.
+//! runs and becomes an [`Error`] naming its item and where it panicked.
+//! Nothing a task does unwinds into a backend or the caller.
 //!
 //! While a task runs, its thread is marked as inside a task, so a pool used
-//! from inside it runs serially (nested use).
+//! from inside it runs serially (nested use), and parpool's panic hook
+//! notes where a panic happened (the payload does not say).
+//!
+//! # The panic hook
+//!
+//! The first call of any pool wraps the process's panic hook, once:
+//!
+//! - on a thread inside a task, it records the panic's location for the
+//!   task's error;
+//! - in a worker process it writes the message straight to stderr, taking
+//!   no lock (the default hook takes a process-wide backtrace lock, which
+//!   another thread of the parent may have held at the fork, for ever in
+//!   the child);
+//! - otherwise it calls the hook it replaced, so your hook still runs.
+//!
+//! A hook installed after that replaces the wrapper: errors then carry no
+//! location, and the fork hazard above comes back. The hook cannot be
+//! changed while the thread is panicking, so a first call made from a
+//! `Drop` during unwinding leaves it for the next call.
 
 use crate::error::Error;
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
     /// True while this thread runs a task of some pool.
     static INSIDE_TASK: Cell<bool> = const { Cell::new(false) };
+    /// Where this thread's last task panic happened, noted by the hook.
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// True once the hook wrapper is in place.
+static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Serializes installing it.
+static HOOK_LOCK: Mutex<()> = Mutex::new(());
+
+/// Wraps the process's panic hook, once; see the module docs. Does nothing
+/// while this thread is panicking (the hook cannot be changed then).
+pub(crate) fn install_panic_hook() {
+    if HOOK_INSTALLED.load(Ordering::Acquire) || std::thread::panicking() {
+        return;
+    }
+    let _installing = HOOK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if HOOK_INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if inside_task_thread() {
+            let location = info.location().map(ToString::to_string);
+            PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);
+        }
+        if super::inside_worker_process() {
+            let message = format!("parpool worker {}: {info}\n", std::process::id());
+            write_stderr_unlocked(message.as_bytes());
+        } else {
+            previous(info);
+        }
+    }));
+    HOOK_INSTALLED.store(true, Ordering::Release);
+}
+
+/// Writes to file descriptor 2 directly, taking no lock.
+fn write_stderr_unlocked(mut bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: descriptor 2 is the process's stderr; the File is never
+    // dropped (ManuallyDrop), so it is not closed.
+    let stderr = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(2) });
+    let mut stderr: &std::fs::File = &stderr;
+    while !bytes.is_empty() {
+        match stderr.write(bytes) {
+            Ok(0) => return,
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return,
+        }
+    }
 }
 
 /// True while the calling thread runs a task of some pool.
@@ -40,11 +111,21 @@ impl Drop for InsideTaskGuard {
     }
 }
 
+/// A caught panic: its payload and where it happened.
+pub(crate) struct Panicked {
+    payload: Box<dyn Any + Send>,
+    location: Option<String>,
+}
+
 /// Runs `body` as task code: marked as inside a task, with a panic caught
-/// and returned as its payload.
-pub(crate) fn catch_task<R>(body: impl FnOnce() -> R) -> Result<R, Box<dyn Any + Send>> {
+/// and returned with its location.
+pub(crate) fn catch_task<R>(body: impl FnOnce() -> R) -> Result<R, Panicked> {
+    install_panic_hook();
     let _inside = InsideTaskGuard::enter();
-    catch_unwind(AssertUnwindSafe(body))
+    catch_unwind(AssertUnwindSafe(body)).map_err(|payload| Panicked {
+        payload,
+        location: PANIC_LOCATION.with(|slot| slot.borrow_mut().take()),
+    })
 }
 
 /// Runs one task, `body`, for item `index` of `total`: its value, or the
@@ -54,13 +135,14 @@ pub(crate) fn run_task<R>(
     total: usize,
     body: impl FnOnce() -> R,
 ) -> Result<R, Error> {
-    catch_task(body).map_err(|payload| panic_error(&*payload, index, total))
+    catch_task(body).map_err(|panicked| panic_error(panicked, index, total))
 }
 
 /// The one place a caught panic becomes an [`Error`]: `task {index} of
-/// {total} panicked: {message}`.
-pub(crate) fn panic_error(payload: &(dyn Any + Send), index: usize, total: usize) -> Error {
-    Error::panic(index, total, panic_payload_message(payload))
+/// {total} panicked at {location}: {message}`.
+pub(crate) fn panic_error(panicked: Panicked, index: usize, total: usize) -> Error {
+    let message = panic_payload_message(&*panicked.payload);
+    Error::panic(index, total, message, panicked.location)
 }
 
 /// The text of a panic payload (`&str` or `String`; anything else is named
@@ -97,8 +179,20 @@ mod tests {
         assert!(!inside_task_thread());
         assert_eq!(run_task(0, 1, inside_task_thread).ok(), Some(true));
         assert!(!inside_task_thread());
+        let line = line!() + 1;
         let error = run_task(3, 10, || -> u8 { panic!("boom") }).unwrap_err();
-        assert_eq!(error.to_string(), "task 3 of 10 panicked: boom");
+        let at = format!("src/job/unwind.rs:{line}:");
+        assert_eq!(
+            error.panic_location().map(|l| l.starts_with(&at)),
+            Some(true),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("task 3 of 10 panicked at src/job/unwind.rs:")
+        );
+        assert!(error.to_string().ends_with(": boom"), "{error}");
         assert!(!inside_task_thread());
     }
 }

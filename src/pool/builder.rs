@@ -36,6 +36,7 @@ pub struct PoolBuilder {
     chunk_size: Option<usize>,
     timeout: Option<Duration>,
     retries: u32,
+    max_tasks_per_worker: Option<usize>,
     in_flight: Option<usize>,
     progress: ProgressMode,
 }
@@ -106,6 +107,45 @@ impl PoolBuilder {
         self
     }
 
+    /// Replaces a worker process with a fresh one after it has run `tasks`
+    /// tasks, like Python's `maxtasksperchild` (`multiprocessing.Pool`) and
+    /// `max_tasks_per_child` (`ProcessPoolExecutor`): for tasks that leak
+    /// memory or other resources a long run cannot afford. In plain calls,
+    /// sessions and streams. Must be at least 1; needs a backend whose
+    /// workers are processes
+    /// ([`Capabilities::recycles_workers`](crate::backend::Capabilities::recycles_workers)).
+    ///
+    /// - Workers retire between chunks, so a worker may run up to a chunk
+    ///   (less one item) past its quota; set
+    ///   [`chunk_size`](PoolBuilder::chunk_size) smaller for a tight one.
+    /// - Results do not change: which worker runs a chunk never does.
+    /// - A retiring worker is no failure: it costs no
+    ///   [retry](PoolBuilder::retries). A chunk retried after a crash runs
+    ///   on a fresh worker and counts toward that worker's quota.
+    /// - Each replacement is a `fork` of the caller: from a big parent that
+    ///   costs tens of milliseconds per GiB (see the process backend), so a
+    ///   [session](Pool::session) forked from one gives up part of its
+    ///   advantage with a small quota.
+    ///
+    /// ```
+    /// use parpool::{BackendKind, Pool};
+    ///
+    /// let pool = Pool::builder()
+    ///     .kind(BackendKind::Processes)
+    ///     .workers(2)
+    ///     .chunk_size(1)
+    ///     .max_tasks_per_worker(2)
+    ///     .build()?;
+    /// let pids = pool.map(|_: u32| std::process::id(), 0..8)?;
+    /// let distinct: std::collections::BTreeSet<u32> = pids.into_iter().collect();
+    /// assert!(distinct.len() >= 4, "8 tasks, at most 2 per worker");
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn max_tasks_per_worker(mut self, tasks: usize) -> PoolBuilder {
+        self.max_tasks_per_worker = Some(tasks);
+        self
+    }
+
     /// How many chunks a stream ([`imap`](Pool::imap)) keeps running or
     /// waiting to be handed out at once; it bounds the stream's memory to
     /// about `in_flight * chunk_size` items and results. Default: 4 per
@@ -162,6 +202,13 @@ impl PoolBuilder {
                 "a stream needs at least 1 chunk in flight",
             ));
         }
+        if self.max_tasks_per_worker == Some(0) {
+            return Err(Error::invalid_config(
+                "max_tasks_per_worker",
+                "0",
+                "a worker runs at least 1 task",
+            ));
+        }
         if self.timeout == Some(Duration::ZERO) {
             return Err(Error::invalid_config(
                 "timeout",
@@ -186,11 +233,25 @@ impl PoolBuilder {
                 ),
             ));
         }
+        if let Some(tasks) = self.max_tasks_per_worker
+            && !backend.capabilities().recycles_workers
+        {
+            return Err(Error::invalid_config(
+                "max_tasks_per_worker",
+                tasks.to_string(),
+                format!(
+                    "the {} backend has no worker processes to replace; worker recycling \
+                     needs the processes backend",
+                    backend.kind()
+                ),
+            ));
+        }
         Ok(Pool {
             backend,
             limits: TaskLimits {
                 timeout: self.timeout,
                 retries: self.retries,
+                max_tasks_per_worker: self.max_tasks_per_worker,
             },
             chunk_size: self.chunk_size,
             in_flight: self.in_flight,
@@ -223,7 +284,12 @@ impl PoolBuilder {
                 Ok(text) => cpus::parse_count(&text).map_err(|reason| {
                     Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
                 }),
-                Err(_) => Ok(cpus::available().count()),
+                Err(std::env::VarError::NotPresent) => Ok(cpus::available().count()),
+                Err(std::env::VarError::NotUnicode(text)) => Err(Error::invalid_config(
+                    cpus::WORKERS_VARIABLE,
+                    text.to_string_lossy(),
+                    "not valid UTF-8; expected a positive integer",
+                )),
             },
         }
     }

@@ -161,3 +161,71 @@ pub fn scenario_command(name: &str) -> std::process::Command {
         .env("PARPOOL_SCENARIO", name);
     command
 }
+
+/// Runs `command` to the end, or kills it after `limit`: the output, or
+/// `Err` saying it hung (so a hang fails a test instead of stalling CI).
+/// Its stdout and stderr are read while it runs, so a chatty child never
+/// blocks on a full pipe.
+pub fn output_within(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> Result<std::process::Output, String> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start: {e}"))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let err = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = String::from_utf8_lossy(&err.join().unwrap_or_default()).into_owned();
+            return Err(format!(
+                "still running after {limit:?}: killed. stderr:\n{stderr}"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    })
+}
+
+/// An error's message without the panic location:
+/// `task 3 of 10 panicked at src/x.rs:4:9: boom` becomes
+/// `task 3 of 10 panicked: boom` (locations depend on line numbers).
+pub fn without_location(message: impl std::fmt::Display) -> String {
+    let message = message.to_string();
+    let Some(at) = message.find("panicked at ") else {
+        return message;
+    };
+    let location_start = at + "panicked at ".len();
+    match message[location_start..].find(": ") {
+        Some(end) => format!(
+            "{}panicked{}",
+            &message[..at],
+            &message[location_start + end..]
+        ),
+        None => message,
+    }
+}

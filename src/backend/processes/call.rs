@@ -13,12 +13,14 @@
 //!  fail-fast failure → stop flag, kill all          slot = idle
 //! ```
 
-use super::fleet::{ChildSide, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fleet::{ChildSide, ChildWork, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fork::Forker;
 use super::shm::IDLE;
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
-use crate::job::Job;
+use crate::job::{Job, SENDING_RESULTS};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -26,14 +28,14 @@ use std::time::Duration;
 const WAKE: Duration = Duration::from_millis(50);
 
 /// Runs `job` on up to `workers` worker processes.
-pub(super) fn run(job: &dyn Job, workers: usize) -> Result<(), Error> {
+pub(super) fn run(job: &dyn Job, workers: usize, forker: &Arc<Forker>) -> Result<(), Error> {
     let chunk_count = job.plan().chunk_count();
     if chunk_count == 0 {
         return Ok(());
     }
     let mut call = Call {
         job,
-        fleet: Fleet::new(workers.min(chunk_count), job.limits(), WAKE)?,
+        fleet: Fleet::new(workers.min(chunk_count), job.limits(), WAKE, forker.clone())?,
         retry_queue: VecDeque::new(),
         retries: HashMap::new(),
         stopping: false,
@@ -65,13 +67,7 @@ impl Call<'_> {
             if self.job.should_stop() && !self.stopping {
                 self.stop();
             }
-            while !self.stopping && self.work_left() {
-                let Some(slot) = self.fleet.free_slot() else {
-                    break;
-                };
-                let initial_chunk = self.retry_queue.pop_front();
-                self.spawn(slot, initial_chunk)?;
-            }
+            self.spawn_while_work_left()?;
             if self.fleet.running() == 0 {
                 if self.requeue_unstarted() {
                     continue;
@@ -116,12 +112,25 @@ impl Call<'_> {
                 && header.next_chunk.load(Ordering::Acquire) < self.job.plan().chunk_count())
     }
 
-    /// Forks the worker of `slot`: it runs `initial_chunk` (if any), then
-    /// claims chunks until none are left.
-    fn spawn(&mut self, slot: usize, initial_chunk: Option<usize>) -> Result<(), Error> {
+    /// Forks a worker for each free slot while chunks need one, in one go:
+    /// each runs the chunk to retry it was forked for (if any), then claims
+    /// chunks until none are left.
+    fn spawn_while_work_left(&mut self) -> Result<(), Error> {
         let job = self.job;
-        self.fleet
-            .spawn(slot, |child| work(job, &child, initial_chunk))
+        let mut free = self.fleet.free_slots();
+        let mut children: Vec<(usize, ChildWork<'_>)> = Vec::new();
+        while !self.stopping && self.work_left() {
+            let Some(slot) = free.pop() else {
+                break;
+            };
+            let initial_chunk = self.retry_queue.pop_front();
+            let child = move |child: ChildSide<'_>| work(job, &child, initial_chunk);
+            children.push((slot, Box::new(child)));
+        }
+        if children.is_empty() {
+            return Ok(());
+        }
+        self.fleet.spawn_many(children)
     }
 
     fn on_frame(&mut self, header: Header, payload: &[u8]) {
@@ -169,19 +178,16 @@ impl Call<'_> {
             return;
         }
         let plan = self.job.plan();
-        let range = plan.chunk_range(chunk);
-        let item = if range.contains(&death.item) {
-            death.item
-        } else {
-            range.start
-        };
-        let error = death.error(item, plan.item_count());
-        let limits = self.job.limits();
-        let verdict =
-            self.retries
-                .entry(chunk)
-                .or_default()
-                .after_death(Some(error), death, limits.retries);
+        let on_item = plan
+            .chunk_range(chunk)
+            .contains(&death.item)
+            .then(|| death.error(death.item, plan.item_count()));
+        let retries = self.job.limits().retries;
+        let verdict = self
+            .retries
+            .entry(chunk)
+            .or_default()
+            .after_death(on_item, death, retries);
         self.apply(chunk, verdict);
     }
 
@@ -256,6 +262,8 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
     let chunk_count = job.plan().chunk_count();
     let mut channel = child.channel;
     let mut next = initial_chunk;
+    let quota = job.limits().max_tasks_per_worker;
+    let mut tasks_run = 0;
     loop {
         let chunk = match next.take() {
             Some(chunk) => chunk,
@@ -275,7 +283,10 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
         slot.current_chunk.store(chunk, Ordering::Release);
         let encoded = job
             .run_chunk(chunk, Some(&slot.current_item))
-            .and_then(|()| job.encode_chunk(chunk));
+            .and_then(|()| {
+                slot.current_item.store(SENDING_RESULTS, Ordering::Release);
+                job.encode_chunk(chunk)
+            });
         let failed = encoded.is_err();
         match encoded {
             Ok(bytes) => wire::write(&mut channel, FrameKind::Results, chunk, &bytes)?,
@@ -290,6 +301,11 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
         }
         slot.current_chunk.store(IDLE, Ordering::Release);
         if failed && !job.keeps_going() {
+            return Ok(());
+        }
+        tasks_run += job.plan().chunk_range(chunk).len();
+        if quota.is_some_and(|quota| tasks_run >= quota) {
+            // Retire; the parent forks a replacement if work is left.
             return Ok(());
         }
     }

@@ -26,17 +26,24 @@
 //!   Past them the item fails for good with the crash or timeout error; a
 //!   fail-fast call stops, a call that keeps going runs the rest of the
 //!   chunk again, skipping the failed items.
-//! - **before starting the chunk** (it held the chunk but no item of it:
-//!   it died while decoding the chunk's items, or between claiming a chunk
-//!   and saying so): the chunk runs again, up to
-//!   [`MAX_UNSTARTED_DEATHS`] times; then each of its items fails with the
-//!   crash error, "… before starting the chunk, 3 times over", instead of
-//!   being sent to worker after worker for ever.
+//! - **outside any task of the chunk** (it held the chunk but was on no
+//!   item of it: it died while decoding the chunk's items, between claiming
+//!   a chunk and saying so, or while encoding and sending the results): the
+//!   chunk runs again, up to [`MAX_UNSTARTED_DEATHS`] times; then each of
+//!   its items fails with the crash error, "… before starting the chunk, 3
+//!   times over" (or "while sending the chunk's results"), instead of being
+//!   sent to worker after worker for ever.
+//! - **after finishing its quota** ([`max_tasks_per_worker`]): a worker
+//!   that retires exits cleanly between chunks. That is no failure: it
+//!   costs no retry, and a chunk it was sent but had not started runs on
+//!   its replacement.
+//!
+//! [`max_tasks_per_worker`]: crate::PoolBuilder::max_tasks_per_worker
 //!
 //! Panics are not retried: a panic is caught in the worker and reported as
 //! the item's error; it would happen again.
 
-use super::fork::{self, enter_child};
+use super::fork::{self, ChildBody, Forker, enter_child};
 use super::os;
 use super::shm::{IDLE, SharedMemory, WorkerSlot};
 use crate::backend::wire::{self, Header};
@@ -44,6 +51,7 @@ use crate::error::Error;
 use crate::job::TaskLimits;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -58,6 +66,9 @@ pub(super) struct Fleet {
     /// The longest `poll` sleeps, so the driver can look at cancellation.
     wake: Duration,
     parent_pid: libc::pid_t,
+    /// Forks the workers; dropped after them (field order), so the thread
+    /// that forked a worker outlives it.
+    forker: Arc<Forker>,
 }
 
 /// A running worker, as the parent sees it.
@@ -123,6 +134,16 @@ impl Death {
         }
     }
 
+    /// Where, outside any task, a worker that held a chunk but died on no
+    /// item of it died.
+    pub(super) fn outside_tasks(&self) -> &'static str {
+        if self.item == crate::job::SENDING_RESULTS {
+            "while sending the chunk's results"
+        } else {
+            "before starting the chunk"
+        }
+    }
+
     /// True for a worker that ended its loop normally (exit status 0).
     pub(super) fn exited_cleanly(&self) -> bool {
         libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
@@ -134,6 +155,9 @@ impl Death {
     }
 }
 
+/// What a worker does, boxed so that several can be forked in one go.
+pub(super) type ChildWork<'a> = Box<dyn FnOnce(ChildSide<'_>) -> std::io::Result<()> + 'a>;
+
 /// The child's side of a fresh worker.
 pub(super) struct ChildSide<'a> {
     /// The worker's end of its socket, open for reading and writing.
@@ -144,13 +168,19 @@ pub(super) struct ChildSide<'a> {
 
 impl Fleet {
     /// A fleet of `slots` slots, none started.
-    pub(super) fn new(slots: usize, limits: TaskLimits, wake: Duration) -> Result<Fleet, Error> {
+    pub(super) fn new(
+        slots: usize,
+        limits: TaskLimits,
+        wake: Duration,
+        forker: Arc<Forker>,
+    ) -> Result<Fleet, Error> {
         Ok(Fleet {
             shared: SharedMemory::new(slots)?,
             workers: (0..slots).map(|_| None).collect(),
             limits,
             wake,
             parent_pid: os::getpid(),
+            forker,
         })
     }
 
@@ -170,8 +200,13 @@ impl Fleet {
         self.workers.iter().flatten().count()
     }
 
-    pub(super) fn free_slot(&self) -> Option<usize> {
-        self.workers.iter().position(Option::is_none)
+    /// The slots without a worker, last first.
+    pub(super) fn free_slots(&self) -> Vec<usize> {
+        let mut free: Vec<usize> = (0..self.workers.len())
+            .filter(|&slot| self.workers[slot].is_none())
+            .collect();
+        free.reverse();
+        free
     }
 
     /// Forks the worker of `slot` (which must be free); it runs `child`
@@ -181,48 +216,88 @@ impl Fleet {
         slot: usize,
         child: impl FnOnce(ChildSide<'_>) -> std::io::Result<()>,
     ) -> Result<(), Error> {
-        let (parent_end, child_end) = os::socket_pair()?;
-        os::set_nonblocking(&parent_end)?;
-        let state = self.shared.slot(slot);
-        state.current_chunk.store(IDLE, Ordering::Release);
-        state.current_item.store(IDLE, Ordering::Release);
-        let mut close: Vec<RawFd> = self
+        self.spawn_many(vec![(slot, Box::new(child))])
+    }
+
+    /// Forks the workers of several free slots in one go (one request to
+    /// the forker); each runs its `ChildWork` and exits. Workers that could
+    /// be forked are kept even if another could not; the first error is
+    /// returned.
+    pub(super) fn spawn_many(
+        &mut self,
+        children: Vec<(usize, ChildWork<'_>)>,
+    ) -> Result<(), Error> {
+        let mut ends = Vec::with_capacity(children.len());
+        for (slot, _) in &children {
+            let (parent_end, child_end) = os::socket_pair()?;
+            os::set_nonblocking(&parent_end)?;
+            let state = self.shared.slot(*slot);
+            state.current_chunk.store(IDLE, Ordering::Release);
+            state.current_item.store(IDLE, Ordering::Release);
+            ends.push((parent_end, child_end));
+        }
+        // Every child closes every descriptor of the fleet but its own end:
+        // the other workers' sockets, both ends of its new siblings'.
+        let fleet_fds: Vec<RawFd> = self
             .workers
             .iter()
             .flatten()
             .map(|worker| worker.channel.as_raw_fd())
+            .chain(
+                ends.iter()
+                    .flat_map(|(p, c)| [p.as_raw_fd(), c.as_raw_fd()]),
+            )
             .collect();
-        close.push(parent_end.as_raw_fd());
+        let slots: Vec<usize> = children.iter().map(|(slot, _)| *slot).collect();
         let shared = &self.shared;
         let parent_pid = self.parent_pid;
-        let child_fd = child_end.as_raw_fd();
-        let body = move || {
-            enter_child(parent_pid, &close);
-            // SAFETY: the child end is open and owned by this worker alone;
-            // the File is never closed (the process ends with _exit).
-            let channel =
-                std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(child_fd) });
-            fork::run_child(|| {
-                child(ChildSide {
-                    channel: &channel,
-                    shared,
-                    slot: shared.slot(slot),
-                })
+        let bodies: Vec<ChildBody<'_>> = children
+            .into_iter()
+            .zip(&ends)
+            .map(|((slot, work), (_, child_end))| {
+                let own = child_end.as_raw_fd();
+                let close: Vec<RawFd> = fleet_fds.iter().copied().filter(|&fd| fd != own).collect();
+                let body = move || {
+                    enter_child(parent_pid, &close);
+                    // SAFETY: the child end is open and owned by this worker
+                    // alone; the File is never closed (the process ends with
+                    // _exit).
+                    let channel =
+                        std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(own) });
+                    fork::run_child(|| {
+                        work(ChildSide {
+                            channel: &channel,
+                            shared,
+                            slot: shared.slot(slot),
+                        })
+                    })
+                };
+                Box::new(body) as ChildBody<'_>
             })
-        };
-        // SAFETY: the child runs `body`, which ends in `_exit` through
+            .collect();
+        // SAFETY: each child runs its body, which ends in `_exit` through
         // `run_child`, closes the parent's descriptors it inherited and
         // touches only the job (shared copy-on-write), the shared mapping and
         // its own socket.
-        let pid = unsafe { fork::fork_child(body) }?;
-        drop(child_end);
-        self.workers[slot] = Some(Worker {
-            pid,
-            channel: parent_end,
-            buffer: Vec::new(),
-            watchdog: Watchdog::default(),
-        });
-        Ok(())
+        let pids = unsafe { self.forker.fork_many(bodies) };
+        let mut first_error = None;
+        for ((slot, (parent_end, child_end)), pid) in slots.into_iter().zip(ends).zip(pids) {
+            drop(child_end);
+            match pid {
+                Ok(pid) => {
+                    self.workers[slot] = Some(Worker {
+                        pid,
+                        channel: parent_end,
+                        buffer: Vec::new(),
+                        watchdog: Watchdog::default(),
+                    });
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Sends all of `bytes` to the worker of `slot`. While its socket is
@@ -261,6 +336,14 @@ impl Fleet {
         self.workers[slot]
             .as_ref()
             .is_some_and(|worker| worker.watchdog.timed_out.is_some())
+    }
+
+    /// Closes the parent's sending side of the worker's socket: a session
+    /// worker reads end of file and exits cleanly (reported by `poll`).
+    pub(super) fn retire(&self, slot: usize) {
+        if let Some(worker) = &self.workers[slot] {
+            os::shutdown_sending(&worker.channel);
+        }
     }
 
     pub(super) fn kill(&self, slot: usize) {
@@ -473,8 +556,9 @@ impl ChunkRetries {
                     Verdict::Retry
                 } else {
                     Verdict::ChunkFailed(format!(
-                        "{} before starting the chunk, {MAX_UNSTARTED_DEATHS} times over",
-                        death.how()
+                        "{} {}, {MAX_UNSTARTED_DEATHS} times over",
+                        death.how(),
+                        death.outside_tasks()
                     ))
                 }
             }

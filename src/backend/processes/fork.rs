@@ -4,60 +4,273 @@
 //! `fork` copies the calling thread only. Locks held by *other* threads at
 //! that moment stay locked forever in the child; the module docs of the
 //! process backend list the hazards and what is done about each. This file
-//! holds the mechanics: [`fork_child`] (with its preconditions as a
-//! `# Safety` contract), [`enter_child`], [`exit_child`].
+//! holds the mechanics: the [`Forker`] (with the preconditions of a fork as
+//! a `# Safety` contract), [`enter_child`], [`run_child`].
 
 use super::os;
 use crate::error::Error;
-use crate::job;
+use crate::job::{self, unwind};
 use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 /// Serializes this crate's forks, so no child inherits another call's
 /// half-made channel.
 static FORK_LOCK: Mutex<()> = Mutex::new(());
 
-/// Forks a child that runs `child` (which never returns) and returns its
-/// pid. Holds the fork lock and the stdio locks across the fork: no other
-/// thread can be inside them, and nothing buffered is copied into the
-/// child.
+/// How long a fork waits for another thread to let go of stdout or stderr
+/// before it forks without them.
+const STDIO_WAIT: Duration = Duration::from_millis(100);
+
+/// What a forked child runs: never returns (it ends in `_exit`).
+pub(super) type ChildBody<'a> = Box<dyn FnOnce() -> Infallible + 'a>;
+
+/// Children's bodies with their borrows' lifetime erased, so the forker
+/// thread can hold them. See [`Forker::fork_many`] for why that is sound.
+struct Bodies(Vec<ChildBody<'static>>);
+
+// SAFETY: the forker runs a body only in a forked child, which is a copy of
+// the whole address space with that one thread, so the borrowed data is
+// there, unshared. In the parent the bodies are dropped while their owner
+// waits for the forker's answer (so the borrows are alive and not in use),
+// or taken back by their owner.
+unsafe impl Send for Bodies {}
+
+/// Bodies waiting for the forker, taken by whichever side comes first: the
+/// forker (once it holds the stdio locks) or their owner (after
+/// [`STDIO_WAIT`]).
+type Handoff = Arc<Mutex<Option<Bodies>>>;
+
+/// What the forker thread is asked to do.
+struct Request {
+    bodies: Handoff,
+    answer: mpsc::Sender<Vec<Result<libc::pid_t, Error>>>,
+}
+
+/// Forks the worker processes of one backend (its calls, streams and
+/// sessions), from a thread of its own that holds stdout and stderr at each
+/// fork.
 ///
-/// # Safety
-///
-/// `child` runs in a copy of this process that has only the calling
-/// thread. It must:
-///
-/// - end in [`exit_child`] (`_exit`), never return or unwind out, so no
-///   destructor of the parent's state runs twice;
-/// - not wait for anything another thread of the parent would have done
-///   (those threads do not exist in the child), nor take a lock another
-///   thread may have held at the fork (this crate's own are safe: see the
-///   process backend's module docs);
-/// - treat the parent's descriptors it does not own as the parent's: close
-///   them ([`enter_child`]) and never read or write them.
-pub(super) unsafe fn fork_child(child: impl FnOnce() -> Infallible) -> Result<libc::pid_t, Error> {
-    install_worker_panic_hook();
-    let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+/// Holding the stdio locks at the fork means no other thread holds them
+/// (a lock held by another thread stays held for ever in the child, where
+/// that thread does not exist) and nothing buffered is copied into the
+/// child to be printed twice; the child, whose one thread is the forker's
+/// copy, lets go of them at once, so every thread of a worker can print.
+/// The thread starts at the first fork and ends when the backend and its
+/// sessions are dropped, after their workers: `PR_SET_PDEATHSIG`, which
+/// fires when the *thread* that forked a child ends, then fires only when
+/// the process does. A caller is never blocked by another thread that
+/// holds stdout for long: after [`STDIO_WAIT`] it forks itself, without
+/// the locks, and keeps doing so until the forker got them.
+#[derive(Debug, Default)]
+pub(crate) struct Forker {
+    thread: Mutex<Option<ForkerThread>>,
+    /// Set while the forker waits for stdio locks another thread holds.
+    stuck: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct ForkerThread {
+    requests: mpsc::Sender<Request>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Forker {
+    /// The forker's request queue, starting its thread if need be; `None`
+    /// if the thread cannot start.
+    fn requests(&self) -> Option<mpsc::Sender<Request>> {
+        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if thread.is_none() {
+            let (requests, inbox) = mpsc::channel::<Request>();
+            let stuck = self.stuck.clone();
+            let handle = std::thread::Builder::new()
+                .name("parpool-fork".to_string())
+                .spawn(move || {
+                    for request in inbox {
+                        fork_for(&request, &stuck);
+                    }
+                })
+                .ok()?;
+            *thread = Some(ForkerThread { requests, handle });
+        }
+        thread.as_ref().map(|thread| thread.requests.clone())
+    }
+
+    /// Forks one child per body (each never returns), in one request to
+    /// the forker thread, and returns their pids.
+    ///
+    /// # Safety
+    ///
+    /// Each body runs in a copy of this process that has only the forking
+    /// thread. It must:
+    ///
+    /// - end in `_exit` (through [`run_child`]), never return or unwind
+    ///   out, so no destructor of the parent's state runs twice;
+    /// - not wait for anything another thread of the parent would have done
+    ///   (those threads do not exist in the child), nor take a lock another
+    ///   thread may have held at the fork (this crate's own are safe: see
+    ///   the process backend's module docs);
+    /// - treat the parent's descriptors it does not own as the parent's:
+    ///   close them ([`enter_child`]) and never read or write them;
+    /// - not rely on thread-locals of the calling thread: it runs on a copy
+    ///   of the forker thread.
+    pub(super) unsafe fn fork_many(
+        &self,
+        bodies: Vec<ChildBody<'_>>,
+    ) -> Vec<Result<libc::pid_t, Error>> {
+        unwind::install_panic_hook();
+        let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let count = bodies.len();
+        // SAFETY: only the lifetime changes. The bodies outlive this call
+        // only in a handoff that a stuck forker still holds, and this call
+        // takes them out of it before returning, so the forker never
+        // touches them.
+        let bodies: Vec<ChildBody<'static>> = unsafe { std::mem::transmute(bodies) };
+        let requests = match self.stuck.load(Ordering::Acquire) {
+            true => None,
+            false => self.requests(),
+        };
+        let Some(requests) = requests else {
+            // SAFETY: passed on from this function's contract.
+            return unsafe { fork_here(bodies) };
+        };
+        let handoff: Handoff = Arc::new(Mutex::new(Some(Bodies(bodies))));
+        let (answer, answers) = mpsc::channel();
+        let request = Request {
+            bodies: handoff.clone(),
+            answer,
+        };
+        if requests.send(request).is_err() {
+            let bodies = take(&handoff).expect("nobody took them");
+            // SAFETY: passed on from this function's contract.
+            return unsafe { fork_here(bodies.0) };
+        }
+        let lost = || {
+            (0..count)
+                .map(|_| Err(Error::backend("processes", "the forker thread died")))
+                .collect()
+        };
+        match answers.recv_timeout(STDIO_WAIT) {
+            Ok(pids) => pids,
+            Err(_) => match take(&handoff) {
+                // Another thread holds stdout or stderr: fork here, without
+                // them. The forker stays blocked until they are let go of,
+                // then finds the bodies gone and serves again.
+                Some(bodies) => {
+                    self.stuck.store(true, Ordering::Release);
+                    // SAFETY: passed on from this function's contract.
+                    unsafe { fork_here(bodies.0) }
+                }
+                // The forker got the locks just now and is forking.
+                None => answers.recv().unwrap_or_else(|_| lost()),
+            },
+        }
+    }
+}
+
+impl Drop for Forker {
+    fn drop(&mut self) {
+        // The backend and its sessions are gone, their workers reaped: the
+        // forker ends with them, so none of them got its death signal. A
+        // forker still stuck on stdio locks is left to end on its own.
+        let thread = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(ForkerThread { requests, handle }) = thread {
+            drop(requests);
+            if !self.stuck.load(Ordering::Acquire) {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+fn take(handoff: &Mutex<Option<Bodies>>) -> Option<Bodies> {
+    handoff.lock().unwrap_or_else(|e| e.into_inner()).take()
+}
+
+/// Serves one request on the forker thread: takes the stdio locks, then
+/// forks the bodies if their owner still waits (else the owner gave up and
+/// forked without the forker, which was stuck until now).
+fn fork_for(request: &Request, stuck: &AtomicBool) {
     let stdout = std::io::stdout();
     let mut stdout_lock = stdout.lock();
     let _ = stdout_lock.flush();
     let stderr_lock = std::io::stderr().lock();
-    // SAFETY: fork has no memory-safety preconditions of its own; what the
-    // child may do afterwards is this function's contract, passed on to
-    // the caller.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // `child` returns `Infallible`: it never comes back.
-        child();
+    let Some(Bodies(bodies)) = take(&request.bodies) else {
+        drop(stderr_lock);
+        drop(stdout_lock);
+        stuck.store(false, Ordering::Release);
+        return;
+    };
+    let mut pids = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        // SAFETY: fork has no memory-safety preconditions of its own; what
+        // the child does is `Forker::fork_many`'s contract, kept by its
+        // caller.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            // The child's one thread is this forker's copy, which owns the
+            // stdio locks: let go of them, so every thread of the child (a
+            // task's helper thread too) can print.
+            drop(stderr_lock);
+            drop(stdout_lock);
+            body();
+        }
+        // The owner waits for the answer, so the body's borrows are alive.
+        drop(body);
+        pids.push(if pid < 0 {
+            Err(os::os_error("fork"))
+        } else {
+            Ok(pid)
+        });
     }
     drop(stderr_lock);
     drop(stdout_lock);
-    if pid < 0 {
-        return Err(os::os_error("fork"));
+    let _ = request.answer.send(pids);
+}
+
+/// Set in a worker forked without the stdio locks: another thread of the
+/// parent may have held stdout at the fork, for ever in the worker, so the
+/// worker's own machinery never touches it (its tasks may, at their risk).
+static STDOUT_MAY_BE_HELD: AtomicBool = AtomicBool::new(false);
+
+/// Flushes stdout, unless this worker was forked without the stdio locks
+/// (then taking stdout's lock could wait for ever).
+pub(super) fn flush_stdout() -> std::io::Result<()> {
+    if STDOUT_MAY_BE_HELD.load(Ordering::Relaxed) {
+        return Ok(());
     }
-    Ok(pid)
+    std::io::stdout().flush()
+}
+
+/// Forks on the calling thread, without the stdio locks.
+///
+/// # Safety
+///
+/// As for [`Forker::fork_many`].
+unsafe fn fork_here(bodies: Vec<ChildBody<'_>>) -> Vec<Result<libc::pid_t, Error>> {
+    let mut pids = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        // SAFETY: as in `fork_for`.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            STDOUT_MAY_BE_HELD.store(true, Ordering::Relaxed);
+            body();
+        }
+        drop(body);
+        pids.push(if pid < 0 {
+            Err(os::os_error("fork"))
+        } else {
+            Ok(pid)
+        });
+    }
+    pids
 }
 
 /// Prepares a freshly forked worker: dies with the parent, closes the
@@ -74,15 +287,61 @@ pub(super) fn enter_child(parent_pid: libc::pid_t, close: &[RawFd]) {
 }
 
 /// Runs a worker's loop with panics caught, then ends the process.
+///
+/// The loop runs inside a rayon pool of one thread made in the child: a
+/// task's `par_iter` (or a library's, such as faer's) then runs there. The
+/// rayon global pool the child inherited has no threads (they were not
+/// copied by `fork`), so a task that used it would wait for ever.
 pub(super) fn run_child(body: impl FnOnce() -> std::io::Result<()>) -> Infallible {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| in_fresh_rayon_pool(body)));
     exit_child(outcome)
+}
+
+/// Runs `body` in a new rayon pool of one thread: this one, made its only
+/// worker (no thread to start); or, where rayon refuses (this thread is
+/// already a worker of a pool, as when the fork was made on a rayon
+/// thread), on the one thread of a pool started here; or, if even that
+/// fails, as it is.
+fn in_fresh_rayon_pool(body: impl FnOnce() -> std::io::Result<()>) -> std::io::Result<()> {
+    let body = AssertSend(body);
+    let here = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build();
+    if let Ok(pool) = here {
+        // This thread is the pool's worker now: `install` runs the loop
+        // right here, and a task's rayon calls go to this pool.
+        return pool.install(move || body.into_inner()());
+    }
+    let started = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "parpool-task".to_string())
+        .build();
+    match started {
+        Ok(pool) => pool.install(move || body.into_inner()()),
+        Err(_) => body.into_inner()(),
+    }
+}
+
+/// Moves the worker's loop onto the pool's thread.
+struct AssertSend<F>(F);
+
+// SAFETY: the worker process has no other thread that could touch what the
+// loop borrows: `install` runs the loop on this thread, or blocks this
+// thread until the loop is done on the pool's one thread.
+unsafe impl<F> Send for AssertSend<F> {}
+
+impl<F> AssertSend<F> {
+    fn into_inner(self) -> F {
+        self.0
+    }
 }
 
 /// Ends a worker process: flushes stdout, then `_exit` with a code that
 /// says how the worker's loop ended.
 fn exit_child(outcome: std::thread::Result<std::io::Result<()>>) -> Infallible {
-    let _ = std::io::stdout().flush();
+    let _ = flush_stdout();
     let code = match outcome {
         Ok(Ok(())) => 0,
         Ok(Err(_)) => 3, // the channel broke: the parent is gone or stopped us
@@ -105,41 +364,5 @@ fn die_with_parent(parent_pid: libc::pid_t) {
     if unsafe { libc::getppid() } != parent_pid {
         // SAFETY: as in exit_child.
         unsafe { libc::_exit(4) };
-    }
-}
-
-/// Wraps the process's panic hook, once, so that in a worker process a
-/// panic message is written straight to stderr without the default hook's
-/// locks. The default hook takes a process-wide backtrace lock; if another
-/// thread of the parent was panicking at the moment of a fork, that lock is
-/// held forever in the child, and a panicking task would hang its worker.
-/// Outside worker processes the previous hook runs unchanged.
-fn install_worker_panic_hook() {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if job::inside_worker_process() {
-                let message = format!("parpool worker {}: {info}\n", os::getpid());
-                write_stderr_unlocked(message.as_bytes());
-            } else {
-                previous(info);
-            }
-        }));
-    });
-}
-
-/// Writes to file descriptor 2 directly, taking no lock.
-fn write_stderr_unlocked(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        // SAFETY: `bytes` is a valid buffer of the length passed.
-        let written = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
-        if written <= 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return;
-        }
-        bytes = &bytes[written as usize..];
     }
 }

@@ -58,10 +58,17 @@
 //! that moment stay locked forever in the child, so a child that touches
 //! such a lock deadlocks:
 //!
-//! - **stdout/stderr**: the parent takes both locks (and flushes stdout)
-//!   around `fork`, so no other thread holds them and no buffered output is
-//!   copied into the children (it would be printed twice). Children flush
-//!   before `_exit`, so their own output is not lost.
+//! - **stdout/stderr**: each fork is made by a short-lived forker thread
+//!   that first takes both locks (and flushes stdout), so no other thread
+//!   holds them at the fork and no buffered output is copied into a child
+//!   (it would be printed twice); the child, a copy of the forker, lets go
+//!   of them at once, so every thread of a worker (a task's helper thread
+//!   too) can print. If another thread holds stdout for long (a logging
+//!   thread that keeps its `StdoutLock`), the call does not wait for it:
+//!   after 100 ms it forks without the locks, and a task that then prints
+//!   to stdout waits in its worker for a lock nobody will release. Set a
+//!   [`timeout`](crate::PoolBuilder::timeout) if that can happen. Children
+//!   flush before `_exit`, so their own output is not lost.
 //! - **malloc**: glibc's allocator resets its locks in the child (it
 //!   registers `pthread_atfork` handlers), so allocating in a task is safe.
 //! - **this crate's own forks**: concurrent calls from several threads fork
@@ -70,16 +77,28 @@
 //!   (exits are seen with `waitpid`), so that delays nothing.
 //! - **the panic hook**: the default hook takes a process-wide backtrace
 //!   lock, which another thread of the parent may hold while it panics. The
-//!   backend wraps the panic hook once (before its first fork) so that in a
-//!   worker the message goes straight to stderr, lock-free; elsewhere your
-//!   hook runs as before. A hook you install *after* that replaces the
-//!   wrapper and brings the hazard back.
+//!   first pool call wraps the panic hook once so that in a worker the
+//!   message goes straight to stderr, lock-free; elsewhere your hook runs
+//!   as before. A hook you install *after* that replaces the wrapper and
+//!   brings the hazard back.
+//! - **rayon**: the child inherits rayon's global pool but none of its
+//!   threads, so a `par_iter` there would wait for ever. Each worker runs
+//!   its tasks on the one thread of a rayon pool made in the child, so a
+//!   task's `par_iter` (or that of a library built on rayon: faer, polars,
+//!   image) runs there, serially, as the nested-use rule asks. A `Pool`
+//!   used inside a task runs serially too.
+//! - **other runtimes with threads of their own** remain hazards: a tokio
+//!   runtime, a thread pool of another library, or a connection pool made
+//!   in the parent exists in the child without its threads, so a task that
+//!   hands it work (`runtime.block_on`, `handle.spawn`) waits for ever.
+//!   Make such a runtime inside the task (or in
+//!   [`map_init`](crate::Pool::map_init)'s `init`, once per worker), not
+//!   in the parent; or use the thread backend; and set a
+//!   [`timeout`](crate::PoolBuilder::timeout) to bound what is left.
 //! - **your locks**: a `Mutex` that your function locks, held by another
 //!   thread of your program at the moment of the fork, stays locked in the
 //!   child. Set a [`timeout`](crate::PoolBuilder::timeout) if your tasks
 //!   share locks with threads that keep running during a `map`.
-//! - **other threads' work** (a rayon pool, a runtime) does not exist in
-//!   the child. Pools used inside a task run serially there.
 //!
 //! # Cost
 //!
@@ -96,6 +115,15 @@
 //! the parent is small or the items are large. Streams
 //! ([`Pool::imap`](crate::Pool::imap)) run on a session of their own; the
 //! `session` submodule has the details.
+//!
+//! # Worker recycling
+//!
+//! With [`max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
+//! a worker retires after that many tasks (between chunks) and a fresh fork
+//! takes its place: a plain call's worker exits by itself; a session's gets
+//! no more chunks and is told to exit (end of file on its socket) once it
+//! has finished the ones it holds. A retirement costs no retry; each
+//! replacement costs a fork (see above).
 //!
 //! # Layout
 //!
@@ -135,13 +163,19 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct ProcessesBackend {
     workers: usize,
+    /// Forks the workers of every call, stream and session of this backend
+    /// (a thread started at the first fork, ended with the backend).
+    forker: Arc<fork::Forker>,
 }
 
 impl ProcessesBackend {
     /// A backend with `workers` worker processes (at least 1).
     pub fn new(workers: usize) -> Result<ProcessesBackend, Error> {
         super::check_workers(workers)?;
-        Ok(ProcessesBackend { workers })
+        Ok(ProcessesBackend {
+            workers,
+            forker: Arc::default(),
+        })
     }
 }
 
@@ -157,15 +191,20 @@ impl Backend for ProcessesBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             can_time_out: true,
+            recycles_workers: true,
             ..Capabilities::default()
         }
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
-        call::run(job, self.workers)
+        call::run(job, self.workers, &self.forker)
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
-        Ok(Box::new(session::SessionEngine::start(job, self.workers)?))
+        Ok(Box::new(session::SessionEngine::start(
+            job,
+            self.workers,
+            &self.forker,
+        )?))
     }
 }

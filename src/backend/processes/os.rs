@@ -126,6 +126,12 @@ pub(super) fn poll(fds: impl Iterator<Item = RawFd>, events: libc::c_short, inte
     };
 }
 
+/// Shuts down the sending side of a socket: its peer reads end of file.
+pub(super) fn shutdown_sending(fd: &OwnedFd) {
+    // SAFETY: shutdown on an open socket we own; no pointers involved.
+    unsafe { libc::shutdown(fd.as_raw_fd(), libc::SHUT_WR) };
+}
+
 pub(super) fn kill(pid: libc::pid_t) {
     // SAFETY: kill has no memory effects; `pid` is our unreaped child, so it
     // cannot name an unrelated process.

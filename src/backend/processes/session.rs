@@ -25,14 +25,14 @@
 //! kills the caller. Crashes, timeouts and retries follow the fleet's one
 //! policy.
 
-use super::fleet::{ChildSide, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fleet::{ChildSide, ChildWork, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fork::Forker;
 use super::shm::IDLE;
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::backend::{StreamContext, StreamEngine, stream_cancelled};
 use crate::error::{Error, UNKNOWN_TOTAL};
 use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -71,29 +71,55 @@ pub(super) struct SessionEngine {
     fleet: Fleet,
     /// Per slot: chunks sent to its worker, the one it runs first.
     held: Vec<VecDeque<Task>>,
+    /// Per slot: items sent to its worker since it was forked, for
+    /// `max_tasks_per_worker`.
+    sent: Vec<usize>,
     queue: VecDeque<Task>,
     done: VecDeque<ChunkResults>,
 }
 
 impl SessionEngine {
     /// Forks `workers` workers for `job`.
-    pub(super) fn start(job: Arc<dyn StreamJob>, workers: usize) -> Result<SessionEngine, Error> {
+    pub(super) fn start(
+        job: Arc<dyn StreamJob>,
+        workers: usize,
+        forker: &Arc<Forker>,
+    ) -> Result<SessionEngine, Error> {
         let mut engine = SessionEngine {
-            fleet: Fleet::new(workers, job.limits(), WAKE)?,
+            fleet: Fleet::new(workers, job.limits(), WAKE, forker.clone())?,
             job,
             held: (0..workers).map(|_| VecDeque::new()).collect(),
+            sent: vec![0; workers],
             queue: VecDeque::new(),
             done: VecDeque::new(),
         };
-        for slot in 0..workers {
-            engine.spawn(slot)?;
-        }
+        let job = &*engine.job;
+        let children: Vec<(usize, ChildWork<'_>)> = (0..workers)
+            .map(|slot| {
+                (
+                    slot,
+                    Box::new(move |child: ChildSide<'_>| serve(job, &child)) as ChildWork<'_>,
+                )
+            })
+            .collect();
+        engine.fleet.spawn_many(children)?;
         Ok(engine)
     }
 
     fn spawn(&mut self, slot: usize) -> Result<(), Error> {
         let job = &*self.job;
+        self.sent[slot] = 0;
         self.fleet.spawn(slot, |child| serve(job, &child))
+    }
+
+    /// True once the worker of `slot` was sent its quota of tasks
+    /// (`max_tasks_per_worker`): it gets no more, and retires when it has
+    /// finished them.
+    fn quota_reached(&self, slot: usize) -> bool {
+        self.job
+            .limits()
+            .max_tasks_per_worker
+            .is_some_and(|quota| self.sent[slot] >= quota)
     }
 
     /// Gives queued chunks to workers, starting workers where needed: first
@@ -108,7 +134,10 @@ impl SessionEngine {
                 if !self.fleet.is_running(slot) {
                     self.spawn(slot)?;
                 }
-                if self.held[slot].len() > depth || self.fleet.timed_out(slot) {
+                if self.held[slot].len() > depth
+                    || self.fleet.timed_out(slot)
+                    || self.quota_reached(slot)
+                {
                     continue;
                 }
                 let task = self.queue.pop_front().expect("checked non-empty");
@@ -122,6 +151,7 @@ impl SessionEngine {
                 if self.held[slot].is_empty() {
                     self.fleet.reset_watchdog(slot);
                 }
+                self.sent[slot] += task.span.len;
                 self.held[slot].push_back(task);
                 if sent.is_err() {
                     // The worker died: its exit puts its chunks back in the
@@ -142,6 +172,11 @@ impl SessionEngine {
             return; // not the chunk this worker runs: ignore
         }
         let task = self.held[slot].pop_front().expect("checked above");
+        if self.held[slot].is_empty() && self.quota_reached(slot) {
+            // Done with its quota: it reads end of file and exits cleanly;
+            // the next dispatch forks its replacement.
+            self.fleet.retire(slot);
+        }
         let span = task.span;
         let results = match header.kind {
             Some(FrameKind::Results) => self.job.decode_results(span, payload),
@@ -159,6 +194,14 @@ impl SessionEngine {
     /// The worker of `slot` died: chunks waiting behind the one it ran go
     /// back to the queue; the one it ran is judged by the retry policy.
     fn on_exit(&mut self, slot: usize, death: &Death) {
+        if death.exited_cleanly() {
+            // A retired worker started nothing it did not finish: what it
+            // still held (nothing, normally) runs elsewhere, at no cost.
+            while let Some(waiting) = self.held[slot].pop_back() {
+                self.queue.push_front(waiting);
+            }
+            return;
+        }
         while self.held[slot].len() > 1 {
             let waiting = self.held[slot].pop_back().expect("checked above");
             self.queue.push_front(waiting);
@@ -280,7 +323,7 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
             Err(error) => wire::write(&mut channel, FrameKind::Failure, seq, &error.to_wire())?,
         }
         slot.current_chunk.store(IDLE, Ordering::Release);
-        std::io::stdout().flush()?;
+        super::fork::flush_stdout()?;
     }
     Ok(())
 }
