@@ -146,6 +146,9 @@ fn rank_main() {
         common::without_location(&error),
         "task 7 of 20 panicked: seven fails"
     );
+    // Every rank learns where the task panicked, whichever rank ran it.
+    let location = error.panic_location().expect("a panic location");
+    assert!(location.starts_with("tests/mpi.rs:"), "{location}");
     ok("panic-on-one-rank-is-everyones-error");
 
     let results = one_item_chunks.try_map(
