@@ -423,8 +423,15 @@ fn helper_prints_scenario() {
         x
     };
     assert_eq!(pool.map(task, 0..3).unwrap(), [0, 1, 2]);
+    // With another thread alive the forker thread forks (with one thread,
+    // the caller does): the same must hold.
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let idle = std::thread::spawn(move || stopped.recv());
     let mut session = pool.session(task).unwrap();
     assert_eq!(session.map(3..6).unwrap(), [3, 4, 5]);
+    drop(session);
+    drop(stop);
+    let _ = idle.join();
 }
 
 fn stdout_held_scenario() {

@@ -7,7 +7,7 @@
 //! environment (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU
 //! detection.
 
-use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend};
+use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend, StreamEngine};
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::job::codec::Codec;
@@ -366,8 +366,7 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        let settings = self.stream_settings();
-        let engine = settings.open(self.stream_job(f))?;
+        let (settings, engine) = self.open_stream(f)?;
         Ok(stream::imap(&settings, input.into_iter(), engine))
     }
 
@@ -399,8 +398,7 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        let settings = self.stream_settings();
-        let engine = settings.open(self.stream_job(f))?;
+        let (settings, engine) = self.open_stream(f)?;
         Ok(stream::imap_unordered(&settings, input.into_iter(), engine))
     }
 
@@ -418,6 +416,18 @@ impl Pool {
         R: Send + Serialize + DeserializeOwned + 'static,
     {
         Session::new(self.stream_settings(), self.stream_job(f))
+    }
+
+    /// The settings and a fresh engine of a stream of `f`.
+    fn open_stream<T, R, F>(&self, f: F) -> Result<(StreamSettings, Box<dyn StreamEngine>), Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        let settings = self.stream_settings();
+        let engine = settings.open(self.stream_job(f))?;
+        Ok((settings, engine))
     }
 
     /// The type-erased job of a stream or session of `f`.

@@ -51,20 +51,23 @@ struct Request {
 }
 
 /// Forks the worker processes of one backend (its calls, streams and
-/// sessions), from a thread of its own that holds stdout and stderr at each
-/// fork.
+/// sessions) while holding stdout and stderr: on the calling thread when
+/// it is the process's only thread, else from a thread of its own.
 ///
 /// Holding the stdio locks at the fork means no other thread holds them
 /// (a lock held by another thread stays held for ever in the child, where
 /// that thread does not exist) and nothing buffered is copied into the
 /// child to be printed twice; the child, whose one thread is the forker's
 /// copy, lets go of them at once, so every thread of a worker can print.
-/// The thread starts at the first fork and ends when the backend and its
-/// sessions are dropped, after their workers: `PR_SET_PDEATHSIG`, which
-/// fires when the *thread* that forked a child ends, then fires only when
-/// the process does. A caller is never blocked by another thread that
-/// holds stdout for long: after [`STDIO_WAIT`] it forks itself, without
-/// the locks, and keeps doing so until the forker got them.
+/// A process with one thread needs no forker: nobody else can hold the
+/// locks, so its thread takes them and forks (as fast as a plain fork).
+/// Otherwise the forker thread, started at the first such fork, waits for
+/// the locks so the caller never does: after [`STDIO_WAIT`] the caller
+/// forks itself, without the locks, and keeps doing so until the forker
+/// got them. The forker ends when the backend and its sessions are
+/// dropped, after their workers: `PR_SET_PDEATHSIG`, which fires when the
+/// *thread* that forked a child ends, then fires only when the process
+/// does.
 #[derive(Debug, Default)]
 pub(crate) struct Forker {
     thread: Mutex<Option<ForkerThread>>,
@@ -129,6 +132,13 @@ impl Forker {
         // takes them out of it before returning, so the forker never
         // touches them.
         let bodies: Vec<ChildBody<'static>> = unsafe { std::mem::transmute(bodies) };
+        if single_threaded() {
+            // No other thread exists to hold stdout or stderr (and none can
+            // start: this is the only thread), so this one takes them at
+            // once and forks itself, sparing the forker's round trip.
+            // SAFETY: passed on from this function's contract.
+            return unsafe { fork_holding(bodies, stdio_locks()) };
+        }
         let requests = match self.stuck.load(Ordering::Acquire) {
             true => None,
             false => self.requests(),
@@ -194,44 +204,59 @@ fn take(handoff: &Mutex<Option<Bodies>>) -> Option<Bodies> {
     handoff.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
+/// True if this process has one thread, the caller (from
+/// `/proc/self/stat`; false if it cannot be read).
+fn single_threaded() -> bool {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return false;
+    };
+    // "pid (comm) state ppid ...": comm may hold anything, so count the
+    // fields after its closing parenthesis; num_threads is field 20.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .is_some_and(|threads| threads == "1")
+}
+
+/// The stdout and stderr locks of this thread, stdout flushed first (what
+/// is buffered is printed once, here, not by every child).
+fn stdio_locks() -> (std::io::StdoutLock<'static>, std::io::StderrLock<'static>) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.flush();
+    (stdout, std::io::stderr().lock())
+}
+
+/// Forks `bodies` on this thread, which holds the stdio `locks`; each
+/// child, a copy of this thread, lets go of them at once, so every thread
+/// of the child (a task's helper thread too) can print.
+///
+/// # Safety
+///
+/// As for [`Forker::fork_many`].
+unsafe fn fork_holding(
+    bodies: Vec<ChildBody<'_>>,
+    locks: (std::io::StdoutLock<'static>, std::io::StderrLock<'static>),
+) -> Vec<Result<libc::pid_t, Error>> {
+    let mut locks = Some(locks);
+    // SAFETY: passed on from this function's contract.
+    let pids = unsafe { fork_each(bodies, || drop(locks.take())) };
+    drop(locks);
+    pids
+}
+
 /// Serves one request on the forker thread: takes the stdio locks, then
 /// forks the bodies if their owner still waits (else the owner gave up and
 /// forked without the forker, which was stuck until now).
 fn fork_for(request: &Request, stuck: &AtomicBool) {
-    let stdout = std::io::stdout();
-    let mut stdout_lock = stdout.lock();
-    let _ = stdout_lock.flush();
-    let stderr_lock = std::io::stderr().lock();
+    // Wait here, not in the caller, for another thread to let go of them.
+    let locks = stdio_locks();
     let Some(Bodies(bodies)) = take(&request.bodies) else {
-        drop(stderr_lock);
-        drop(stdout_lock);
+        drop(locks);
         stuck.store(false, Ordering::Release);
         return;
     };
-    let mut pids = Vec::with_capacity(bodies.len());
-    for body in bodies {
-        // SAFETY: fork has no memory-safety preconditions of its own; what
-        // the child does is `Forker::fork_many`'s contract, kept by its
-        // caller.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            // The child's one thread is this forker's copy, which owns the
-            // stdio locks: let go of them, so every thread of the child (a
-            // task's helper thread too) can print.
-            drop(stderr_lock);
-            drop(stdout_lock);
-            body();
-        }
-        // The owner waits for the answer, so the body's borrows are alive.
-        drop(body);
-        pids.push(if pid < 0 {
-            Err(os::os_error("fork"))
-        } else {
-            Ok(pid)
-        });
-    }
-    drop(stderr_lock);
-    drop(stdout_lock);
+    // SAFETY: passed on from `Forker::fork_many`'s contract, kept by its
+    // caller.
+    let pids = unsafe { fork_holding(bodies, locks) };
     let _ = request.answer.send(pids);
 }
 
@@ -255,14 +280,30 @@ pub(super) fn flush_stdout() -> std::io::Result<()> {
 ///
 /// As for [`Forker::fork_many`].
 unsafe fn fork_here(bodies: Vec<ChildBody<'_>>) -> Vec<Result<libc::pid_t, Error>> {
+    // SAFETY: passed on from this function's contract.
+    unsafe { fork_each(bodies, || STDOUT_MAY_BE_HELD.store(true, Ordering::Relaxed)) }
+}
+
+/// Forks one child per body; each child runs `prepare`, then its body.
+///
+/// # Safety
+///
+/// As for [`Forker::fork_many`]; `prepare` too runs in the child.
+unsafe fn fork_each(
+    bodies: Vec<ChildBody<'_>>,
+    mut prepare: impl FnMut(),
+) -> Vec<Result<libc::pid_t, Error>> {
     let mut pids = Vec::with_capacity(bodies.len());
     for body in bodies {
-        // SAFETY: as in `fork_for`.
+        // SAFETY: fork has no memory-safety preconditions of its own; what
+        // the child does is the caller's contract.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            STDOUT_MAY_BE_HELD.store(true, Ordering::Relaxed);
+            prepare();
             body();
         }
+        // In the parent: the owner waits for the answer (or forks here), so
+        // the body's borrows are alive.
         drop(body);
         pids.push(if pid < 0 {
             Err(os::os_error("fork"))

@@ -58,8 +58,11 @@
 //! that moment stay locked forever in the child, so a child that touches
 //! such a lock deadlocks:
 //!
-//! - **stdout/stderr**: each fork is made by a short-lived forker thread
-//!   that first takes both locks (and flushes stdout), so no other thread
+//! - **stdout/stderr**: every fork is made by a thread that holds both
+//!   locks (and flushed stdout): the caller itself when it is the
+//!   process's only thread, else the backend's forker thread (started at
+//!   its first such call, ended when the pool and its sessions are dropped,
+//!   after their workers). So no other thread
 //!   holds them at the fork and no buffered output is copied into a child
 //!   (it would be printed twice); the child, a copy of the forker, lets go
 //!   of them at once, so every thread of a worker (a task's helper thread
