@@ -13,8 +13,9 @@
 //!  fail-fast failure → stop flag, kill all          slot = idle
 //! ```
 
-use super::fleet::{ChildSide, ChildWork, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
+use super::retry::{ChunkRetries, Verdict};
 use super::shm::IDLE;
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;

@@ -38,7 +38,7 @@
 //!   fresh child, up to `retries` times per item, before the failure counts;
 //!   a chunk that kills its workers before it starts fails after three
 //!   tries. Plain calls, sessions and streams share this one policy (in
-//!   `fleet.rs`). Panics are not retried: they are bugs, and would fail
+//!   `retry.rs`). Panics are not retried: they are bugs, and would fail
 //!   again.
 //! - **Fail fast, lose nothing**: for `map` and `map_reduce` the child that
 //!   hits the first failure raises `stop` in the shared mapping itself, so
@@ -135,7 +135,8 @@
 //! | `os.rs` | the libc wrappers (sockets, `poll`, `waitpid`, `kill`) |
 //! | `shm.rs` | the shared mapping: claim counter, stop flag, worker slots |
 //! | `fork.rs` | the child side: `fork` with its `# Safety` contract, start and exit of a worker |
-//! | `fleet.rs` | the one supervisor: spawn, poll, reap, watchdog, crash attribution, the retry policy |
+//! | `fleet.rs` | the one supervisor: spawn, poll, reap, watchdog, crash attribution |
+//! | `retry.rs` | the one retry and replacement policy, for every driver |
 //! | `call.rs` | the driver of a plain call |
 //! | `session.rs` | the driver of streams and sessions |
 //!
@@ -150,6 +151,7 @@ mod call;
 mod fleet;
 mod fork;
 mod os;
+mod retry;
 mod session;
 mod shm;
 

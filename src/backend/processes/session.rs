@@ -25,8 +25,9 @@
 //! kills the caller. Crashes, timeouts and retries follow the fleet's one
 //! policy.
 
-use super::fleet::{ChildSide, ChildWork, ChunkRetries, Death, Event, Fleet, Verdict};
+use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
+use super::retry::{ChunkRetries, Verdict};
 use super::shm::IDLE;
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::backend::{StreamContext, StreamEngine, stream_cancelled};
