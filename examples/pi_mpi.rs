@@ -36,7 +36,7 @@ fn main() -> Result<(), parpool::Error> {
         .kind(BackendKind::Mpi)
         .chunk_size(1)
         .build()?;
-    let (rank, size) = (pool.rank(), pool.size());
+    let (rank, size) = (pool.rank(), pool.ranks());
     let started = Instant::now();
     let counts = pool.map(
         |task: u64| {

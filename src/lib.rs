@@ -36,8 +36,10 @@
 //!
 //! ## Beyond `map`
 //!
+//! - [`Pool::local`]: a pool in this process ([`LocalPool`]) with no serde
+//!   bounds, for results such as `io::Result` and items that borrow.
 //! - [`imap`](Pool::imap) and [`imap_unordered`](Pool::imap_unordered):
-//!   lazy, bounded streams over inputs of any length ([`stream`]).
+//!   lazy, bounded streams over inputs of any length ([`Imap`]).
 //! - [`session`](Pool::session): workers (forked processes) that start
 //!   once and serve many calls ([`Session`]).
 //! - [`map_init`](Pool::map_init): per-worker state.
@@ -60,6 +62,7 @@
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 mod cancel;
@@ -69,7 +72,7 @@ mod job;
 mod plan;
 mod pool;
 mod progress;
-pub mod stream;
+mod stream;
 pub mod workloads;
 
 pub use backend::{Backend, BackendKind};
@@ -77,5 +80,5 @@ pub use cancel::CancelToken;
 pub use error::Error;
 pub use job::{Job, TaskLimits};
 pub use plan::ChunkPlan;
-pub use pool::{BACKEND_VARIABLE, Pool, PoolBuilder};
-pub use stream::{Imap, ImapUnordered, Session};
+pub use pool::{BACKEND_VARIABLE, LocalPool, Pool, PoolBuilder};
+pub use stream::{Imap, ImapUnordered, STREAM_CHUNK_SIZE, Session};

@@ -341,7 +341,7 @@ fn kind_and_workers_are_reported() {
         let expected = match kind.name() {
             "serial" => 1,
             // One worker per rank; a test run without mpiexec is one rank.
-            "mpi" => pool.size(),
+            "mpi" => pool.ranks(),
             _ => 3,
         };
         assert_eq!(pool.workers(), expected);

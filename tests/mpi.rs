@@ -106,7 +106,7 @@ fn rank_main() {
         .kind(BackendKind::Mpi)
         .build()
         .expect("MPI starts");
-    let (rank, size) = (pool.rank(), pool.size());
+    let (rank, size) = (pool.rank(), pool.ranks());
     let ok = |scenario: &str| println!("rank {rank}/{size} ok {scenario}");
     let serial = Pool::builder().kind(BackendKind::Serial).build().unwrap();
     assert_eq!(pool.kind(), BackendKind::Mpi);

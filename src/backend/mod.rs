@@ -95,8 +95,10 @@ mod threads;
 pub(crate) mod wire;
 
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub use mpi::MpiBackend;
 #[cfg(target_os = "linux")]
+#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
@@ -299,9 +301,11 @@ pub enum BackendKind {
     Threads,
     /// In forked worker processes (`processes`, Linux only).
     #[cfg(target_os = "linux")]
+    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
     Processes,
     /// Across MPI ranks (`mpi`, feature `mpi`).
     #[cfg(feature = "mpi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
     Mpi,
     /// A backend given to [`Pool::with_backend`](crate::Pool::with_backend).
     Custom,

@@ -18,7 +18,7 @@
 //! let pool = Pool::builder().kind(BackendKind::Mpi).build()?;
 //! let squares = pool.map(|x: u64| x * x, 0..100)?;
 //! if pool.rank() == 0 {
-//!     println!("{} ranks computed {:?}", pool.size(), &squares[..6]);
+//!     println!("{} ranks computed {:?}", pool.ranks(), &squares[..6]);
 //! }
 //! # Ok::<(), parpool::Error>(())
 //! ```

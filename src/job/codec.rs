@@ -84,6 +84,17 @@ fn from_wire<R>(result: Result<R, ErrorWire>) -> Result<R, Error> {
 }
 
 impl<V> Codec<V> {
+    /// For values that never leave the process (a local pool's, which has
+    /// no serde bounds): every use is an error saying so.
+    pub(crate) fn local() -> Codec<V> {
+        Codec {
+            encode: |_| Err(postcard::Error::SerdeSerCustom),
+            encode_one: |_| Err(postcard::Error::SerdeSerCustom),
+            decode: |_| Err(postcard::Error::SerdeDeCustom),
+            decode_one: |_| Err(postcard::Error::SerdeDeCustom),
+        }
+    }
+
     /// Encodes `values`, the values of items `first..` of `total`.
     ///
     /// A value whose `Serialize` fails or panics is named: `Err` with that

@@ -15,12 +15,9 @@ use super::map::MapJob;
 use super::{Job, TaskLimits, Watch, sealed, unwind};
 use crate::error::{Error, UNKNOWN_TOTAL};
 use crate::plan::ChunkPlan;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where a chunk sits in its stream: its position, first item and length.
@@ -211,19 +208,26 @@ pub trait StreamJob: Send + Sync + sealed::Sealed {
     fn limits(&self) -> TaskLimits;
 }
 
-/// A stream's function `F: Fn(T) -> O`, typed.
+/// A stream's function `F: Fn(T) -> O`, typed, with the codecs its items
+/// and results travel by (a local pool's never travel: `Codec::local`).
 pub(crate) struct TypedStreamJob<T, O, F> {
     function: F,
     limits: TaskLimits,
-    types: PhantomData<fn(T) -> O>,
+    items: Codec<T>,
+    results: Codec<Result<O, Error>>,
 }
 
 impl<T, O, F> TypedStreamJob<T, O, F> {
-    pub(crate) fn new(function: F, limits: TaskLimits) -> Self {
+    pub(crate) fn new(
+        function: F,
+        limits: TaskLimits,
+        (items, results): (Codec<T>, Codec<Result<O, Error>>),
+    ) -> Self {
         TypedStreamJob {
             function,
             limits,
-            types: PhantomData,
+            items,
+            results,
         }
     }
 }
@@ -232,8 +236,8 @@ impl<T, O, F> sealed::Sealed for TypedStreamJob<T, O, F> {}
 
 impl<T, O, F> StreamJob for TypedStreamJob<T, O, F>
 where
-    T: Send + Serialize + DeserializeOwned + 'static,
-    O: Send + Serialize + DeserializeOwned + 'static,
+    T: Send + 'static,
+    O: Send + 'static,
     F: Fn(T) -> O + Send + Sync,
 {
     fn run_chunk(&self, chunk: StreamChunk, stop: &dyn Fn() -> bool) -> ChunkResults {
@@ -253,7 +257,7 @@ where
     fn encode_items(&self, chunk: StreamChunk) -> Result<Vec<u8>, ChunkResults> {
         let span = chunk.span();
         let items = chunk.into_items::<T>();
-        Codec::<T>::values()
+        self.items
             .encode_checked(&items, (span.start, UNKNOWN_TOTAL), None)
             .map_err(|error| {
                 let failure = input_failure(&error, "encoded");
@@ -275,7 +279,7 @@ where
         skip: &[usize],
         current_item: &AtomicUsize,
     ) -> Result<Vec<u8>, Error> {
-        let decoded = Codec::<T>::values().decode_prefix(items, (span.start, UNKNOWN_TOTAL));
+        let decoded = self.items.decode_prefix(items, (span.start, UNKNOWN_TOTAL));
         let items: Vec<T> = match decoded {
             Ok(items) => items,
             Err((_, error)) => return Err(input_failure(&error, "decoded")),
@@ -297,16 +301,15 @@ where
             })
             .collect();
         current_item.store(super::SENDING_RESULTS, Ordering::Release);
-        Codec::<Result<O, Error>>::results().encode_checked(
-            &results,
-            (span.start, UNKNOWN_TOTAL),
-            Some(Err),
-        )
+        self.results
+            .encode_checked(&results, (span.start, UNKNOWN_TOTAL), Some(Err))
     }
 
     fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults {
-        let codec = Codec::<Result<O, Error>>::results();
-        let (mut results, failure) = match codec.decode_prefix(bytes, (span.start, UNKNOWN_TOTAL)) {
+        let decoded = self
+            .results
+            .decode_prefix(bytes, (span.start, UNKNOWN_TOTAL));
+        let (mut results, failure) = match decoded {
             Ok(results) if results.len() == span.len => (results, None),
             Ok(results) => {
                 let error = Error::encoding(
@@ -356,7 +359,7 @@ where
             items,
             batch_plan(&spans, total),
             (|| (), function),
-            (Some(Err), Codec::results()),
+            (Some(Err), self.results),
             Watch::default(),
             self.limits,
         );

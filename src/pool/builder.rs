@@ -30,8 +30,8 @@ use std::time::Duration;
 /// [`build`]: PoolBuilder::build
 #[derive(Clone, Debug, Default)]
 pub struct PoolBuilder {
-    kind: Option<BackendKind>,
-    backend: Option<Arc<dyn Backend>>,
+    pub(super) kind: Option<BackendKind>,
+    pub(super) backend: Option<Arc<dyn Backend>>,
     workers: Option<usize>,
     chunk_size: Option<usize>,
     timeout: Option<Duration>,
@@ -162,6 +162,7 @@ impl PoolBuilder {
     /// [`force_progress`](PoolBuilder::force_progress)). On MPI, rank 0
     /// draws. Needs the cargo feature `progress` (on by default).
     #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn progress(self, show: bool) -> PoolBuilder {
         self.progress_mode(show, ProgressMode::Auto)
     }
@@ -170,6 +171,7 @@ impl PoolBuilder {
     /// not a terminal (a log file, a batch job's output): then as a log
     /// line at most once a second, and a summary line when the call ends.
     #[cfg(feature = "progress")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "progress")))]
     pub fn force_progress(self, show: bool) -> PoolBuilder {
         self.progress_mode(show, ProgressMode::Always)
     }
@@ -262,7 +264,7 @@ impl PoolBuilder {
 
     /// The built-in backend: the builder's, else `PARPOOL_BACKEND`, else
     /// threads.
-    fn resolve_kind(&self) -> Result<BackendKind, Error> {
+    pub(super) fn resolve_kind(&self) -> Result<BackendKind, Error> {
         if let Some(kind) = self.kind {
             return Ok(kind);
         }

@@ -19,7 +19,9 @@ use crate::progress::{Meter, ProgressMode};
 use crate::stream::{self, Imap, ImapUnordered, Session, StreamSettings};
 
 mod builder;
+mod local;
 pub use builder::PoolBuilder;
+pub use local::LocalPool;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -149,7 +151,7 @@ impl Pool {
 
     /// The number of MPI ranks running the program (1 unless the backend is
     /// MPI).
-    pub fn size(&self) -> usize {
+    pub fn ranks(&self) -> usize {
         self.capabilities().ranks
     }
 
@@ -218,21 +220,7 @@ impl Pool {
         S: Send,
         R: Send + Serialize + DeserializeOwned,
     {
-        let items: Vec<T> = items.into_iter().collect();
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let plan = self.plan(items.len());
-        let job = MapJob::new(
-            items,
-            plan,
-            (init, f),
-            (None, Codec::values()),
-            self.watch(plan),
-            self.limits,
-        );
-        self.execute(&job)?;
-        job.into_outputs()
+        self.run_map_init((init, f), items, Codec::values())
     }
 
     /// Applies `f` to every item and returns one result per item, in input
@@ -259,28 +247,7 @@ impl Pool {
         T: Send,
         R: Send + Serialize + DeserializeOwned,
     {
-        let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
-        if items.is_empty() {
-            return Vec::new();
-        }
-        let total = items.len();
-        let plan = self.plan(total);
-        // Each task's panic is caught here, so one failed item does not end
-        // its chunk.
-        let guarded =
-            |_: &mut (), (index, item): (usize, T)| unwind::run_task(index, total, || f(item));
-        let job = MapJob::new(
-            items,
-            plan,
-            (|| (), guarded),
-            (Some(Err), Codec::results()),
-            self.watch(plan),
-            self.limits,
-        );
-        match self.execute(&job) {
-            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
-            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
-        }
+        self.run_try_map(f, items, Codec::results())
     }
 
     /// Applies `f` to every item and combines the results with `op`.
@@ -311,28 +278,14 @@ impl Pool {
         T: Send,
         R: Send + Clone + Serialize + DeserializeOwned,
     {
-        let items: Vec<T> = items.into_iter().collect();
-        if items.is_empty() {
-            return Ok(identity);
-        }
-        let plan = self.plan(items.len());
-        let job = ReduceJob::new(
-            items,
-            plan,
-            (f, identity, op),
-            Codec::values(),
-            self.watch(plan),
-            self.limits,
-        );
-        self.execute(&job)?;
-        job.into_result()
+        self.run_map_reduce((f, identity, op), items, Codec::values())
     }
 
     /// Applies `f` to the items of `input` lazily, in parallel, and returns
     /// an iterator of the results in input order; see [`Imap`].
     ///
     /// The input is pulled in chunks of [`chunk_size`](PoolBuilder::chunk_size)
-    /// items (default [`STREAM_CHUNK_SIZE`](crate::stream::STREAM_CHUNK_SIZE))
+    /// items (default [`STREAM_CHUNK_SIZE`](crate::STREAM_CHUNK_SIZE))
     /// only while fewer than [`in_flight`](PoolBuilder::in_flight) chunks are
     /// running or waiting to be handed out, so an input of any length (an
     /// iterator of 10^9 items, the lines of a file) is processed in constant
@@ -418,6 +371,103 @@ impl Pool {
         Session::new(self.stream_settings(), self.stream_job(f))
     }
 
+    /// `map_init`, with results that travel by `codec`.
+    pub(crate) fn run_map_init<T, S, R, I, F>(
+        &self,
+        (init, f): (I, F),
+        items: impl IntoIterator<Item = T>,
+        codec: Codec<R>,
+    ) -> Result<Vec<R>, Error>
+    where
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, T) -> R + Sync,
+        T: Send,
+        S: Send,
+        R: Send,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = self.plan(items.len());
+        let job = MapJob::new(
+            items,
+            plan,
+            (init, f),
+            (None, codec),
+            self.watch(plan),
+            self.limits,
+        );
+        self.execute(&job)?;
+        job.into_outputs()
+    }
+
+    /// `try_map`, with results that travel by `codec`.
+    pub(crate) fn run_try_map<T, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+        codec: Codec<Result<R, Error>>,
+    ) -> Vec<Result<R, Error>>
+    where
+        F: Fn(T) -> R + Sync,
+        T: Send,
+        R: Send,
+    {
+        let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let total = items.len();
+        let plan = self.plan(total);
+        // Each task's panic is caught here, so one failed item does not end
+        // its chunk.
+        let guarded =
+            |_: &mut (), (index, item): (usize, T)| unwind::run_task(index, total, || f(item));
+        let job = MapJob::new(
+            items,
+            plan,
+            (|| (), guarded),
+            (Some(Err), codec),
+            self.watch(plan),
+            self.limits,
+        );
+        match self.execute(&job) {
+            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
+            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
+        }
+    }
+
+    /// `map_reduce`, with partials that travel by `codec`.
+    pub(crate) fn run_map_reduce<T, R, F, Op>(
+        &self,
+        (f, identity, op): (F, R, Op),
+        items: impl IntoIterator<Item = T>,
+        codec: Codec<R>,
+    ) -> Result<R, Error>
+    where
+        F: Fn(T) -> R + Sync,
+        Op: Fn(R, R) -> R + Sync,
+        T: Send,
+        R: Send + Clone,
+    {
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(identity);
+        }
+        let plan = self.plan(items.len());
+        let job = ReduceJob::new(
+            items,
+            plan,
+            (f, identity, op),
+            codec,
+            self.watch(plan),
+            self.limits,
+        );
+        self.execute(&job)?;
+        job.into_result()
+    }
+
     /// The settings and a fresh engine of a stream of `f`.
     fn open_stream<T, R, F>(&self, f: F) -> Result<(StreamSettings, Box<dyn StreamEngine>), Error>
     where
@@ -425,8 +475,16 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
+        self.open_stream_job(self.stream_job(f))
+    }
+
+    /// The settings and a fresh engine of a stream of `job`.
+    pub(crate) fn open_stream_job(
+        &self,
+        job: Arc<dyn job::StreamJob>,
+    ) -> Result<(StreamSettings, Box<dyn StreamEngine>), Error> {
         let settings = self.stream_settings();
-        let engine = settings.open(self.stream_job(f))?;
+        let engine = settings.open(job)?;
         Ok((settings, engine))
     }
 
@@ -437,12 +495,18 @@ impl Pool {
         T: Send + Serialize + DeserializeOwned + 'static,
         R: Send + Serialize + DeserializeOwned + 'static,
     {
-        Arc::new(TypedStreamJob::new(f, self.limits))
+        let codecs = (Codec::values(), Codec::results());
+        Arc::new(TypedStreamJob::new(f, self.limits, codecs))
+    }
+
+    /// The per-task limits of this pool's calls.
+    pub(crate) fn limits(&self) -> TaskLimits {
+        self.limits
     }
 
     /// What a stream or session of this pool runs with. Inside a task
     /// (nested use) it runs on the serial backend, as every call does.
-    fn stream_settings(&self) -> StreamSettings {
+    pub(crate) fn stream_settings(&self) -> StreamSettings {
         let backend: Arc<dyn Backend> = if job::inside_task() {
             Arc::new(SerialBackend)
         } else {

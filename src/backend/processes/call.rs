@@ -15,7 +15,7 @@
 
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
-use super::retry::{ChunkRetries, Verdict};
+use super::retry::{ChunkRetries, MAX_UNSTARTED_DEATHS, Verdict};
 use super::shm::IDLE;
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
@@ -41,6 +41,7 @@ pub(super) fn run(job: &dyn Job, workers: usize, forker: &Arc<Forker>) -> Result
         retries: HashMap::new(),
         stopping: false,
         last_idle_death: None,
+        deaths_without_progress: 0,
     };
     // Dropping the call's fleet kills and reaps whatever still runs.
     call.supervise()
@@ -60,6 +61,8 @@ struct Call<'a> {
     /// The last worker that died between chunks: it may have claimed a
     /// chunk without saying so.
     last_idle_death: Option<Death>,
+    /// Workers in a row that died before sending anything.
+    deaths_without_progress: usize,
 }
 
 impl Call<'_> {
@@ -79,11 +82,43 @@ impl Call<'_> {
                 match event {
                     Event::Frame {
                         header, payload, ..
-                    } => self.on_frame(header, &payload),
-                    Event::Exited { death, .. } => self.on_exit(&death),
+                    } => {
+                        self.deaths_without_progress = 0;
+                        self.on_frame(header, &payload);
+                    }
+                    Event::Exited { death, .. } => {
+                        // Deaths on a chunk are bounded by the retry policy;
+                        // these are workers that died before taking one.
+                        if death.chunk == IDLE && !death.exited_cleanly() {
+                            self.deaths_without_progress += 1;
+                        }
+                        self.on_exit(&death);
+                        self.check_progress(&death)?;
+                    }
                 }
             }
         }
+    }
+
+    /// Fails the call if workers keep dying before taking a chunk, with no
+    /// frame from any worker in between (a fork that cannot live: a memory
+    /// limit, a broken environment), so it is not forked again and again
+    /// for ever. Deaths holding a chunk are bounded by the retry policy.
+    fn check_progress(&mut self, death: &Death) -> Result<(), Error> {
+        let limit = 3 * self.fleet.slots() + MAX_UNSTARTED_DEATHS as usize;
+        if self.deaths_without_progress <= limit || self.stopping {
+            return Ok(());
+        }
+        self.stop();
+        Err(Error::backend(
+            "processes",
+            format!(
+                "{} workers in a row ended without sending a result (the last {}); \
+                 giving up",
+                self.deaths_without_progress,
+                death.how()
+            ),
+        ))
     }
 
     /// True once anyone has raised the shared stop flag; a worker raises it
