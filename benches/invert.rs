@@ -10,7 +10,7 @@ mod support;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use faer::linalg::solvers::DenseSolveCore;
 use faer::{MatRef, Par};
-use parpool::workloads::invert::{self, Matrix};
+use parpool_workloads::invert::{self, Matrix};
 
 const N: usize = 500;
 

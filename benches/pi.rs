@@ -9,7 +9,7 @@
 mod support;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parpool::workloads::pi::{self, PiStream};
+use parpool_workloads::pi::{self, PiStream};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use std::hint::black_box;

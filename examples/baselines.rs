@@ -17,8 +17,8 @@
 use faer::Par;
 use faer::linalg::solvers::DenseSolveCore;
 use faer::prelude::*;
-use parpool::workloads::invert::{self, Matrix};
-use parpool::workloads::pi;
+use parpool_workloads::invert::{self, Matrix};
+use parpool_workloads::pi;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use std::num::NonZeroUsize;

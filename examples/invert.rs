@@ -16,7 +16,7 @@
 mod support;
 
 use parpool::BackendKind;
-use parpool::workloads::invert::{self, Matrix};
+use parpool_workloads::invert::{self, Matrix};
 use std::time::Instant;
 
 struct Options {
@@ -68,7 +68,7 @@ fn main() {
     support::main_with(parse_options, run);
 }
 
-fn run(options: &Options) -> Result<(), parpool::Error> {
+fn run(options: &Options) -> Result<(), parpool_workloads::Error> {
     let n = options.n;
     let a = Matrix::lesson(n, options.seed);
     let block_size = options

@@ -16,7 +16,7 @@
 mod support;
 
 use parpool::BackendKind;
-use parpool::workloads::pi;
+use parpool_workloads::pi;
 use std::time::Instant;
 
 /// The CSV columns shared with the `invert` and `baselines` examples and

@@ -12,8 +12,8 @@
 //! The counts depend only on the seed and the task list, so 1, 2 or 4 ranks
 //! (and the serial backend) print the same estimate.
 
-use parpool::workloads::pi::{self, PiStream};
 use parpool::{BackendKind, Pool};
+use parpool_workloads::pi::{self, PiStream};
 use std::time::Instant;
 
 fn main() -> Result<(), parpool::Error> {

@@ -146,9 +146,6 @@ enum ErrorKind {
         value: String,
         reason: String,
     },
-    /// A workload was given input it cannot work on (a singular matrix).
-    #[error("invalid input: {message}")]
-    InvalidInput { message: String },
     /// The call was stopped through a [`CancelToken`](crate::CancelToken).
     #[error("cancelled: {what}")]
     Cancelled { what: String },
@@ -280,13 +277,6 @@ impl Error {
         })
     }
 
-    /// A workload's input cannot be worked on; `message` says why.
-    pub(crate) fn invalid_input(message: impl Into<String>) -> Error {
-        Error::new(ErrorKind::InvalidInput {
-            message: message.into(),
-        })
-    }
-
     /// A call was cancelled; `what` says what was left undone.
     pub(crate) fn cancelled(what: impl Into<String>) -> Error {
         Error::new(ErrorKind::Cancelled { what: what.into() })
@@ -342,7 +332,6 @@ impl Error {
             | ErrorKind::Timeout { index, .. }
             | ErrorKind::Encoding { index, .. } => Some(*index),
             ErrorKind::InvalidConfig { .. }
-            | ErrorKind::InvalidInput { .. }
             | ErrorKind::Cancelled { .. }
             | ErrorKind::Backend { .. } => None,
         }
@@ -373,12 +362,6 @@ impl Error {
     /// True if a builder setting or environment variable was invalid.
     pub fn is_invalid_config(&self) -> bool {
         matches!(*self.kind, ErrorKind::InvalidConfig { .. })
-    }
-
-    /// True if a workload rejected its input (for example a singular or
-    /// non-finite matrix given to [`invert`](crate::workloads::invert::invert)).
-    pub fn is_invalid_input(&self) -> bool {
-        matches!(*self.kind, ErrorKind::InvalidInput { .. })
     }
 
     /// Where the task panicked (`file:line:column`), if it panicked and
@@ -422,7 +405,6 @@ impl Error {
             ErrorKind::Timeout { .. } => "Timeout",
             ErrorKind::Encoding { .. } => "Encoding",
             ErrorKind::InvalidConfig { .. } => "InvalidConfig",
-            ErrorKind::InvalidInput { .. } => "InvalidInput",
             ErrorKind::Cancelled { .. } => "Cancelled",
             ErrorKind::Backend { .. } => "Backend",
         }

@@ -73,7 +73,6 @@ mod plan;
 mod pool;
 mod progress;
 mod stream;
-pub mod workloads;
 
 pub use backend::{Backend, BackendKind};
 pub use cancel::CancelToken;

@@ -7,8 +7,8 @@
 
 mod common;
 
-use parpool::workloads::pi;
 use parpool::{BackendKind, Pool};
+use parpool_workloads::pi;
 use std::process::Command;
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 mod common;
 
 use common::every_pool;
-use parpool::workloads::pi;
+use parpool_workloads::pi;
 
 #[test]
 fn the_pi_count_depends_on_seed_and_tasks_only() {
@@ -23,7 +23,7 @@ fn the_pi_count_depends_on_seed_and_tasks_only() {
 
 #[test]
 fn inversion_is_bit_identical_on_every_backend_and_worker_count() {
-    use parpool::workloads::invert::{self, Matrix};
+    use parpool_workloads::invert::{self, Matrix};
     let a = Matrix::lesson(150, 4);
     let reference = invert::invert_with_block_size(&every_pool()[0], &a, 32).unwrap();
     assert!(invert::relative_residual(&a, &reference) < 1e-13);
@@ -35,7 +35,7 @@ fn inversion_is_bit_identical_on_every_backend_and_worker_count() {
 
 #[test]
 fn a_singular_matrix_is_an_error_on_every_backend() {
-    use parpool::workloads::invert::{self, Matrix};
+    use parpool_workloads::invert::{self, Matrix};
     // Column 40 repeats column 3: singular, and found in a later block.
     let a = Matrix::from_fn(70, |row, col| {
         let col = if col == 40 { 3 } else { col };

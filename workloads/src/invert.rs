@@ -41,9 +41,9 @@
 //!
 //! [`is_invalid_input`]: crate::Error::is_invalid_input
 
-use crate::error::Error;
-use crate::pool::Pool;
+use crate::Error;
 use faer::{Accum, MatMut, MatRef, Par};
+use parpool::Pool;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
@@ -162,7 +162,7 @@ pub fn flops(n: usize) -> f64 {
 ///
 /// ```
 /// use parpool::Pool;
-/// use parpool::workloads::invert::{Matrix, invert, relative_residual};
+/// use parpool_workloads::invert::{Matrix, invert, relative_residual};
 ///
 /// let a = Matrix::lesson(100, 1);
 /// let x = invert(&Pool::new(), &a)?;
@@ -170,7 +170,7 @@ pub fn flops(n: usize) -> f64 {
 ///
 /// let singular = Matrix::from_fn(3, |row, col| (row + col) as f64);
 /// assert!(invert(&Pool::new(), &singular).unwrap_err().is_invalid_input());
-/// # Ok::<(), parpool::Error>(())
+/// # Ok::<(), parpool_workloads::Error>(())
 /// ```
 pub fn invert(pool: &Pool, a: &Matrix) -> Result<Matrix, Error> {
     invert_with_block_size(pool, a, default_block_size(a.n))
@@ -180,7 +180,7 @@ pub fn invert(pool: &Pool, a: &Matrix) -> Result<Matrix, Error> {
 pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Result<Matrix, Error> {
     let n = a.n;
     if let Some(index) = a.data.iter().position(|x| !x.is_finite()) {
-        return Err(Error::invalid_input(format!(
+        return Err(Error::InvalidInput(format!(
             "the matrix has a non-finite entry {} at ({}, {})",
             a.data[index],
             index % n,
@@ -229,7 +229,7 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
         }
     }
     if let Some(index) = work.iter().position(|x| !x.is_finite()) {
-        return Err(Error::invalid_input(format!(
+        return Err(Error::InvalidInput(format!(
             "the inverse overflowed at ({}, {}): the matrix is too ill-conditioned",
             index % n,
             index / n
@@ -340,7 +340,7 @@ fn factor_panel_unblocked(
                 }
             });
         if magnitude <= tiny_pivot || !magnitude.is_finite() {
-            return Err(Error::invalid_input(format!(
+            return Err(Error::InvalidInput(format!(
                 "the matrix is singular to working precision: the best pivot for column \
                  {pivot_row} is {magnitude:.3e}, at most n·ε·max|a| = {tiny_pivot:.3e}"
             )));
@@ -374,7 +374,7 @@ fn factor_panel_unblocked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BackendKind;
+    use parpool::BackendKind;
 
     fn serial() -> Pool {
         Pool::builder().kind(BackendKind::Serial).build().unwrap()

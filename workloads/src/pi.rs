@@ -25,8 +25,7 @@
 //! steps with `jump_ce` would make tasks provably disjoint too, but costs
 //! about 1.6 ms per stream here, more than a task of 10^6 darts.)
 
-use crate::error::Error;
-use crate::pool::Pool;
+use parpool::{Error, Pool};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -190,7 +189,7 @@ fn count_blocks_best(stream: &mut PiStream, blocks: u64) -> u64 {
 /// `sample(b)` gives the same total as `sample(a + b)`.
 ///
 /// ```
-/// use parpool::workloads::pi::{PiStream, sample};
+/// use parpool_workloads::pi::{PiStream, sample};
 ///
 /// let (n, inside) = sample(1_000_000, &mut PiStream::new(42, 0));
 /// let estimate = 4.0 * inside as f64 / n as f64;
@@ -255,7 +254,7 @@ impl PiEstimate {
 ///
 /// ```
 /// use parpool::{BackendKind, Pool};
-/// use parpool::workloads::pi;
+/// use parpool_workloads::pi;
 ///
 /// let serial = Pool::builder().kind(BackendKind::Serial).build()?;
 /// let threads = Pool::builder().kind(BackendKind::Threads).workers(2).build()?;
