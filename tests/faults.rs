@@ -10,7 +10,9 @@
 
 mod common;
 
-use common::{SharedCounters, children, open_fds, output_within, scenario_command, threads};
+use common::{
+    SharedCounters, children, open_fds, output_within, processes, scenario_command, threads,
+};
 use parpool::{BackendKind, Error, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
@@ -24,20 +26,10 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// How long a re-executed scenario may take before it counts as hung.
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn processes(workers: usize) -> parpool::PoolBuilder {
-    Pool::builder()
-        .kind(BackendKind::Processes)
-        .workers(workers)
-}
-
-/// Runs `case`, then checks that it left no descriptors or children.
+/// Runs `case` and checks it left no descriptors, children or shared
+/// mappings behind.
 fn without_leaks(case: impl FnOnce()) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let fds_before = open_fds();
-    let children_before = children();
-    case();
-    assert_eq!(open_fds(), fds_before, "file descriptors leaked");
-    assert_eq!(children(), children_before, "child processes left behind");
+    common::alone_without_leaks(&ONE_AT_A_TIME, case);
 }
 
 /// Runs scenario `name` in a fresh copy of this test binary, within

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{SharedCounters, children, open_fds, scenario_command, shared_mappings};
+use common::{SharedCounters, processes, scenario_command};
 use parpool::{BackendKind, Pool};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::sync::Arc;
@@ -18,26 +18,10 @@ use std::time::{Duration, Instant};
 /// one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn processes(workers: usize) -> parpool::PoolBuilder {
-    Pool::builder()
-        .kind(BackendKind::Processes)
-        .workers(workers)
-}
-
-/// Runs `case` and checks it left no descriptors or children behind.
+/// Runs `case` and checks it left no descriptors, children or shared
+/// mappings behind.
 fn without_leaks(case: impl FnOnce()) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let fds_before = open_fds();
-    let children_before = children();
-    let mappings_before = shared_mappings();
-    case();
-    assert_eq!(
-        shared_mappings(),
-        mappings_before,
-        "shared mappings left mapped"
-    );
-    assert_eq!(open_fds(), fds_before, "file descriptors leaked");
-    assert_eq!(children(), children_before, "child processes left behind");
+    common::alone_without_leaks(&ONE_AT_A_TIME, case);
 }
 
 fn crash_at_item_5(how: fn()) -> Result<Vec<u32>, parpool::Error> {

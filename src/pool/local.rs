@@ -279,32 +279,3 @@ impl LocalPool {
         Arc::new(TypedStreamJob::new(f, self.pool.limits(), codecs))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_environment_never_makes_a_local_pool_leave_the_process() {
-        // Settings in code that ask for processes are an error.
-        #[cfg(target_os = "linux")]
-        {
-            let error = Pool::builder()
-                .kind(BackendKind::Processes)
-                .build_local()
-                .unwrap_err();
-            assert!(error.is_invalid_config(), "{error}");
-        }
-        let error = Pool::builder()
-            .kind(BackendKind::Threads)
-            .timeout(std::time::Duration::from_secs(1))
-            .build_local()
-            .unwrap_err();
-        assert!(error.is_invalid_config(), "{error}");
-        let serial = Pool::builder()
-            .kind(BackendKind::Serial)
-            .build_local()
-            .unwrap();
-        assert_eq!(serial.kind(), BackendKind::Serial);
-    }
-}

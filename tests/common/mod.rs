@@ -229,3 +229,28 @@ pub fn without_location(message: impl std::fmt::Display) -> String {
         None => message,
     }
 }
+
+/// Runs `case` alone (holding `one_at_a_time`, as tests that count this
+/// process's resources must) and checks it left no descriptors, children
+/// or shared mappings behind.
+pub fn alone_without_leaks(one_at_a_time: &std::sync::Mutex<()>, case: impl FnOnce()) {
+    let _alone = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+    let fds_before = open_fds();
+    let children_before = children();
+    let mappings_before = shared_mappings();
+    case();
+    assert_eq!(
+        shared_mappings(),
+        mappings_before,
+        "shared mappings left mapped"
+    );
+    assert_eq!(open_fds(), fds_before, "file descriptors leaked");
+    assert_eq!(children(), children_before, "child processes left behind");
+}
+
+/// A builder for a process pool of `workers` workers.
+pub fn processes(workers: usize) -> parpool::PoolBuilder {
+    Pool::builder()
+        .kind(BackendKind::Processes)
+        .workers(workers)
+}
