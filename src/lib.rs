@@ -74,7 +74,7 @@ mod pool;
 mod progress;
 mod stream;
 
-pub use backend::{Backend, BackendKind};
+pub use backend::contract::{Backend, BackendKind};
 pub use cancel::CancelToken;
 pub use error::Error;
 pub use job::{Job, TaskLimits};
