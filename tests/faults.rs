@@ -291,20 +291,22 @@ fn workers_are_replaced_after_their_quota_in_calls_sessions_and_streams() {
 
 #[test]
 fn recycling_is_rejected_where_workers_are_threads() {
-    for kind in [BackendKind::Serial, BackendKind::Threads] {
-        let error = Pool::builder()
-            .kind(kind)
-            .max_tasks_per_worker(5)
-            .build()
-            .unwrap_err();
+    without_leaks(|| {
+        for kind in [BackendKind::Serial, BackendKind::Threads] {
+            let error = Pool::builder()
+                .kind(kind)
+                .max_tasks_per_worker(5)
+                .build()
+                .unwrap_err();
+            assert!(error.is_invalid_config(), "{error}");
+            assert!(
+                error.to_string().contains("max_tasks_per_worker"),
+                "{error}"
+            );
+        }
+        let error = processes(1).max_tasks_per_worker(0).build().unwrap_err();
         assert!(error.is_invalid_config(), "{error}");
-        assert!(
-            error.to_string().contains("max_tasks_per_worker"),
-            "{error}"
-        );
-    }
-    let error = processes(1).max_tasks_per_worker(0).build().unwrap_err();
-    assert!(error.is_invalid_config(), "{error}");
+    });
 }
 
 // --- where a task panicked -----------------------------------------------------
@@ -375,8 +377,8 @@ fn scenario_host() {
             scenario_without_leaks(rayon_scenario);
         }
         "helper_prints" => scenario_without_leaks(helper_prints_scenario),
-        "stdout_held" => stdout_held_scenario(),
-        "drop_while_unwinding" => drop_while_unwinding_scenario(),
+        "stdout_held" => scenario_without_leaks(stdout_held_scenario),
+        "drop_while_unwinding" => scenario_without_leaks(drop_while_unwinding_scenario),
         "serialize_panic" => scenario_without_leaks(serialize_panic_scenario),
         "workers_not_utf8" => {
             let error = Pool::from_env().unwrap_err();

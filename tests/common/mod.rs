@@ -45,6 +45,17 @@ pub fn shared_mappings() -> usize {
     })
 }
 
+/// Threads parpool started in this process (thread pools, the forker),
+/// by name: the test harness starts and ends threads of its own.
+pub fn pool_threads() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |dir| {
+        dir.filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+            .filter(|name| name.starts_with("parpool-"))
+            .count()
+    })
+}
+
 /// Threads of this process.
 pub fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
@@ -238,7 +249,15 @@ pub fn alone_without_leaks(one_at_a_time: &std::sync::Mutex<()>, case: impl FnOn
     let fds_before = open_fds();
     let children_before = children();
     let mappings_before = shared_mappings();
+    let threads_before = pool_threads();
     case();
+    // Threads of pools dropped by another test may still be exiting, so
+    // the count may also go down.
+    let threads_after = settles_to(threads_before, pool_threads);
+    assert!(
+        threads_after <= threads_before,
+        "pool threads left running: {threads_after}, before {threads_before}"
+    );
     assert_eq!(
         shared_mappings(),
         mappings_before,
