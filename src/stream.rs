@@ -19,7 +19,9 @@
 //! before their next item, busy worker processes are killed. Nothing the
 //! stream started outlives it.
 
-use crate::backend::{Backend, StreamContext, StreamEngine, stream_cancelled};
+use crate::backend::{
+    Backend, DEFAULT_IN_FLIGHT_PER_WORKER, StreamContext, StreamEngine, stream_cancelled,
+};
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::job::{StreamChunk, StreamJob, Watch};
@@ -64,8 +66,11 @@ impl StreamSettings {
     /// so fewer, larger chunks than a plain call's pay off; a session's
     /// `map` combines nothing, so the grouping cannot change a result.
     fn batch_chunk_size(&self, total: usize) -> usize {
-        self.chunk_size
-            .unwrap_or_else(|| total.div_ceil(4 * self.workers).max(1))
+        self.chunk_size.unwrap_or_else(|| {
+            total
+                .div_ceil(DEFAULT_IN_FLIGHT_PER_WORKER * self.workers)
+                .max(1)
+        })
     }
 }
 
