@@ -7,9 +7,12 @@
 
 mod common;
 
-use parpool::{BackendKind, Pool};
+use parpool::{BackendKind, CancelToken, Pool};
 use parpool_workloads::pi;
+use std::collections::BTreeSet;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Set in the environment of the launched ranks.
@@ -99,6 +102,12 @@ const SCENARIOS: &[&str] = &[
     "second-pool-reuses-mpi",
     "pi-matches-serial",
     "imap-and-sessions",
+    "threads-inside-each-rank",
+    "uneven-tasks-are-balanced-across-ranks",
+    "a-failing-rank-stops-every-rank",
+    "a-cancel-on-one-rank-is-everyones-error",
+    "streams-overlap-and-stay-bounded",
+    "streams-dropped-early-and-failed-sessions-go-on",
 ];
 
 fn rank_main() {
@@ -216,6 +225,183 @@ fn rank_main() {
         .unwrap();
     assert_eq!(inits, (1..101).collect::<Vec<u32>>());
     ok("imap-and-sessions");
+
+    cluster_scale(rank, size, &ok);
+}
+
+/// The scenarios of issue 14: threads in ranks, run-time balance, fail
+/// fast across ranks, streams without barriers.
+fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
+    // Threads inside each rank: workers(2) is two threads per rank, and
+    // the default is this rank's cpus::available().
+    let default = Pool::builder().kind(BackendKind::Mpi).build().unwrap();
+    assert_eq!(default.workers(), parpool::cpus::available().count());
+    let two = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    assert_eq!((two.workers(), two.ranks()), (2, size));
+    let threads = two
+        .map(
+            |_: u32| {
+                std::thread::sleep(Duration::from_millis(20));
+                (rank, std::thread::current().name().map(str::to_owned))
+            },
+            0..(8 * size as u32),
+        )
+        .unwrap();
+    let mine: BTreeSet<_> = threads.iter().filter(|(r, _)| *r == rank).collect();
+    assert_eq!(mine.len(), 2, "two threads ran this rank's chunks: {mine:?}");
+    ok("threads-inside-each-rank");
+
+    // Uneven tasks: even ones slow. Claimed at run time, the slow ones
+    // spread over the ranks instead of all landing on rank 0.
+    let one = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .workers(1)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let ran_on = one
+        .map(
+            |task: u32| {
+                let cost = if task % 2 == 0 { 60 } else { 1 };
+                std::thread::sleep(Duration::from_millis(cost));
+                rank
+            },
+            0..(12 * size as u32),
+        )
+        .unwrap();
+    for r in 0..size {
+        let slow = (0..ran_on.len())
+            .filter(|&t| t % 2 == 0 && ran_on[t] == r)
+            .count();
+        // 6 slow tasks per rank is ideal; a static split gives all of
+        // them to the even ranks.
+        assert!((3..=9).contains(&slow), "rank {r} ran {slow} slow tasks: {ran_on:?}");
+    }
+    ok("uneven-tasks-are-balanced-across-ranks");
+
+    // Every task that runs on the last rank panics. Without a cross-rank
+    // stop, the others would run 400 tasks of 20 ms (8 s on one rank).
+    let failing = size - 1;
+    let started_here = AtomicUsize::new(0);
+    let started = Instant::now();
+    let error = one
+        .map(
+            |task: u32| {
+                started_here.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+                assert!(rank != failing, "task {task} fails");
+                task
+            },
+            0..400,
+        )
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(error.task_index().is_some(), "{error}");
+    assert!(common::without_location(&error).contains("fails"), "{error}");
+    let started_here = started_here.load(Ordering::Relaxed);
+    if size > 1 {
+        assert!(started_here < 100, "rank {rank} started {started_here} tasks");
+        assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
+    }
+    // Every rank returns the same error.
+    let same = one
+        .map(|_: u8| common::without_location(&error), 0..size as u8)
+        .unwrap();
+    assert!(same.iter().all(|text| *text == same[0]), "{same:?}");
+    ok("a-failing-rank-stops-every-rank");
+
+    // A cancel on rank 0 only: every rank's call ends cancelled.
+    let token = CancelToken::new();
+    let cancelling = one.with_cancel(&token);
+    let canceller = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            if rank == 0 {
+                std::thread::sleep(Duration::from_millis(100));
+                token.cancel();
+            }
+        })
+    };
+    let error = cancelling
+        .map(
+            |x: u32| {
+                std::thread::sleep(Duration::from_millis(20));
+                x
+            },
+            0..400,
+        )
+        .unwrap_err();
+    canceller.join().unwrap();
+    assert!(error.is_cancelled(), "{error}");
+    ok("a-cancel-on-one-rank-is-everyones-error");
+
+    // Streams: chunks of every rank overlap (no batch barrier), the
+    // input is pulled lazily, and every rank sees every result in order.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counted = {
+        let pulled = pulled.clone();
+        (0..200u32).inspect(move |_| {
+            pulled.fetch_add(1, Ordering::Relaxed);
+        })
+    };
+    let bounded = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .workers(1)
+        .chunk_size(1)
+        .in_flight(4)
+        .build()
+        .unwrap();
+    let mut stream = bounded
+        .imap(
+            move |x: u32| {
+                std::thread::sleep(Duration::from_millis(if x % 2 == 0 { 10 } else { 1 }));
+                (x, rank)
+            },
+            counted,
+        )
+        .unwrap();
+    let mut runners = BTreeSet::new();
+    for expected in 0..200u32 {
+        let (x, ran_on) = stream.next().unwrap().unwrap();
+        assert_eq!(x, expected);
+        runners.insert(ran_on);
+        // At most in_flight chunks of 1 ahead, plus the one handed out.
+        assert!(pulled.load(Ordering::Relaxed) <= expected as usize + 6);
+    }
+    assert!(stream.next().is_none());
+    drop(stream);
+    assert_eq!(runners.len(), size, "every rank ran chunks: {runners:?}");
+    ok("streams-overlap-and-stay-bounded");
+
+    // Every rank stops reading a stream early; a session call fails fast;
+    // the pool and the session go on working afterwards.
+    let mut stream = one.imap(|x: u32| x * 2, 0..1000).unwrap();
+    assert_eq!(stream.next().unwrap().unwrap(), 0);
+    assert_eq!(stream.next().unwrap().unwrap(), 2);
+    drop(stream);
+    let unordered: BTreeSet<u32> = one
+        .imap_unordered(|x: u32| x + 1, 0..50)
+        .unwrap()
+        .map(|(_, result)| result.unwrap())
+        .collect();
+    assert_eq!(unordered, (1..51).collect());
+    let mut session = one
+        .session(|x: u32| {
+            assert!(x != 13, "thirteen");
+            x
+        })
+        .unwrap();
+    let error = session.map(0..100).unwrap_err();
+    assert_eq!(error.task_index(), Some(13));
+    assert_eq!(session.map(20..30).unwrap(), (20..30).collect::<Vec<_>>());
+    drop(session);
+    assert_eq!(one.map(|x: u32| x, 0..10).unwrap(), (0..10).collect::<Vec<_>>());
+    ok("streams-dropped-early-and-failed-sessions-go-on");
 }
 
 /// Rank 1 aborts inside a task; rank 0 would wait in the agreement step.

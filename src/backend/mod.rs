@@ -230,7 +230,7 @@ pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Backend
         #[cfg(target_os = "linux")]
         BackendKind::Processes => Arc::new(ProcessesBackend::new(workers)?),
         #[cfg(feature = "mpi")]
-        BackendKind::Mpi => Arc::new(MpiBackend::new()?),
+        BackendKind::Mpi => Arc::new(MpiBackend::new(workers)?),
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",

@@ -29,6 +29,9 @@ pub(super) struct ChunkBook {
     states: Box<[AtomicU8]>,
     /// Fail-fast: set at the first failure.
     stopped: AtomicBool,
+    /// Set by [`stop`](ChunkBook::stop): running chunks end before their
+    /// next item.
+    halted: AtomicBool,
     /// Failures recorded so far, any order.
     failures: Mutex<Vec<Error>>,
     /// True once `failures` is non-empty (checked without the lock).
@@ -61,6 +64,8 @@ pub(super) struct ChunkClaim<'a, T, O> {
     current_item: Option<&'a AtomicUsize>,
     /// The call's cancel token, looked up once per chunk.
     cancel: Option<&'a CancelToken>,
+    /// The chunk ended early because the job was [stopped](ChunkBook::stop).
+    halted: bool,
     settled: bool,
 }
 
@@ -73,6 +78,7 @@ impl ChunkBook {
                 .map(|_| AtomicU8::new(PENDING))
                 .collect(),
             stopped: AtomicBool::new(false),
+            halted: AtomicBool::new(false),
             failures: Mutex::new(Vec::new()),
             has_failures: AtomicBool::new(false),
         }
@@ -126,6 +132,7 @@ impl ChunkBook {
             items,
             current_item,
             cancel: self.watch.cancel.as_ref(),
+            halted: false,
             settled: false,
         })
     }
@@ -140,6 +147,21 @@ impl ChunkBook {
     /// True once a fail-fast job has a failure or the call was cancelled.
     pub(super) fn should_stop(&self) -> bool {
         self.stopped.load(Ordering::Acquire) || self.watch.cancelled()
+    }
+
+    /// Stops the job from outside (another process of the call failed):
+    /// no more chunks, and running ones end before their next item.
+    pub(super) fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.halted.store(true, Ordering::Release);
+    }
+
+    /// The error a chunk ends with when [`stop`](ChunkBook::stop) halts it.
+    /// It is not recorded: the failure that stopped the job is.
+    #[cold]
+    #[inline(never)]
+    fn halted_error(&self) -> Error {
+        Error::cancelled("the call was stopped by a failure elsewhere")
     }
 
     /// The error of a cancelled call (out of line: tasks check between
@@ -296,6 +318,10 @@ impl<T, O> ChunkClaim<'_, T, O> {
         if self.cancel.is_some_and(CancelToken::is_cancelled) {
             return Err(self.book.cancelled_error());
         }
+        if self.book.halted.load(Ordering::Relaxed) {
+            self.halted = true;
+            return Err(self.book.halted_error());
+        }
         Ok(self.take())
     }
 
@@ -387,7 +413,9 @@ impl<T, O> ChunkClaim<'_, T, O> {
             }
             Err(error) => {
                 self.book.finish(self.chunk, FAILED);
-                self.book.record_failure(error.clone(), keeps_going);
+                if !self.halted {
+                    self.book.record_failure(error.clone(), keeps_going);
+                }
                 Err(error)
             }
         }

@@ -82,6 +82,13 @@ pub trait Job: Sync + sealed::Sealed {
     /// claim no more chunks.
     fn should_stop(&self) -> bool;
 
+    /// Stops the job because another process running the same call failed
+    /// or was cancelled (the MPI backend's ranks); that failure arrives
+    /// later through [`record_failure`](Job::record_failure). Chunks running
+    /// here end before their next item, and
+    /// [`should_stop`](Job::should_stop) turns true.
+    fn stop(&self);
+
     /// True once chunk `chunk` has results here (run here or accepted).
     fn is_chunk_done(&self, chunk: usize) -> bool;
 

@@ -130,6 +130,10 @@ where
         self.book.should_stop()
     }
 
+    fn stop(&self) {
+        self.book.stop();
+    }
+
     fn is_chunk_done(&self, chunk: usize) -> bool {
         self.book.is_done(chunk)
     }

@@ -190,6 +190,12 @@ pub trait StreamJob: Send + Sync + sealed::Sealed {
         current_item: &AtomicUsize,
     ) -> Result<Vec<u8>, Error>;
 
+    /// Runs `chunk` here, every item, and encodes its results for
+    /// [`decode_results`](StreamJob::decode_results) in other copies of
+    /// this job (the MPI backend's ranks). `Err` only if the results cannot
+    /// be encoded at all.
+    fn run_and_encode(&self, chunk: StreamChunk) -> Result<Vec<u8>, Error>;
+
     /// Decodes what [`run_encoded`](StreamJob::run_encoded) returned for
     /// `span`; bytes that cannot be decoded fail every item.
     fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults;
@@ -301,6 +307,17 @@ where
             })
             .collect();
         current_item.store(super::SENDING_RESULTS, Ordering::Release);
+        self.results
+            .encode_checked(&results, (span.start, UNKNOWN_TOTAL), Some(Err))
+    }
+
+    fn run_and_encode(&self, chunk: StreamChunk) -> Result<Vec<u8>, Error> {
+        let span = chunk.span();
+        let results: Vec<Result<O, Error>> = span
+            .items()
+            .zip(chunk.into_items::<T>())
+            .map(|(index, item)| unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item)))
+            .collect();
         self.results
             .encode_checked(&results, (span.start, UNKNOWN_TOTAL), Some(Err))
     }

@@ -1,0 +1,169 @@
+//! A plain call (`map`, `try_map`, `map_reduce`) across the ranks: claim
+//! chunks from the shared counter while the call runs, agree on failures,
+//! then all-gather the results.
+
+use super::counter::{Counter, STOP};
+use super::gather::all_gather_bytes;
+use crate::backend::wire::{self, FrameKind};
+use crate::error::Error;
+use crate::job::Job;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How often a rank whose threads are all busy looks at the counter for a
+/// stop from another rank. Rank 0, which hosts the counter, looks more
+/// often: its MPI calls also drive the counter's progress on some MPI
+/// libraries.
+const STOP_POLL: Duration = Duration::from_millis(10);
+const HOST_POLL: Duration = Duration::from_millis(1);
+
+/// What this rank did in the call.
+struct RankOutcome {
+    /// The encoded results of the chunks this rank ran, as wire frames.
+    blob: Vec<u8>,
+    /// The failure with the lowest item index among this rank's chunks, or
+    /// a cancellation of this rank's call.
+    failure: Option<Error>,
+}
+
+/// Runs `job` on every rank of `world` (collective), on `threads`.
+pub(super) fn run(
+    world: &SimpleCommunicator,
+    threads: &rayon::ThreadPool,
+    workers: usize,
+    job: &dyn Job,
+) -> Result<(), Error> {
+    let counter = Counter::new(world);
+    let outcome = claim_and_run(&counter, world.rank() == 0, threads, workers, job);
+    // Collective: returns once every rank has stopped claiming.
+    drop(counter);
+    // Agree: everyone learns every rank's first failure (no bytes for
+    // none, else the error's wire form).
+    let status = outcome
+        .failure
+        .map(|error| error.to_wire())
+        .unwrap_or_default();
+    let statuses = all_gather_bytes(world, &status)?;
+    let mut any_failed = false;
+    for status in statuses.iter().filter(|status| !status.is_empty()) {
+        any_failed = true;
+        job.record_failure(Error::from_wire(status, "mpi"));
+    }
+    if any_failed {
+        return Ok(());
+    }
+    // Exchange results; accept the chunks the other ranks ran.
+    let rank = world.rank() as usize;
+    let blobs = all_gather_bytes(world, &outcome.blob)?;
+    for (other, blob) in blobs.iter().enumerate() {
+        if other == rank {
+            continue;
+        }
+        let frames = wire::split(blob).ok_or_else(|| {
+            Error::backend("mpi", format!("truncated results from rank {other}"))
+        })?;
+        for (header, bytes) in frames {
+            if let Err(error) = job.accept_chunk(header.id, bytes) {
+                job.record_failure(error);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Claims chunks from `counter` whenever one of `workers` threads is free
+/// and runs them there, until no chunk is left or the call stops.
+fn claim_and_run(
+    counter: &Counter,
+    host: bool,
+    threads: &rayon::ThreadPool,
+    workers: usize,
+    job: &dyn Job,
+) -> RankOutcome {
+    let chunk_count = job.plan().chunk_count() as u64;
+    let poll = if host { HOST_POLL } else { STOP_POLL };
+    let mut outcome = RankOutcome {
+        blob: Vec::new(),
+        failure: None,
+    };
+    let (sender, receiver) = mpsc::channel::<(usize, Result<Vec<u8>, Error>)>();
+    let mut running = 0usize;
+    let mut claiming = true;
+    // This rank told the others to stop, or learned that one of them did.
+    let mut stop_sent = false;
+    let mut stopped_elsewhere = false;
+    threads.in_place_scope(|scope| {
+        loop {
+            if !stop_sent && !stopped_elsewhere && job.should_stop() {
+                // A fail-fast failure here, or this rank's call was
+                // cancelled: nobody starts another chunk.
+                counter.stop();
+                stop_sent = true;
+                claiming = false;
+            }
+            while claiming && running < workers {
+                let ticket = counter.claim();
+                if ticket >= chunk_count {
+                    claiming = false;
+                    if ticket >= STOP && !stop_sent {
+                        stopped_elsewhere = true;
+                        job.stop();
+                    }
+                    break;
+                }
+                running += 1;
+                let sender = sender.clone();
+                scope.spawn(move |_| {
+                    let chunk = ticket as usize;
+                    let result = job
+                        .run_chunk(chunk, None)
+                        .and_then(|()| job.encode_chunk(chunk));
+                    // The receiver outlives the scope.
+                    let _ = sender.send((chunk, result));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            match receiver.recv_timeout(poll) {
+                Ok((chunk, Ok(bytes))) => {
+                    running -= 1;
+                    wire::push(&mut outcome.blob, FrameKind::Results, chunk, &bytes);
+                }
+                Ok((_, Err(error))) => {
+                    running -= 1;
+                    // A halted or cancelled chunk is not a failure of its
+                    // own; a cancelled call is reported below.
+                    if !error.is_cancelled() {
+                        let lower = outcome
+                            .failure
+                            .as_ref()
+                            .is_none_or(|seen| error.task_index() < seen.task_index());
+                        if lower {
+                            outcome.failure = Some(error);
+                        }
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if !stop_sent && !stopped_elsewhere && counter.is_stopped() {
+                        stopped_elsewhere = true;
+                        claiming = false;
+                        job.stop();
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    unreachable!("the sender lives as long as the loop")
+                }
+            }
+        }
+    });
+    if outcome.failure.is_none() && stop_sent {
+        // Stopped with no failure of its own: the call was cancelled here.
+        outcome.failure = Some(Error::cancelled(
+            "the call was cancelled before all tasks ran",
+        ));
+    }
+    outcome
+}

@@ -1,0 +1,100 @@
+//! All-gather of byte blobs of any size, in rounds that keep MPI's 32-bit
+//! counts.
+
+use crate::error::Error;
+use mpi::Count;
+use mpi::datatype::PartitionMut;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+/// The largest piece one rank sends in one all-gather round: the whole
+/// receive buffer of a round must stay within a 32-bit count.
+fn round_limit(size: usize) -> usize {
+    (1usize << 30).min(i32::MAX as usize / size.max(1))
+}
+
+/// Every rank's `local` bytes, in rank order, on every rank, in as many
+/// rounds as the largest contribution needs.
+pub(super) fn all_gather_bytes(world: &SimpleCommunicator, local: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    all_gather_bytes_in_rounds(world, local, round_limit(world.size() as usize))
+}
+
+/// [`all_gather_bytes`] with at most `limit` bytes per rank per round.
+fn all_gather_bytes_in_rounds(
+    world: &SimpleCommunicator,
+    local: &[u8],
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, Error> {
+    let size = world.size() as usize;
+    let mut lengths = vec![0u64; size];
+    world.all_gather_into(&(local.len() as u64), &mut lengths[..]);
+    let rounds = lengths
+        .iter()
+        .map(|&length| (length as usize).div_ceil(limit))
+        .max()
+        .unwrap_or(0);
+    let mut gathered: Vec<Vec<u8>> = lengths
+        .iter()
+        .map(|&length| Vec::with_capacity(length as usize))
+        .collect();
+    for round in 0..rounds {
+        let piece = |length: u64| -> usize {
+            let start = (round * limit).min(length as usize);
+            (length as usize - start).min(limit)
+        };
+        let counts: Vec<Count> = lengths.iter().map(|&l| piece(l) as Count).collect();
+        let displacements: Vec<Count> = counts
+            .iter()
+            .scan(0 as Count, |offset, &count| {
+                let start = *offset;
+                *offset += count;
+                Some(start)
+            })
+            .collect();
+        let total: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut receive = vec![0u8; total];
+        let start = (round * limit).min(local.len());
+        let send = &local[start..start + piece(local.len() as u64)];
+        {
+            let mut partition =
+                PartitionMut::new(&mut receive[..], &counts[..], &displacements[..]);
+            world.all_gather_varcount_into(send, &mut partition);
+        }
+        for (rank, (&offset, &count)) in displacements.iter().zip(&counts).enumerate() {
+            gathered[rank].extend_from_slice(&receive[offset as usize..(offset + count) as usize]);
+        }
+    }
+    Ok(gathered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounds_keep_the_receive_buffer_within_32_bits() {
+        assert_eq!(round_limit(1), 1 << 30);
+        assert!(round_limit(2) * 2 <= i32::MAX as usize);
+        assert!(round_limit(4) * 4 <= i32::MAX as usize);
+        assert!(round_limit(1000) * 1000 <= i32::MAX as usize);
+    }
+
+    #[test]
+    fn contributions_larger_than_a_round_arrive_whole() {
+        // A single-rank MPI job (no mpiexec): enough to run the rounds.
+        let backend = super::super::MpiBackend::new(1).expect("MPI starts as a singleton");
+        let capabilities = crate::Backend::capabilities(&backend);
+        assert_eq!((capabilities.rank, capabilities.ranks), (0, 1));
+        let _serialized = super::super::enter().unwrap();
+        let world = SimpleCommunicator::world();
+        let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        for limit in [1, 7, 999, 1000, 4096] {
+            let gathered = all_gather_bytes_in_rounds(&world, &data, limit).unwrap();
+            assert_eq!(gathered, vec![data.clone()], "limit {limit}");
+        }
+        assert_eq!(
+            all_gather_bytes(&world, &[]).unwrap(),
+            vec![Vec::<u8>::new()]
+        );
+    }
+}

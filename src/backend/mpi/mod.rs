@@ -1,0 +1,285 @@
+//! The MPI backend: the same `Pool` across the ranks of an MPI job
+//! (feature `mpi`, on the `mpi` crate, rsmpi), with threads inside every
+//! rank.
+//!
+//! # SPMD: every rank runs the whole program
+//!
+//! Under `mpiexec -n 4 program`, four copies of `program` run, and every one
+//! of them builds the same inputs and calls the same `pool.map(f, items)`.
+//! Every rank returns the same full, ordered `Vec<R>` from `map` (and the
+//! same value from `map_reduce`), bit-identical to the serial backend's for
+//! any number of ranks and threads. Print from one rank only with
+//! [`Pool::rank`](crate::Pool::rank):
+//!
+//! ```no_run
+//! use parpool::{BackendKind, Pool};
+//!
+//! let pool = Pool::builder().kind(BackendKind::Mpi).build()?;
+//! let squares = pool.map(|x: u64| x * x, 0..100)?;
+//! if pool.rank() == 0 {
+//!     println!(
+//!         "{} ranks x {} threads computed {:?}",
+//!         pool.ranks(),
+//!         pool.workers(),
+//!         &squares[..6]
+//!     );
+//! }
+//! # Ok::<(), parpool::Error>(())
+//! ```
+//!
+//! Inputs never cross the network (each rank has its own copy); results do,
+//! which is why they are serializable. Calls, streams and sessions are
+//! collective: every rank makes the same calls in the same order, as with
+//! any MPI collective.
+//!
+//! # Threads inside each rank
+//!
+//! Each rank runs its chunks on its own pool of
+//! [`workers`](crate::PoolBuilder::workers) threads. The default is
+//! [`cpus::available()`](crate::cpus::available) inside the rank, which
+//! honours the CPU binding that `mpiexec` or `srun` gives each rank
+//! (`mpiexec -bind-to core`, `srun --cpu-bind=cores`) and Slurm's
+//! `--cpus-per-task`. Ranks started without binding each see the whole
+//! node: set the threads per rank yourself then (`PARPOOL_WORKERS`, or
+//! [`workers`](crate::PoolBuilder::workers)), or several ranks on one node
+//! share its cores. Only the thread that calls the pool makes MPI calls;
+//! the worker threads never do.
+//!
+//! # Balance at run time
+//!
+//! Ranks claim chunks while the call runs, from one counter on rank 0 that
+//! every rank advances with `MPI_Fetch_and_op` (one-sided: rank 0 need not
+//! take part), the cross-rank twin of the thread backend's atomic counter.
+//! A rank claims a chunk whenever one of its threads is free, so a rank
+//! that drew slow chunks simply claims fewer, and no rank idles while
+//! chunks remain. Which rank ran a chunk never changes its results: after
+//! the last chunk the encoded results are all-gathered, and every rank
+//! puts every chunk in its place.
+//!
+//! # Failures: stop everyone, agree, then exchange
+//!
+//! The counter also carries the stop signal. A rank whose chunk fails in a
+//! fail-fast call (`map`, `map_reduce`), or whose call is cancelled, adds a
+//! large constant to it: from then on no rank's claim returns a chunk, and
+//! ranks that are waiting on their threads look at the counter every few
+//! milliseconds and halt their running chunks before the next item. Then
+//! every rank shares one small status (its first failure, or none); if any
+//! rank failed, no results are exchanged, and every rank returns the same
+//! `Err`, naming the item with the lowest index. A failure that cannot be
+//! reported this way (a bug that panics inside this backend, or a rank that
+//! dies: segfault, `abort()`, OOM) ends the job: the backend aborts the
+//! communicator, or `mpiexec` notices the dead rank and stops the others;
+//! either way `mpiexec` exits non-zero instead of hanging.
+//!
+//! # Streams and sessions
+//!
+//! [`imap`](crate::Pool::imap), [`imap_unordered`](crate::Pool::imap_unordered)
+//! and sessions claim chunks the same way, without a barrier between
+//! chunks: a rank runs a chunk as soon as a thread is free and sends its
+//! encoded results to every other rank, so chunks overlap across ranks and
+//! each rank holds no more than the stream's
+//! [`in_flight`](crate::PoolBuilder::in_flight) chunks. Dropping a stream
+//! lets the chunks already running finish (another rank may be waiting for
+//! them) and starts no new one.
+//!
+//! # Starting and stopping MPI
+//!
+//! The first MPI pool of a process initialises MPI, asking for
+//! `MPI_THREAD_SERIALIZED` (the backend's MPI calls come from whichever
+//! thread calls the pool, one at a time, under a lock). A library that
+//! offers only `MPI_THREAD_FUNNELED` is accepted, and then calls must come
+//! from the thread that created the first MPI pool; one that offers only
+//! `MPI_THREAD_SINGLE` is refused with an error. Later pools reuse MPI. MPI
+//! is finalised once, when the process exits normally (an `atexit`
+//! handler). A program started without `mpiexec` runs as a single rank.
+//!
+//! # Large results
+//!
+//! MPI counts are 32-bit. Results are exchanged as bytes in rounds of at
+//! most `min(1 GiB, (2³¹ − 1) / size)` bytes per rank, as many rounds as the
+//! largest rank needs, so there is no 2 GiB limit per rank; memory is the
+//! limit (every rank ends up holding every result, as `map` promises).
+
+mod call;
+mod counter;
+mod gather;
+mod stream;
+
+use super::{Backend, BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
+use crate::error::Error;
+use crate::job::{Job, StreamJob};
+use mpi::Threading;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Runs chunks across the ranks of `MPI_COMM_WORLD`, on `workers` threads
+/// in every rank.
+#[derive(Debug)]
+pub struct MpiBackend {
+    rank: usize,
+    size: usize,
+    threads: Arc<rayon::ThreadPool>,
+    workers: usize,
+}
+
+/// MPI as this process started it.
+struct Started {
+    /// Dropping it calls MPI_Finalize.
+    universe: mpi::environment::Universe,
+    /// The thread level MPI provides.
+    level: Threading,
+}
+
+/// MPI, initialised by the first MPI pool and finalised at exit. The lock
+/// also serialises every MPI call this backend makes.
+static MPI: Mutex<Option<Started>> = Mutex::new(None);
+
+/// Finalises MPI at normal process exit.
+extern "C" fn finalize_at_exit() {
+    let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    drop(started.take().map(|started| started.universe));
+}
+
+/// The right to make MPI calls: the lock, taken on a thread MPI allows
+/// calls from.
+type Entered = MutexGuard<'static, Option<Started>>;
+
+/// Takes the MPI lock, checking that this thread may call MPI.
+fn enter() -> Result<Entered, Error> {
+    let started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(level) = started.as_ref().map(|started| started.level) else {
+        return Err(Error::backend("mpi", "MPI was finalized"));
+    };
+    if level == Threading::Funneled && !is_thread_main() {
+        return Err(Error::backend(
+            "mpi",
+            "this MPI library provides only MPI_THREAD_FUNNELED: call MPI pools from the \
+             thread that created the first one",
+        ));
+    }
+    Ok(started)
+}
+
+/// True on the thread that initialised MPI.
+fn is_thread_main() -> bool {
+    let mut flag: std::os::raw::c_int = 0;
+    // SAFETY: MPI is initialised (the caller holds `MPI` with a started
+    // universe); MPI_Is_thread_main may be called from any thread.
+    unsafe { mpi::ffi::MPI_Is_thread_main(&mut flag) };
+    flag != 0
+}
+
+/// Initialises MPI if no MPI pool did yet.
+fn start_mpi() -> Result<(), Error> {
+    let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    if started.is_some() {
+        return Ok(());
+    }
+    if mpi::environment::is_finalized() {
+        return Err(Error::backend("mpi", "MPI was already finalized"));
+    }
+    if mpi::environment::is_initialized() {
+        return Err(Error::backend(
+            "mpi",
+            "MPI was initialized outside parpool; create parpool's MPI pool first",
+        ));
+    }
+    let (universe, level) = mpi::initialize_with_threading(Threading::Serialized)
+        .ok_or_else(|| Error::backend("mpi", "MPI could not be initialized"))?;
+    let single = level == Threading::Single;
+    *started = Some(Started { universe, level });
+    // SAFETY: registering a plain extern "C" function with atexit has no
+    // preconditions; it runs once, at normal exit.
+    unsafe { libc::atexit(finalize_at_exit) };
+    if single {
+        return Err(Error::backend(
+            "mpi",
+            "this MPI library provides only MPI_THREAD_SINGLE; parpool's MPI backend needs at \
+             least MPI_THREAD_FUNNELED (its worker threads never call MPI)",
+        ));
+    }
+    Ok(())
+}
+
+impl MpiBackend {
+    /// Joins the MPI job (initialising MPI if this is the first MPI pool),
+    /// with `workers` threads (at least 1) to run this rank's chunks.
+    pub fn new(workers: usize) -> Result<MpiBackend, Error> {
+        super::check_workers(workers)?;
+        start_mpi()?;
+        let threads = rayon::ThreadPoolBuilder::new()
+            .num_threads(workers)
+            .thread_name(|index| format!("parpool-mpi-{index}"))
+            .build()
+            .map_err(|e| Error::backend("mpi", e))?;
+        let _entered = enter()?;
+        let world = SimpleCommunicator::world();
+        Ok(MpiBackend {
+            rank: world.rank() as usize,
+            size: world.size() as usize,
+            threads: Arc::new(threads),
+            workers,
+        })
+    }
+
+    /// Runs `body` with the MPI lock held; a panic inside it is a bug in
+    /// this backend that would leave the other ranks waiting in a
+    /// collective, so it aborts the MPI job instead.
+    fn collective<R>(
+        &self,
+        body: impl FnOnce(&SimpleCommunicator) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let _entered = enter()?;
+        let world = SimpleCommunicator::world();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&world)));
+        match outcome {
+            Ok(result) => result,
+            Err(_) => {
+                eprintln!(
+                    "parpool: the MPI backend failed on rank {} outside any task; aborting the \
+                     MPI job so the other ranks do not wait forever",
+                    self.rank
+                );
+                world.abort(70)
+            }
+        }
+    }
+}
+
+impl Backend for MpiBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Mpi
+    }
+
+    /// The threads in this rank.
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            rank: self.rank,
+            ranks: self.size,
+            // A stream's chunks are shared by every rank's threads.
+            in_flight_per_worker: DEFAULT_IN_FLIGHT_PER_WORKER * self.size,
+            ..Capabilities::default()
+        }
+    }
+
+    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+        self.collective(|world| call::run(world, &self.threads, self.workers, job))
+    }
+
+    fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
+        let engine = self.collective(|world| {
+            Ok(stream::MpiEngine::new(
+                world,
+                self.threads.clone(),
+                self.workers,
+                job,
+            ))
+        })?;
+        Ok(Box::new(engine))
+    }
+}
