@@ -4,12 +4,27 @@
 //! cargo run --example cpus
 //! taskset -c 0 cargo run --example cpus      # pinned to one CPU: says 1
 //! SLURM_CPUS_PER_TASK=2 cargo run --example cpus
+//! mpiexec -n 2 -bind-to core target/release/examples/cpus   # each MPI rank's share
 //! ```
+//!
+//! Under `mpiexec` or `srun` every line names the rank, and the CPUs the
+//! rank may run on are listed, so you can see that ranks do not share
+//! cores.
 
 use parpool::cpus::{self, CpuSource};
 
 fn main() -> Result<(), parpool::Error> {
     let cpus = cpus::available();
+    if let Some(rank) = launcher_rank() {
+        // One line per rank: the lines of several ranks interleave.
+        println!(
+            "rank {rank}: {} worker(s), decided by {}; may run on CPUs {}",
+            cpus.count(),
+            cpus.source(),
+            allowed_cpus()
+        );
+        return Ok(());
+    }
     println!("parpool will use {} worker(s)", cpus.count());
     println!("  decided by: {}", cpus.source());
     println!("  this machine has {} online CPU(s)", cpus.hardware());
@@ -27,6 +42,26 @@ fn main() -> Result<(), parpool::Error> {
         pool.workers()
     );
     Ok(())
+}
+
+/// This process's rank, if an MPI launcher or Slurm started it.
+fn launcher_rank() -> Option<String> {
+    ["PMI_RANK", "OMPI_COMM_WORLD_RANK", "SLURM_PROCID"]
+        .iter()
+        .find_map(|variable| std::env::var(variable).ok())
+}
+
+/// The CPUs this process may run on, as Linux lists them ("0-3,8").
+fn allowed_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+                .map(|list| list.trim().to_owned())
+        })
+        .unwrap_or_else(|| "(unknown on this system)".to_owned())
 }
 
 fn advice(source: &CpuSource) -> &'static str {

@@ -38,7 +38,7 @@ fn main() -> Result<(), parpool::Error> {
         .chunk_size(1)
         .build()?;
     let (rank, ranks) = (pool.rank(), pool.ranks());
-    let cost = |task: u64| Duration::from_millis(if task % 2 == 0 { 100 } else { 1 });
+    let cost = |task: u64| Duration::from_millis(if task.is_multiple_of(2) { 100 } else { 1 });
     let total: Duration = (0..tasks).map(cost).sum();
     let ideal = total.as_secs_f64() / (ranks * workers) as f64;
     let mut best = f64::INFINITY;
@@ -56,7 +56,11 @@ fn main() -> Result<(), parpool::Error> {
         best = best.min(makespan);
         all.push(makespan);
         let slow_per_rank: Vec<usize> = (0..ranks)
-            .map(|r| (0..tasks as usize).filter(|&t| t % 2 == 0 && ran_on[t] == r).count())
+            .map(|r| {
+                (0..tasks as usize)
+                    .filter(|&t| t % 2 == 0 && ran_on[t] == r)
+                    .count()
+            })
             .collect();
         if rank == 0 {
             println!("slow tasks per rank: {slow_per_rank:?}");
@@ -91,7 +95,10 @@ fn main() -> Result<(), parpool::Error> {
             "| {ranks} ranks x {workers} threads | {best:.3} s | {ideal:.3} s | {:.2}x |",
             best / ideal
         );
-        println!("(repeats: slowest/best {spread:.2}; 400 tasks of 50 ms without a stop: {:.1} s)", 400.0 * 0.05 / (ranks * workers) as f64);
+        println!(
+            "(repeats: slowest/best {spread:.2}; 400 tasks of 50 ms without a stop: {:.1} s)",
+            400.0 * 0.05 / (ranks * workers) as f64
+        );
     }
     Ok(())
 }

@@ -1,16 +1,21 @@
 //! The lesson's Parallel-3 exercise with parpool: Monte-Carlo pi across MPI
-//! ranks. Every rank runs this whole program (SPMD); task `t` runs on rank
-//! `t % size`, prints its count before the gather, and after the gather
-//! rank 0 prints the full list, the estimate, the darts and the time.
+//! ranks, with threads inside each rank. Every rank runs this whole program
+//! (SPMD); each task runs on whichever rank's thread claims it first,
+//! prints its count before the gather, and after the gather rank 0 prints
+//! the full list, the estimate, the darts and the time.
 //!
 //! ```text
 //! cargo build --release --features mpi --example pi_mpi
 //! mpiexec -n 2 target/release/examples/pi_mpi
-//! mpiexec -n 2 target/release/examples/pi_mpi -- --tasks 8 --samples 10000000 --seed 1
+//! mpiexec -n 2 target/release/examples/pi_mpi --tasks 8 --samples 10000000 --seed 1
+//! mpiexec -n 2 target/release/examples/pi_mpi --workers 1   # one thread per rank
 //! ```
 //!
-//! The counts depend only on the seed and the task list, so 1, 2 or 4 ranks
-//! (and the serial backend) print the same estimate.
+//! `--workers` is the threads per rank; the default is the CPUs this rank
+//! may use (`mpiexec -bind-to core` or `srun --cpu-bind=cores` narrow
+//! that). The counts depend only on the seed and the task list, so any
+//! number of ranks and threads (and the serial backend) print the same
+//! estimate.
 
 use parpool::{BackendKind, Pool};
 use parpool_workloads::pi::{self, PiStream};
@@ -18,6 +23,7 @@ use std::time::Instant;
 
 fn main() -> Result<(), parpool::Error> {
     let (mut tasks, mut samples, mut seed) = (8u64, 1_000_000u64, 2026u64);
+    let mut workers: Option<usize> = None;
     let mut args = std::env::args().skip(1).filter(|arg| arg != "--");
     while let Some(flag) = args.next() {
         let value: u64 = args
@@ -28,15 +34,19 @@ fn main() -> Result<(), parpool::Error> {
             "--tasks" => tasks = value,
             "--samples" => samples = value,
             "--seed" => seed = value,
+            "--workers" => workers = Some(value as usize),
             other => usage(&format!("unknown flag {other:?}")),
         }
     }
-    // One task per chunk, so task t runs on rank t % size.
-    let pool = Pool::builder()
-        .kind(BackendKind::Mpi)
-        .chunk_size(1)
-        .build()?;
+    // One task per chunk: ranks claim tasks one at a time.
+    let mut builder = Pool::builder().kind(BackendKind::Mpi).chunk_size(1);
+    if let Some(workers) = workers {
+        builder = builder.workers(workers);
+    }
+    let pool = builder.build()?;
     let (rank, size) = (pool.rank(), pool.ranks());
+    // Ranks start at slightly different times: meet once before timing.
+    pool.map(|_: usize| (), 0..size)?;
     let started = Instant::now();
     let counts = pool.map(
         |task: u64| {
@@ -53,14 +63,15 @@ fn main() -> Result<(), parpool::Error> {
         let estimate = 4.0 * inside as f64 / darts as f64;
         println!("rank 0: after gather: {counts:?}");
         println!(
-            "pi ~ {estimate:.10} (|error| {:.2e}) from {darts} darts on {size} rank(s) in {seconds:.4} s",
-            (estimate - std::f64::consts::PI).abs()
+            "pi ~ {estimate:.10} (|error| {:.2e}) from {darts} darts on {size} rank(s) x {} thread(s) in {seconds:.4} s",
+            (estimate - std::f64::consts::PI).abs(),
+            pool.workers()
         );
     }
     Ok(())
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: pi_mpi [--tasks N] [--samples N] [--seed N]");
+    eprintln!("{problem}\nusage: pi_mpi [--tasks N] [--samples N] [--seed N] [--workers N]");
     std::process::exit(2)
 }

@@ -13,7 +13,8 @@
 //! |---|---|
 //! | threads | each chunk is a task on the pool's own rayon threads |
 //! | processes | worker processes forked once per stream or session; each chunk's items are encoded (postcard) and sent to an idle worker, results come back the same way |
-//! | serial, MPI, custom (the default engine) | submitted chunks are run together as one batch job on the backend's `run` when the caller asks for the next result |
+//! | MPI | ranks claim chunks from a counter shared by every rank and run them on their threads; each chunk's encoded results go to every rank, with no barrier between chunks |
+//! | serial, custom (the default engine) | submitted chunks are run together as one batch job on the backend's `run` when the caller asks for the next result |
 //!
 //! Dropping an [`Imap`] cancels what is still running: thread tasks stop
 //! before their next item, busy worker processes are killed. Nothing the

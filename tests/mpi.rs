@@ -29,11 +29,17 @@ fn main() {
 /// Runs `mpiexec -n ranks <this binary>` with `role`, killing it after
 /// `limit`; returns (exit success, stdout + stderr).
 fn mpiexec(ranks: usize, role: &str, limit: Duration) -> (bool, String) {
+    mpiexec_with(ranks, role, limit, &[])
+}
+
+/// [`mpiexec`] with extra environment variables for the ranks.
+fn mpiexec_with(ranks: usize, role: &str, limit: Duration, env: &[(&str, &str)]) -> (bool, String) {
     let me = std::env::current_exe().expect("own path");
     let mut child = Command::new("mpiexec")
         .args(["-n", &ranks.to_string()])
         .arg(&me)
         .env(ROLE, role)
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -86,6 +92,20 @@ fn launcher_main() {
             }
         }
         println!("mpiexec -n {ranks}: every scenario passed on every rank");
+    }
+    // The cross-node counter (MPI one-sided atomics on rank 0), forced on
+    // this one machine.
+    let rma = [(parpool::backend::MPI_RMA_VARIABLE, "1")];
+    for ranks in [2, 3] {
+        let (success, output) = mpiexec_with(ranks, "rank", Duration::from_secs(120), &rma);
+        assert!(success, "mpiexec -n {ranks} (one-sided) failed:\n{output}");
+        for rank in 0..ranks {
+            for scenario in SCENARIOS {
+                let line = format!("rank {rank}/{ranks} ok {scenario}");
+                assert!(output.contains(&line), "missing {line:?} in:\n{output}");
+            }
+        }
+        println!("mpiexec -n {ranks} with one-sided atomics: every scenario passed on every rank");
     }
     // A rank that dies (abort) must not leave mpiexec hanging.
     let (success, output) = mpiexec(2, "crash", Duration::from_secs(60));
@@ -253,7 +273,11 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
         )
         .unwrap();
     let mine: BTreeSet<_> = threads.iter().filter(|(r, _)| *r == rank).collect();
-    assert_eq!(mine.len(), 2, "two threads ran this rank's chunks: {mine:?}");
+    assert_eq!(
+        mine.len(),
+        2,
+        "two threads ran this rank's chunks: {mine:?}"
+    );
     ok("threads-inside-each-rank");
 
     // Uneven tasks: even ones slow. Claimed at run time, the slow ones
@@ -267,7 +291,7 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
     let ran_on = one
         .map(
             |task: u32| {
-                let cost = if task % 2 == 0 { 60 } else { 1 };
+                let cost = if task.is_multiple_of(2) { 60 } else { 1 };
                 std::thread::sleep(Duration::from_millis(cost));
                 rank
             },
@@ -280,7 +304,10 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
             .count();
         // 6 slow tasks per rank is ideal; a static split gives all of
         // them to the even ranks.
-        assert!((3..=9).contains(&slow), "rank {r} ran {slow} slow tasks: {ran_on:?}");
+        assert!(
+            (3..=9).contains(&slow),
+            "rank {r} ran {slow} slow tasks: {ran_on:?}"
+        );
     }
     ok("uneven-tasks-are-balanced-across-ranks");
 
@@ -302,10 +329,16 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert!(error.task_index().is_some(), "{error}");
-    assert!(common::without_location(&error).contains("fails"), "{error}");
+    assert!(
+        common::without_location(&error).contains("fails"),
+        "{error}"
+    );
     let started_here = started_here.load(Ordering::Relaxed);
     if size > 1 {
-        assert!(started_here < 100, "rank {rank} started {started_here} tasks");
+        assert!(
+            started_here < 100,
+            "rank {rank} started {started_here} tasks"
+        );
         assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     }
     // Every rank returns the same error.
@@ -359,7 +392,11 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
     let mut stream = bounded
         .imap(
             move |x: u32| {
-                std::thread::sleep(Duration::from_millis(if x % 2 == 0 { 10 } else { 1 }));
+                std::thread::sleep(Duration::from_millis(if x.is_multiple_of(2) {
+                    10
+                } else {
+                    1
+                }));
                 (x, rank)
             },
             counted,
@@ -400,7 +437,10 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
     assert_eq!(error.task_index(), Some(13));
     assert_eq!(session.map(20..30).unwrap(), (20..30).collect::<Vec<_>>());
     drop(session);
-    assert_eq!(one.map(|x: u32| x, 0..10).unwrap(), (0..10).collect::<Vec<_>>());
+    assert_eq!(
+        one.map(|x: u32| x, 0..10).unwrap(),
+        (0..10).collect::<Vec<_>>()
+    );
     ok("streams-dropped-early-and-failed-sessions-go-on");
 }
 

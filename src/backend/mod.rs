@@ -97,7 +97,7 @@ pub(crate) mod wire;
 
 #[cfg(feature = "mpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
-pub use mpi::MpiBackend;
+pub use mpi::{MpiBackend, RMA_VARIABLE as MPI_RMA_VARIABLE};
 #[cfg(target_os = "linux")]
 #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub use processes::ProcessesBackend;

@@ -15,7 +15,10 @@ fn round_limit(size: usize) -> usize {
 
 /// Every rank's `local` bytes, in rank order, on every rank, in as many
 /// rounds as the largest contribution needs.
-pub(super) fn all_gather_bytes(world: &SimpleCommunicator, local: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+pub(super) fn all_gather_bytes(
+    world: &SimpleCommunicator,
+    local: &[u8],
+) -> Result<Vec<Vec<u8>>, Error> {
     all_gather_bytes_in_rounds(world, local, round_limit(world.size() as usize))
 }
 

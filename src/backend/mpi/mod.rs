@@ -56,6 +56,13 @@
 //! the last chunk the encoded results are all-gathered, and every rank
 //! puts every chunk in its place.
 //!
+//! When every rank runs on one node, the counter lives in MPI shared
+//! memory and ranks advance it with an atomic instruction; across nodes it
+//! is an `MPI_Fetch_and_op` on rank 0, which then calls MPI every 200 µs
+//! while its threads are busy, because many MPI libraries complete another
+//! rank's atomic only while the host is inside MPI.
+//! [`RMA_VARIABLE`] forces the cross-node path on one machine.
+//!
 //! # Failures: stop everyone, agree, then exchange
 //!
 //! The counter also carries the stop signal. A rank whose chunk fails in a
@@ -121,7 +128,15 @@ pub struct MpiBackend {
     size: usize,
     threads: Arc<rayon::ThreadPool>,
     workers: usize,
+    /// Every rank runs on this node (the chunk counter can live in shared
+    /// memory).
+    one_node: bool,
 }
+
+/// Set to `1`, the chunk counter uses MPI one-sided atomics even when every
+/// rank runs on one node, as it does across nodes: to test that path on
+/// one machine. Read when a pool is built; every rank must see the same.
+pub const RMA_VARIABLE: &str = "PARPOOL_MPI_RMA";
 
 /// MPI as this process started it.
 struct Started {
@@ -215,11 +230,14 @@ impl MpiBackend {
             .map_err(|e| Error::backend("mpi", e))?;
         let _entered = enter()?;
         let world = SimpleCommunicator::world();
+        let forced_rma = std::env::var_os(RMA_VARIABLE).is_some_and(|value| value == "1");
+        let one_node = !forced_rma && world.split_shared(0).size() == world.size();
         Ok(MpiBackend {
             rank: world.rank() as usize,
             size: world.size() as usize,
             threads: Arc::new(threads),
             workers,
+            one_node,
         })
     }
 
@@ -268,15 +286,15 @@ impl Backend for MpiBackend {
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
-        self.collective(|world| call::run(world, &self.threads, self.workers, job))
+        self.collective(|world| call::run(world, self.one_node, (&self.threads, self.workers), job))
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
         let engine = self.collective(|world| {
             Ok(stream::MpiEngine::new(
                 world,
-                self.threads.clone(),
-                self.workers,
+                self.one_node,
+                (self.threads.clone(), self.workers),
                 job,
             ))
         })?;

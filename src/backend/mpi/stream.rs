@@ -72,6 +72,8 @@ pub(super) struct MpiEngine {
     comm: Option<Comm>,
     rank: usize,
     size: usize,
+    /// Every rank runs on this node; see [`Counter`].
+    one_node: bool,
     threads: Arc<rayon::ThreadPool>,
     workers: usize,
     job: Arc<dyn StreamJob>,
@@ -117,8 +119,8 @@ impl MpiEngine {
     /// A new engine (collective: duplicates the world communicator).
     pub(super) fn new(
         world: &SimpleCommunicator,
-        threads: Arc<rayon::ThreadPool>,
-        workers: usize,
+        one_node: bool,
+        (threads, workers): (Arc<rayon::ThreadPool>, usize),
         job: Arc<dyn StreamJob>,
     ) -> MpiEngine {
         let (sender, receiver) = mpsc::channel();
@@ -127,6 +129,7 @@ impl MpiEngine {
             comm: Some(Comm(world.duplicate())),
             rank: world.rank() as usize,
             size,
+            one_node,
             threads,
             workers,
             job,
@@ -149,7 +152,11 @@ impl MpiEngine {
     }
 
     fn comm(&self) -> &SimpleCommunicator {
-        &self.comm.as_ref().expect("the communicator lives until drop").0
+        &self
+            .comm
+            .as_ref()
+            .expect("the communicator lives until drop")
+            .0
     }
 
     /// Starts the next epoch (collective): a new counter, nothing wanted.
@@ -158,7 +165,7 @@ impl MpiEngine {
         // Collective, in the same order on every rank: the old counter is
         // freed once every rank has left its epoch.
         drop(self.counter.take());
-        self.counter = Some(Counter::new(self.comm()));
+        self.counter = Some(Counter::new(self.comm(), self.one_node));
         self.epoch += 1;
         self.claiming = true;
         self.submitted = 0;
