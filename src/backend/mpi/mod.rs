@@ -185,6 +185,82 @@ fn is_thread_main() -> bool {
     flag != 0
 }
 
+/// How often [`Progress`] enters MPI.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// A thread that enters MPI every [`PROGRESS_INTERVAL`] while a stream is
+/// open across nodes, so that other ranks' one-sided claims on a counter
+/// this rank hosts, and their large sends to it, complete even while this
+/// rank's caller is busy between results. Not started where MPI allows
+/// calls from one thread only (FUNNELED).
+struct Progress {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A communicator handle that may cross threads; see [`stream`]'s `Comm`.
+struct RawComm(mpi::ffi::MPI_Comm);
+
+// SAFETY: an opaque handle, only passed to MPI under the `MPI` lock.
+unsafe impl Send for RawComm {}
+
+impl Progress {
+    /// Starts the thread, probing `comm` (which must outlive the returned
+    /// value). `entered` is the caller's hold on the lock, which the thread
+    /// waits for.
+    fn start(entered: &Entered, comm: mpi::ffi::MPI_Comm) -> Option<Progress> {
+        if entered.as_ref()?.level == Threading::Funneled {
+            return None;
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let raw = RawComm(comm);
+        let thread = std::thread::Builder::new()
+            .name("parpool-mpi-progress".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    let raw = raw;
+                    while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                        std::thread::sleep(PROGRESS_INTERVAL);
+                        let Ok(started) = MPI.try_lock() else {
+                            continue;
+                        };
+                        if started.is_none() {
+                            return;
+                        }
+                        let mut flag = 0;
+                        // SAFETY: MPI is initialised, the lock is held, and
+                        // the communicator lives until this thread is
+                        // joined. Iprobe only looks; it receives nothing.
+                        unsafe {
+                            mpi::ffi::MPI_Iprobe(
+                                mpi::ffi::RSMPI_ANY_SOURCE,
+                                mpi::ffi::RSMPI_ANY_TAG,
+                                raw.0,
+                                &mut flag,
+                                mpi::ffi::RSMPI_STATUS_IGNORE,
+                            );
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(Progress {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Initialises MPI if no MPI pool did yet.
 fn start_mpi() -> Result<(), Error> {
     let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
@@ -246,11 +322,12 @@ impl MpiBackend {
     /// collective, so it aborts the MPI job instead.
     fn collective<R>(
         &self,
-        body: impl FnOnce(&SimpleCommunicator) -> Result<R, Error>,
+        body: impl FnOnce(&Entered, &SimpleCommunicator) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let _entered = enter()?;
+        let entered = enter()?;
         let world = SimpleCommunicator::world();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&world)));
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&entered, &world)));
         match outcome {
             Ok(result) => result,
             Err(_) => {
@@ -286,13 +363,15 @@ impl Backend for MpiBackend {
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
-        self.collective(|world| call::run(world, self.one_node, (&self.threads, self.workers), job))
+        self.collective(|_, world| {
+            call::run(world, self.one_node, (&self.threads, self.workers), job)
+        })
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
-        let engine = self.collective(|world| {
+        let engine = self.collective(|entered, world| {
             Ok(stream::MpiEngine::new(
-                world,
+                (entered, world),
                 self.one_node,
                 (self.threads.clone(), self.workers),
                 job,

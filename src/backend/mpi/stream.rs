@@ -21,7 +21,7 @@
 //! communicator and the counter.
 
 use super::counter::Counter;
-use super::{Entered, enter};
+use super::{Entered, Progress, enter};
 use crate::backend::{StreamContext, StreamEngine, stream_cancelled};
 use crate::error::Error;
 use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
@@ -74,6 +74,9 @@ pub(super) struct MpiEngine {
     size: usize,
     /// Every rank runs on this node; see [`Counter`].
     one_node: bool,
+    /// Across nodes: keeps MPI moving while the caller is elsewhere.
+    /// Stopped before the communicator is freed.
+    progress: Option<Progress>,
     threads: Arc<rayon::ThreadPool>,
     workers: usize,
     job: Arc<dyn StreamJob>,
@@ -118,15 +121,22 @@ unsafe impl Send for Comm {}
 impl MpiEngine {
     /// A new engine (collective: duplicates the world communicator).
     pub(super) fn new(
-        world: &SimpleCommunicator,
+        (entered, world): (&Entered, &SimpleCommunicator),
         one_node: bool,
         (threads, workers): (Arc<rayon::ThreadPool>, usize),
         job: Arc<dyn StreamJob>,
     ) -> MpiEngine {
         let (sender, receiver) = mpsc::channel();
         let size = world.size() as usize;
+        let comm = world.duplicate();
+        let progress = if one_node || size == 1 {
+            None
+        } else {
+            Progress::start(entered, comm.as_raw())
+        };
         MpiEngine {
-            comm: Some(Comm(world.duplicate())),
+            comm: Some(Comm(comm)),
+            progress,
             rank: world.rank() as usize,
             size,
             one_node,
@@ -418,6 +428,7 @@ impl MpiEngine {
         }
         self.outgoing.clear();
         drop(self.counter.take());
+        drop(self.progress.take());
         drop(self.comm.take());
         drop(entered);
         Ok(())
@@ -488,12 +499,14 @@ impl Drop for MpiEngine {
         if std::thread::panicking() || mpi::environment::is_finalized() {
             // A rank that unwinds will not meet the others in a collective;
             // leak the handles rather than hang.
+            drop(self.progress.take());
             std::mem::forget(self.counter.take());
             std::mem::forget(self.comm.take());
             return;
         }
         if let Err(error) = self.close() {
             eprintln!("parpool: closing an MPI stream failed: {error}");
+            drop(self.progress.take());
             std::mem::forget(self.counter.take());
             std::mem::forget(self.comm.take());
         }
