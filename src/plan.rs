@@ -10,14 +10,18 @@
 //! # The default chunk size
 //!
 //! Without [`PoolBuilder::chunk_size`](crate::PoolBuilder::chunk_size) the
-//! size is `ceil(n / 128)`, clamped to `1..=4096`:
+//! size is `ceil(n / 128)`, clamped to `1..=65536`:
 //!
 //! - small inputs get one item per chunk (up to 128 items), so ten slow tasks
 //!   spread over ten workers;
 //! - medium inputs get about 128 chunks, enough to balance load over dozens
 //!   of workers even when items differ in cost;
-//! - large inputs get chunks of 4096 items, so the per-chunk cost (an atomic
-//!   claim; a pipe frame on the process backend) stays far below the work.
+//! - large inputs get chunks of up to 65536 items, so the per-chunk cost
+//!   (about 2 µs of claims and bookkeeping on the thread backend, a socket
+//!   frame on the process backend) stays far below the work even for
+//!   items of a few nanoseconds. (With 4096, squaring 10⁷ `u64` on 2
+//!   threads paid 2,442 chunks of bookkeeping: 1.13-1.16x plain rayon
+//!   against 1.01-1.07x now.)
 //!
 //! The rule cannot look at the worker count (that would change the answer of
 //! a float reduction with the machine), so a user with very cheap items on a
@@ -26,7 +30,7 @@
 use std::ops::Range;
 
 /// Items per chunk, at most, when the user does not choose.
-pub const MAX_DEFAULT_CHUNK_SIZE: usize = 4096;
+pub const MAX_DEFAULT_CHUNK_SIZE: usize = 65536;
 /// The number of chunks the default rule aims for on medium inputs.
 pub const TARGET_CHUNK_COUNT: usize = 128;
 
@@ -100,7 +104,7 @@ impl ChunkPlan {
 }
 
 /// The default chunk size for `item_count` items: `ceil(n / 128)` clamped to
-/// `1..=4096`.
+/// `1..=65536`.
 pub fn default_chunk_size(item_count: usize) -> usize {
     item_count
         .div_ceil(TARGET_CHUNK_COUNT)
@@ -119,7 +123,7 @@ mod tests {
         assert_eq!(default_chunk_size(128), 1);
         assert_eq!(default_chunk_size(129), 2);
         assert_eq!(default_chunk_size(1000), 8);
-        assert_eq!(default_chunk_size(10_000_000), 4096);
+        assert_eq!(default_chunk_size(10_000_000), 65536);
         assert_eq!(ChunkPlan::with_default_size(0).chunk_count(), 0);
     }
 

@@ -362,6 +362,82 @@ impl<T, O> ChunkClaim<'_, T, O> {
         Some((index, item))
     }
 
+    /// True if the items must run one at a time, each published to a
+    /// supervisor (a worker process) before it runs.
+    #[inline]
+    pub(super) fn publishes(&self) -> bool {
+        self.current_item.is_some()
+    }
+
+    /// The error that ends the chunk here if the call was cancelled or the
+    /// job halted; the same checks [`next_task`](ChunkClaim::next_task)
+    /// makes before each item.
+    #[inline]
+    pub(super) fn check(&mut self) -> Result<(), Error> {
+        if self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return Err(self.book.cancelled_error());
+        }
+        if self.book.halted.load(Ordering::Relaxed) {
+            self.halted = true;
+            return Err(self.book.halted_error());
+        }
+        Ok(())
+    }
+
+    /// Runs up to `limit` of the chunk's next items through `f`, each result
+    /// into the next slot, in one loop without per-item checks, so the
+    /// compiler can unroll and vectorize it. Returns how many ran: 0 once
+    /// every item was taken. For chunks whose items all run and whose
+    /// claim does not [publish](ChunkClaim::publishes) items; the caller
+    /// makes the [checks](ChunkClaim::check) between blocks.
+    #[inline]
+    pub(super) fn map_block(&mut self, limit: usize, f: &mut impl FnMut(T) -> O) -> usize {
+        let Some(inputs) = self.inputs else {
+            return 0;
+        };
+        let first_item = self.items.start + self.taken;
+        let first_slot = self.slots.start + self.written;
+        let count = limit
+            .min(self.items.end - first_item)
+            .min(self.slots.end - first_slot);
+        /// Stores the counts when the block ends, also when `f` unwinds
+        /// (then its item was taken and its slot not written).
+        struct Counts<'c> {
+            taken: &'c mut usize,
+            written: &'c mut usize,
+            took: usize,
+            wrote: usize,
+        }
+        impl Drop for Counts<'_> {
+            fn drop(&mut self) {
+                *self.taken += self.took;
+                *self.written += self.wrote;
+            }
+        }
+        // Pointers taken once, so the loop reads and writes plain memory.
+        let items = inputs.items_from(first_item);
+        let slots = self.outputs.slots_from(first_slot);
+        let mut counts = Counts {
+            taken: &mut self.taken,
+            written: &mut self.written,
+            took: 0,
+            wrote: 0,
+        };
+        for offset in 0..count {
+            // SAFETY: the claim invariant: this claim holds the chunk and
+            // takes its items and writes its slots in order, each once;
+            // `count` keeps both within the chunk (so within the storage),
+            // and `Counts` records exactly what was taken and written.
+            let item = unsafe { items.add(offset).read().assume_init() };
+            counts.took = offset + 1;
+            let value = f(item);
+            // SAFETY: as above.
+            unsafe { slots.add(offset).write(std::mem::MaybeUninit::new(value)) };
+            counts.wrote = offset + 1;
+        }
+        count
+    }
+
     /// Writes the chunk's next output slot.
     ///
     /// # Panics

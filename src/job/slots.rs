@@ -54,6 +54,14 @@ impl<T> Inputs<T> {
         unsafe { (*slot).assume_init_read() }
     }
 
+    /// A pointer to item `first`, for moving that item and the ones after
+    /// it out in a loop; reading through it has the contract of
+    /// [`take`](Inputs::take).
+    #[inline]
+    pub(super) fn items_from(&self, first: usize) -> *const MaybeUninit<T> {
+        self.items.as_ptr().wrapping_add(first)
+    }
+
     /// Records that the first `count` items of `chunk` were moved out.
     pub(super) fn set_taken(&self, chunk: usize, count: usize) {
         self.taken[chunk].store(count, Ordering::Release);
@@ -117,6 +125,17 @@ impl<O> Outputs<O> {
         // SAFETY: by the caller's contract nobody else touches this slot,
         // and it holds no value yet.
         unsafe { (*self.slots[index].get()).write(value) };
+    }
+
+    /// A pointer to slot `first`, for writing that slot and the ones after
+    /// it in a loop (see [`ChunkClaim::map_block`](super::book::ChunkClaim::map_block)).
+    /// Writing through it has the contract of [`write`](Outputs::write).
+    #[inline]
+    pub(super) fn slots_from(&self, first: usize) -> *mut MaybeUninit<O> {
+        // `UnsafeCell<MaybeUninit<O>>` has the layout of `MaybeUninit<O>`
+        // (repr(transparent)), and writing through a pointer out of an
+        // UnsafeCell is allowed.
+        UnsafeCell::raw_get(self.slots.as_ptr().wrapping_add(first))
     }
 
     /// Records that the first `count` slots of `chunk` hold values.

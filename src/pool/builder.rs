@@ -80,7 +80,7 @@ impl PoolBuilder {
 
     /// Items per chunk, the unit of scheduling. Default: see
     /// [`ChunkPlan`](crate::ChunkPlan) (`ceil(n / 128)` clamped to
-    /// `1..=4096`). Must be at least 1. Larger chunks cost less per item;
+    /// `1..=65536`). Must be at least 1. Larger chunks cost less per item;
     /// smaller chunks balance uneven items better.
     pub fn chunk_size(mut self, chunk_size: usize) -> PoolBuilder {
         self.chunk_size = Some(chunk_size);
