@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Give a pool a token with [`Pool::with_cancel`](crate::Pool::with_cancel);
 /// calling [`cancel`](CancelToken::cancel) from any thread then stops the
 /// calls of that pool: no new chunk starts, a running chunk stops at its
-/// next item on the serial and thread backends, worker processes are
+/// next item on the serial and thread backends (items that take
+/// nanoseconds run in blocks of up to about 0.1 ms between checks), worker
+/// processes are
 /// killed on the process backend, and a streaming
 /// [`imap`](crate::Pool::imap) ends. The call returns an error for which
 /// [`Error::is_cancelled`](crate::Error::is_cancelled) is true (for

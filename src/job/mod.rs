@@ -85,7 +85,7 @@ pub trait Job: Sync + sealed::Sealed {
     /// Stops the job because another process running the same call failed
     /// or was cancelled (the MPI backend's ranks); that failure arrives
     /// later through [`record_failure`](Job::record_failure). Chunks running
-    /// here end before their next item, and
+    /// here end before their next item (or block of fast items), and
     /// [`should_stop`](Job::should_stop) turns true.
     fn stop(&self);
 

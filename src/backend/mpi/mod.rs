@@ -69,7 +69,8 @@
 //! fail-fast call (`map`, `map_reduce`), or whose call is cancelled, adds a
 //! large constant to it: from then on no rank's claim returns a chunk, and
 //! ranks that are waiting on their threads look at the counter every few
-//! milliseconds and halt their running chunks before the next item. Then
+//! milliseconds and halt their running chunks before the next item (or
+//! block of fast items). Then
 //! every rank shares one small status (its first failure, or none); if any
 //! rank failed, no results are exchanged, and every rank returns the same
 //! `Err`, naming the item with the lowest index. A failure that cannot be
