@@ -6,7 +6,10 @@
 //! whose workers were forked once before the timing, show what the session
 //! saves: no fork per call, but every item and result travels through a
 //! socket. The thread backend's 1000-item call is there for scale, and the
-//! per-item cost of a stream (`imap`) on threads and processes.
+//! per-item cost of a stream (`imap`) on threads and processes. Last,
+//! large results: `map` over 4 items with `chunk_size(1)`, each returning
+//! a 64 MiB `Vec<u8>` or `Vec<f64>`, on threads and processes (criterion
+//! reports the rate in bytes of results per second).
 //!
 //! [`Session`]: parpool::Session
 //!
@@ -91,5 +94,35 @@ fn bench_processes(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_processes);
+/// Bytes in each large result.
+const LARGE: usize = 64 << 20;
+
+fn bench_large_results(c: &mut Criterion) {
+    let mut group = c.benchmark_group("large_results_4_x_64_MiB_2_workers");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes(4 * LARGE as u64));
+    for kind in [BackendKind::Threads, BackendKind::Processes] {
+        let pool = Pool::builder()
+            .kind(kind)
+            .workers(2)
+            .chunk_size(1)
+            .build()
+            .expect("valid settings");
+        group.bench_function(format!("{}_vec_u8", kind.name()), |b| {
+            b.iter(|| {
+                pool.map(|i: u8| vec![i; LARGE], 0..4u8)
+                    .expect("no task fails")
+            })
+        });
+        group.bench_function(format!("{}_vec_f64", kind.name()), |b| {
+            b.iter(|| {
+                pool.map(|i: u8| vec![f64::from(i) + 0.5; LARGE / 8], 0..4u8)
+                    .expect("no task fails")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_processes, bench_large_results);
 criterion_main!(benches);

@@ -570,3 +570,75 @@ fn timeouts_are_rejected_where_they_cannot_work() {
     let error = processes(1).timeout(Duration::ZERO).build().unwrap_err();
     assert!(error.is_invalid_config());
 }
+
+/// Arrays of bytes and floats take a faster codec path; what comes back
+/// must be bit-identical to what the task made, NaN payloads, signed
+/// zeros and empty arrays included, through plain calls, `try_map`, a
+/// stream and a session.
+#[test]
+fn arrays_of_bytes_and_floats_come_back_bit_identical() {
+    without_leaks(|| {
+        let pool = common::processes(2).build().unwrap();
+        let odd_floats = |i: u64| -> Vec<f64> {
+            let mut values: Vec<f64> = (0..(i * 1000) as usize)
+                .map(|k| (k as f64 * 0.1).sin() * 1e300)
+                .collect();
+            values.extend([
+                f64::from_bits(0x7ff8_0000_dead_beef),
+                -0.0,
+                f64::INFINITY,
+                f64::MIN_POSITIVE / 3.0,
+            ]);
+            values
+        };
+        let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<u64>>();
+        let expected: Vec<Vec<u64>> = (0..6).map(|i| bits(&odd_floats(i))).collect();
+        let floats = pool.map(odd_floats, 0..6u64).unwrap();
+        assert_eq!(floats.iter().map(|v| bits(v)).collect::<Vec<_>>(), expected);
+
+        let bytes = pool
+            .map(
+                |i: u8| {
+                    (0..=255u8)
+                        .cycle()
+                        .skip(i as usize)
+                        .take(i as usize * 3000)
+                        .collect::<Vec<u8>>()
+                },
+                0..5u8,
+            )
+            .unwrap();
+        for (i, value) in bytes.iter().enumerate() {
+            assert_eq!(value.len(), i * 3000);
+            assert!(
+                value
+                    .iter()
+                    .enumerate()
+                    .all(|(k, &b)| b == ((k + i) % 256) as u8)
+            );
+        }
+        let singles = pool
+            .map(|i: u32| vec![i as f32 / 3.0; 10], 0..4u32)
+            .unwrap();
+        assert_eq!(singles[3][9].to_bits(), (3.0f32 / 3.0).to_bits());
+        let signed = pool.map(|i: i8| vec![-i; 7], 0..4i8).unwrap();
+        assert_eq!(signed[3], vec![-3i8; 7]);
+
+        let tried = pool.try_map(odd_floats, 0..6u64);
+        for (result, expected) in tried.iter().zip(&expected) {
+            assert_eq!(&bits(result.as_ref().unwrap()), expected);
+        }
+        let streamed: Vec<Vec<u64>> = pool
+            .imap(odd_floats, 0..6u64)
+            .unwrap()
+            .map(|result| bits(&result.unwrap()))
+            .collect();
+        assert_eq!(streamed, expected);
+        let mut session = pool.session(odd_floats).unwrap();
+        let from_session = session.map(0..6u64).unwrap();
+        assert_eq!(
+            from_session.iter().map(|v| bits(v)).collect::<Vec<_>>(),
+            expected
+        );
+    });
+}

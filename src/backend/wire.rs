@@ -98,6 +98,13 @@ pub(crate) fn parse(buffer: &[u8]) -> Option<(Header, Range<usize>)> {
     (buffer.len() >= end).then_some((header, HEADER_LEN..end))
 }
 
+/// The whole length (header and payload) of the frame at the front of
+/// `buffer`, once its header is there.
+pub(crate) fn frame_length(buffer: &[u8]) -> Option<usize> {
+    let header = Header::from_bytes(buffer.get(..HEADER_LEN)?.try_into().ok()?);
+    HEADER_LEN.checked_add(header.length)
+}
+
 /// Appends a frame to `out` (the MPI backend's gathered blobs).
 #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) fn push(out: &mut Vec<u8>, kind: FrameKind, id: usize, payload: &[u8]) {

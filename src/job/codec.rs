@@ -36,8 +36,12 @@ impl<V> Clone for Codec<V> {
 impl<V> Copy for Codec<V> {}
 
 impl<V: Serialize + DeserializeOwned> Codec<V> {
-    /// Plain serde values.
+    /// Plain serde values (arrays of bytes and floats by a faster path
+    /// with the same bytes; see [`raw`](super::raw)).
     pub(crate) fn values() -> Codec<V> {
+        if let Some(fast) = super::raw::codec::<V>() {
+            return fast;
+        }
         Codec {
             encode: |values| postcard::to_stdvec(values),
             encode_one: |value| postcard::to_stdvec(value),
@@ -84,6 +88,42 @@ fn from_wire<R>(result: Result<R, ErrorWire>) -> Result<R, Error> {
 }
 
 impl<V> Codec<V> {
+    /// A codec of these four functions, which must agree with postcard's
+    /// format for runs (see [`Codec`]).
+    pub(super) fn from_fns(
+        encode: fn(&[V]) -> Result<Vec<u8>, postcard::Error>,
+        encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
+        decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
+        decode_one: DecodeOne<V>,
+    ) -> Codec<V> {
+        Codec {
+            encode,
+            encode_one,
+            decode,
+            decode_one,
+        }
+    }
+
+    #[cfg(test)]
+    pub(super) fn encode_fn(&self) -> fn(&[V]) -> Result<Vec<u8>, postcard::Error> {
+        self.encode
+    }
+
+    #[cfg(test)]
+    pub(super) fn encode_one_fn(&self) -> fn(&V) -> Result<Vec<u8>, postcard::Error> {
+        self.encode_one
+    }
+
+    #[cfg(test)]
+    pub(super) fn decode_fn(&self) -> fn(&[u8]) -> Result<Vec<V>, postcard::Error> {
+        self.decode
+    }
+
+    #[cfg(test)]
+    pub(super) fn decode_one_fn(&self) -> DecodeOne<V> {
+        self.decode_one
+    }
+
     /// For values that never leave the process (a local pool's, which has
     /// no serde bounds): every use is an error saying so.
     pub(crate) fn local() -> Codec<V> {

@@ -40,7 +40,9 @@ pub(super) fn run(
 ) -> Result<(), Error> {
     let counter = Counter::new(world, one_node);
     let host = world.rank() == 0 && !one_node;
-    let outcome = claim_and_run(&counter, host, threads, workers, job);
+    // One rank has nobody to send results to: they stay where they are.
+    let alone = world.size() == 1;
+    let outcome = claim_and_run(&counter, (host, !alone), threads, workers, job);
     // Collective: returns once every rank has stopped claiming.
     drop(counter);
     // Agree: everyone learns every rank's first failure (no bytes for
@@ -51,20 +53,22 @@ pub(super) fn run(
         .unwrap_or_default();
     let statuses = all_gather_bytes(world, &status)?;
     let mut any_failed = false;
-    for status in statuses.iter().filter(|status| !status.is_empty()) {
-        any_failed = true;
-        job.record_failure(Error::from_wire(status, "mpi"));
+    for rank in 0..statuses.ranks() {
+        let status = statuses.of(rank);
+        if !status.is_empty() {
+            any_failed = true;
+            job.record_failure(Error::from_wire(status, "mpi"));
+        }
     }
-    if any_failed {
+    if any_failed || alone {
         return Ok(());
     }
     // Exchange results; accept the chunks the other ranks ran.
     let rank = world.rank() as usize;
     let blobs = all_gather_bytes(world, &outcome.blob)?;
-    for (other, blob) in blobs.iter().enumerate() {
-        if other == rank {
-            continue;
-        }
+    drop(outcome.blob);
+    for other in (0..blobs.ranks()).filter(|&other| other != rank) {
+        let blob = blobs.of(other);
         let frames = wire::split(blob)
             .ok_or_else(|| Error::backend("mpi", format!("truncated results from rank {other}")))?;
         for (header, bytes) in frames {
@@ -78,10 +82,11 @@ pub(super) fn run(
 
 /// Claims chunks from `counter` whenever one of `workers` threads is free
 /// and runs them there, until no chunk is left or the call stops. `host`:
-/// other ranks reach the counter through this rank's MPI calls.
+/// other ranks reach the counter through this rank's MPI calls; `encode`:
+/// other ranks need the results.
 fn claim_and_run(
     counter: &Counter,
-    host: bool,
+    (host, encode): (bool, bool),
     threads: &rayon::ThreadPool,
     workers: usize,
     job: &dyn Job,
@@ -121,9 +126,13 @@ fn claim_and_run(
                 let sender = sender.clone();
                 scope.spawn(move |_| {
                     let chunk = ticket as usize;
-                    let result = job
-                        .run_chunk(chunk, None)
-                        .and_then(|()| job.encode_chunk(chunk));
+                    let result = job.run_chunk(chunk, None).and_then(|()| {
+                        if encode {
+                            job.encode_chunk(chunk)
+                        } else {
+                            Ok(Vec::new())
+                        }
+                    });
                     // The receiver outlives the scope.
                     let _ = sender.send((chunk, result));
                 });
@@ -134,7 +143,9 @@ fn claim_and_run(
             match receiver.recv_timeout(poll) {
                 Ok((chunk, Ok(bytes))) => {
                     running -= 1;
-                    wire::push(&mut outcome.blob, FrameKind::Results, chunk, &bytes);
+                    if encode {
+                        wire::push(&mut outcome.blob, FrameKind::Results, chunk, &bytes);
+                    }
                 }
                 Ok((_, Err(error))) => {
                     running -= 1;

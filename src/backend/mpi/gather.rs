@@ -13,32 +13,64 @@ fn round_limit(size: usize) -> usize {
     (1usize << 30).min(i32::MAX as usize / size.max(1))
 }
 
+/// Every rank's bytes after an all-gather: one buffer, rank after rank.
+pub(super) struct Gathered {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Gathered {
+    /// The bytes rank `rank` contributed.
+    pub(super) fn of(&self, rank: usize) -> &[u8] {
+        let start = if rank == 0 { 0 } else { self.ends[rank - 1] };
+        &self.bytes[start..self.ends[rank]]
+    }
+
+    /// How many ranks contributed.
+    pub(super) fn ranks(&self) -> usize {
+        self.ends.len()
+    }
+}
+
 /// Every rank's `local` bytes, in rank order, on every rank, in as many
 /// rounds as the largest contribution needs.
 pub(super) fn all_gather_bytes(
     world: &SimpleCommunicator,
     local: &[u8],
-) -> Result<Vec<Vec<u8>>, Error> {
+) -> Result<Gathered, Error> {
     all_gather_bytes_in_rounds(world, local, round_limit(world.size() as usize))
 }
 
-/// [`all_gather_bytes`] with at most `limit` bytes per rank per round.
+/// [`all_gather_bytes`] with at most `limit` bytes per rank per round. In
+/// one round (results under `limit` per rank) MPI receives straight into
+/// the returned buffer; otherwise each round's pieces are copied into
+/// place.
 fn all_gather_bytes_in_rounds(
     world: &SimpleCommunicator,
     local: &[u8],
     limit: usize,
-) -> Result<Vec<Vec<u8>>, Error> {
+) -> Result<Gathered, Error> {
     let size = world.size() as usize;
     let mut lengths = vec![0u64; size];
     world.all_gather_into(&(local.len() as u64), &mut lengths[..]);
+    let ends: Vec<usize> = lengths
+        .iter()
+        .scan(0usize, |end, &length| {
+            *end += length as usize;
+            Some(*end)
+        })
+        .collect();
+    let total = ends.last().copied().unwrap_or(0);
     let rounds = lengths
         .iter()
         .map(|&length| (length as usize).div_ceil(limit))
         .max()
         .unwrap_or(0);
-    let mut gathered: Vec<Vec<u8>> = lengths
-        .iter()
-        .map(|&length| Vec::with_capacity(length as usize))
+    let mut gathered = vec![0u8; total];
+    crate::job::raw::advise_huge_pages(gathered.as_ptr(), total);
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(ends.iter().copied())
+        .take(size)
         .collect();
     for round in 0..rounds {
         let piece = |length: u64| -> usize {
@@ -46,6 +78,16 @@ fn all_gather_bytes_in_rounds(
             (length as usize - start).min(limit)
         };
         let counts: Vec<Count> = lengths.iter().map(|&l| piece(l) as Count).collect();
+        let start = (round * limit).min(local.len());
+        let send = &local[start..start + piece(local.len() as u64)];
+        if rounds == 1 {
+            // Everything fits one round: receive in place.
+            let displacements: Vec<Count> = starts.iter().map(|&s| s as Count).collect();
+            let mut partition =
+                PartitionMut::new(&mut gathered[..], &counts[..], &displacements[..]);
+            world.all_gather_varcount_into(send, &mut partition);
+            break;
+        }
         let displacements: Vec<Count> = counts
             .iter()
             .scan(0 as Count, |offset, &count| {
@@ -54,20 +96,23 @@ fn all_gather_bytes_in_rounds(
                 Some(start)
             })
             .collect();
-        let total: usize = counts.iter().map(|&c| c as usize).sum();
-        let mut receive = vec![0u8; total];
-        let start = (round * limit).min(local.len());
-        let send = &local[start..start + piece(local.len() as u64)];
+        let received: usize = counts.iter().map(|&c| c as usize).sum();
+        let mut receive = vec![0u8; received];
         {
             let mut partition =
                 PartitionMut::new(&mut receive[..], &counts[..], &displacements[..]);
             world.all_gather_varcount_into(send, &mut partition);
         }
         for (rank, (&offset, &count)) in displacements.iter().zip(&counts).enumerate() {
-            gathered[rank].extend_from_slice(&receive[offset as usize..(offset + count) as usize]);
+            let at = starts[rank] + round * limit;
+            gathered[at..at + count as usize]
+                .copy_from_slice(&receive[offset as usize..(offset + count) as usize]);
         }
     }
-    Ok(gathered)
+    Ok(Gathered {
+        bytes: gathered,
+        ends,
+    })
 }
 
 #[cfg(test)]
@@ -93,11 +138,9 @@ mod tests {
         let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
         for limit in [1, 7, 999, 1000, 4096] {
             let gathered = all_gather_bytes_in_rounds(&world, &data, limit).unwrap();
-            assert_eq!(gathered, vec![data.clone()], "limit {limit}");
+            assert_eq!(gathered.ranks(), 1);
+            assert_eq!(gathered.of(0), &data[..], "limit {limit}");
         }
-        assert_eq!(
-            all_gather_bytes(&world, &[]).unwrap(),
-            vec![Vec::<u8>::new()]
-        );
+        assert_eq!(all_gather_bytes(&world, &[]).unwrap().of(0), &[] as &[u8]);
     }
 }

@@ -52,13 +52,31 @@ struct Worker {
     watchdog: Watchdog,
 }
 
+/// A frame's payload: a range of the bytes read. A large frame that filled
+/// the read buffer by itself takes the buffer along instead of a copy.
+pub(super) struct Payload {
+    bytes: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.range.clone()]
+    }
+}
+
+/// Frames at least this large are handed over in the read buffer itself.
+const HAND_OVER: usize = 1 << 20;
+
 /// What the supervisor saw.
 pub(super) enum Event {
     /// A worker sent a complete frame.
     Frame {
         slot: usize,
         header: Header,
-        payload: Vec<u8>,
+        payload: Payload,
     },
     /// A worker exited (after its last frames were reported).
     Exited { slot: usize, death: Death },
@@ -389,18 +407,31 @@ impl Fleet {
         }
         let mut consumed = 0;
         while let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) {
+            worker.watchdog.seen = None;
+            if consumed == 0 && payload.end == worker.buffer.len() && payload.len() >= HAND_OVER {
+                // The buffer holds exactly this frame: hand it over.
+                let bytes = std::mem::take(&mut worker.buffer);
+                events.push(Event::Frame {
+                    slot,
+                    header,
+                    payload: Payload {
+                        bytes,
+                        range: payload,
+                    },
+                });
+                return;
+            }
             let start = consumed;
             consumed += payload.end;
+            let bytes = worker.buffer[start + payload.start..start + payload.end].to_vec();
+            let range = 0..bytes.len();
             events.push(Event::Frame {
                 slot,
                 header,
-                payload: worker.buffer[start + payload.start..start + payload.end].to_vec(),
+                payload: Payload { bytes, range },
             });
         }
         worker.buffer.drain(..consumed);
-        if consumed > 0 {
-            worker.watchdog.seen = None;
-        }
     }
 
     /// Reaps the worker of `slot` if it has exited.

@@ -53,13 +53,25 @@ pub(super) fn set_nonblocking(fd: &OwnedFd) -> Result<(), Error> {
 /// Reads everything available from a non-blocking descriptor into
 /// `buffer`, until it would block or reaches end-of-file.
 pub(super) fn drain(fd: &OwnedFd, buffer: &mut Vec<u8>) -> Result<(), Error> {
-    let mut chunk = [0u8; 64 * 1024];
     loop {
-        // SAFETY: `chunk` is a writable buffer of the length passed.
-        let read = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        // Read straight into the buffer: room for the rest of the frame
+        // being received (its header says how long it is), at least 64 KiB
+        // and, should a header be garbage, at most 256 MiB at a time.
+        let frame_left = super::super::wire::frame_length(buffer)
+            .map_or(0, |length| length.saturating_sub(buffer.len()));
+        let capacity = buffer.capacity();
+        buffer.reserve(frame_left.clamp(64 << 10, 256 << 20));
+        if buffer.capacity() != capacity {
+            crate::job::raw::advise_huge_pages(buffer.as_ptr(), buffer.capacity());
+        }
+        let spare = buffer.spare_capacity_mut();
+        // SAFETY: `spare` is writable memory of the length passed; read()
+        // initialises the bytes it reports.
+        let read = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
         match read {
             0 => return Ok(()),
-            n if n > 0 => buffer.extend_from_slice(&chunk[..n as usize]),
+            // SAFETY: read() wrote `n` bytes at the end of the buffer.
+            n if n > 0 => unsafe { buffer.set_len(buffer.len() + n as usize) },
             _ => {
                 let error = std::io::Error::last_os_error();
                 match error.kind() {
