@@ -196,31 +196,72 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
     let shares_memory = pool.capabilities().shares_memory;
     let mut work = a.data.clone();
     let mut all_swaps = Vec::new();
+    // The first panel is factored here; every later one by the look-ahead
+    // task of the step before (see below), while the other tasks update.
+    let first_width = block_size.min(n);
+    let mut swaps = Vec::new();
+    factor_panel(
+        &mut work[..first_width * n],
+        shape,
+        0,
+        first_width,
+        &mut swaps,
+    )?;
     for start in (0..n).step_by(block_size) {
         let width = block_size.min(n - start);
+        let next = start + width;
+        let next_width = block_size.min(n - next);
         let (left, rest) = work.split_at_mut(start * n);
         let (panel, right) = rest.split_at_mut(width * n);
-        let mut swaps = Vec::new();
-        factor_panel(panel, shape, start, width, &mut swaps)?;
         let panel: &[f64] = panel;
-        let targets: Vec<&mut [f64]> = left
-            .chunks_mut(block_size * n)
-            .chain(right.chunks_mut(block_size * n))
+        // Look-ahead: the block column right after the panel is the next
+        // panel. Its task updates it first and factors it at once, and it
+        // goes first so a worker starts on it while the others update the
+        // rest: the next step's panel is ready when this step ends, and no
+        // worker waits for a serial factorisation between steps.
+        let (next_panel, far_right) = right.split_at_mut(next_width * n);
+        let targets: Vec<(bool, &mut [f64])> = std::iter::once((true, next_panel))
+            .filter(|(_, columns)| !columns.is_empty())
+            .chain(
+                left.chunks_mut(block_size * n)
+                    .map(|columns| (false, columns)),
+            )
+            .chain(
+                far_right
+                    .chunks_mut(block_size * n)
+                    .map(|columns| (false, columns)),
+            )
             .collect();
         let offsets: Vec<usize> = block_offsets(n, start, width, block_size);
+        let step_swaps = &swaps;
         let updated = pool.map(
-            |columns: &mut [f64]| {
-                apply_step(columns, panel, n, start, width, &swaps);
-                (!shares_memory).then(|| columns.to_vec())
+            |(is_next, columns): (bool, &mut [f64])| {
+                apply_step(columns, panel, n, start, width, step_swaps);
+                let mut next_swaps = Vec::new();
+                let factored = if is_next {
+                    factor_panel(columns, shape, next, next_width, &mut next_swaps).map_err(
+                        |error| match error {
+                            Error::InvalidInput(why) => why,
+                            other => other.to_string(),
+                        },
+                    )
+                } else {
+                    Ok(())
+                };
+                let copy = (!shares_memory).then(|| columns.to_vec());
+                (copy, factored.map(|()| next_swaps))
             },
             targets,
         )?;
-        for (offset, columns) in offsets.into_iter().zip(updated) {
+        let mut next_swaps = Vec::new();
+        for (offset, (columns, factored)) in offsets.into_iter().zip(updated) {
             if let Some(columns) = columns {
                 work[offset..offset + columns.len()].copy_from_slice(&columns);
             }
+            next_swaps.extend(factored.map_err(Error::InvalidInput)?);
         }
-        all_swaps.extend(swaps);
+        all_swaps.append(&mut swaps);
+        swaps = next_swaps;
     }
     // Undo the row swaps as column swaps, last first.
     for &(first, second) in all_swaps.iter().rev() {
@@ -239,11 +280,20 @@ pub fn invert_with_block_size(pool: &Pool, a: &Matrix, block_size: usize) -> Res
 }
 
 /// Where each update task's block column starts in the column-major data,
-/// in the order the tasks are made.
+/// in the order the tasks are made: the next panel (if any), the block
+/// columns left of the panel, then the rest right of the next panel.
 fn block_offsets(n: usize, start: usize, width: usize, block_size: usize) -> Vec<usize> {
+    let next = start + width;
+    let next_panel = (next < n).then_some(next * n);
     let left = (0..start).step_by(block_size).map(|col| col * n);
-    let right = (start + width..n).step_by(block_size).map(|col| col * n);
-    left.chain(right).collect()
+    let far_right = (next + block_size..n)
+        .step_by(block_size)
+        .map(|col| col * n);
+    next_panel
+        .into_iter()
+        .chain(left)
+        .chain(far_right)
+        .collect()
 }
 
 /// Applies one elimination step to `columns` (an `n × m` block of other
@@ -425,6 +475,39 @@ mod tests {
             "{error}"
         );
         assert_eq!(invert(&serial(), &Matrix::identity(0)).unwrap().n(), 0);
+    }
+
+    #[test]
+    fn a_matrix_singular_only_in_its_last_panel_is_found_by_the_look_ahead() {
+        // Columns 10 and 11 are equal: the rank deficiency shows only when
+        // the last panel (factored by the previous step's look-ahead task)
+        // is factored.
+        let n = 12;
+        let mut a = Matrix::from_fn(n, |row, col| {
+            let col = col.min(10);
+            if row == col {
+                10.0
+            } else {
+                1.0 / (1.0 + row as f64 + col as f64)
+            }
+        });
+        for row in 0..n {
+            a.data[row + 11 * n] = a.data[row + 10 * n];
+        }
+        let threads = Pool::builder()
+            .kind(parpool::BackendKind::Threads)
+            .workers(2)
+            .build()
+            .unwrap();
+        for block_size in [1, 2, 3, 5] {
+            for pool in [&serial(), &threads] {
+                let error = invert_with_block_size(pool, &a, block_size).unwrap_err();
+                assert!(error.is_invalid_input(), "{error}");
+                let text = error.to_string();
+                assert!(text.contains("singular"), "{text}");
+                assert!(!text.contains("invalid input: invalid input"), "{text}");
+            }
+        }
     }
 
     #[test]
