@@ -10,7 +10,7 @@
 //! columns only, and stores those columns of `M` where the pivot columns
 //! were. The blocked form takes `nb` pivot columns at a time:
 //!
-//! 1. **Panel** (on the calling thread): the `n × nb` block column is
+//! 1. **Panel** (see look-ahead below): the `n × nb` block column is
 //!    factored recursively, halves at a time, so even the panel runs mostly
 //!    in matrix products. Row swaps for partial pivoting are recorded.
 //! 2. **Update** (through the pool): every other block column `C` gets the
@@ -20,8 +20,15 @@
 //!    `2n·nb·w` flops of a `w`-column task) runs on faer's matrix-multiply
 //!    kernel, single-threaded inside the task.
 //!
-//! At the end, the row swaps are undone as column swaps. The pool runs the
-//! update, which is all but about `nb/n` of the flops.
+//! **Look-ahead.** Only the first panel is factored on the calling thread.
+//! In every step the task of the block column right after the panel (the
+//! next panel) goes first: it applies the step and then factors that panel
+//! at once, while the other tasks update the rest. The next step starts
+//! with its panel ready, and no worker waits for a serial factorisation
+//! between steps.
+//!
+//! At the end, the row swaps are undone as column swaps. The pool runs
+//! everything but the first panel.
 //!
 //! On the thread and serial backends tasks update their block column in
 //! place. On backends whose workers live in other processes (a forked child
@@ -49,9 +56,10 @@ use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// Pivot columns per step when the caller does not choose: `n / 6`, rounded
 /// down to a multiple of 16, within `16..=384`. Wider blocks make the
-/// products faster (their inner dimension is the block size) but leave more
-/// of the work in the panel, which runs on one thread; on the reference
-/// machine 320-384 was best for n = 2000 and 4000 (`docs/benchmarks.md`).
+/// products faster (their inner dimension is the block size) but put more
+/// of the work in the panel, which one task factors (overlapped with the
+/// other tasks' updates by the look-ahead); on the reference machine
+/// 320-384 was best for n = 2000 and 4000 (`docs/benchmarks.md`).
 pub fn default_block_size(n: usize) -> usize {
     (n / 6).clamp(16, 384) / 16 * 16
 }
