@@ -30,31 +30,10 @@ def best_of(repeats, call):
     return min(times), max(times) / min(times)
 
 
-def python_sample(n):
-    """The lesson's pure-Python sampler."""
-    import random
-
-    inside = 0
-    for _ in range(n):
-        x, y = random.random(), random.random()
-        if x * x + y * y < 1.0:
-            inside += 1
-    return inside
-
-
-def numpy_sample(n, seed=2026, block=1_000_000):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    inside = 0
-    left = n
-    while left:
-        size = min(block, left)
-        x = rng.random(size)
-        y = rng.random(size)
-        inside += int(np.count_nonzero(x * x + y * y < 1.0))
-        left -= size
-    return inside
+# The lesson's samplers, as the Rust side-by-side comparison runs them.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benches", "compare"))
+from compare import sample as python_sample  # noqa: E402
+from compare import sample_numpy as numpy_sample  # noqa: E402
 
 
 def pi_rows(args):

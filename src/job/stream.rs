@@ -238,6 +238,38 @@ impl<T, O, F> TypedStreamJob<T, O, F> {
     }
 }
 
+impl<T, O: Send, F: Fn(T) -> O> TypedStreamJob<T, O, F> {
+    /// Runs `items` (stream indices from `start`), each index in `skip`
+    /// failing as skipped, telling `current_item` (a supervisor) which one
+    /// runs and then that results are being sent, and encodes the results
+    /// for [`decode_results`](StreamJob::decode_results).
+    fn run_items_encoded(
+        &self,
+        start: usize,
+        items: Vec<T>,
+        skip: &[usize],
+        current_item: Option<&AtomicUsize>,
+    ) -> Result<Vec<u8>, Error> {
+        let results: Vec<Result<O, Error>> = (start..)
+            .zip(items)
+            .map(|(index, item)| {
+                if skip.contains(&index) {
+                    return Err(skipped());
+                }
+                if let Some(current_item) = current_item {
+                    current_item.store(index, Ordering::Release);
+                }
+                unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item))
+            })
+            .collect();
+        if let Some(current_item) = current_item {
+            current_item.store(super::SENDING_RESULTS, Ordering::Release);
+        }
+        self.results
+            .encode_checked(&results, (start, UNKNOWN_TOTAL), Some(Err))
+    }
+}
+
 impl<T, O, F> sealed::Sealed for TypedStreamJob<T, O, F> {}
 
 impl<T, O, F> StreamJob for TypedStreamJob<T, O, F>
@@ -290,36 +322,12 @@ where
             Ok(items) => items,
             Err((_, error)) => return Err(input_failure(&error, "decoded")),
         };
-        // The worker learns the chunk's length from its items.
-        let span = ChunkSpan {
-            len: items.len(),
-            ..span
-        };
-        let results: Vec<Result<O, Error>> = span
-            .items()
-            .zip(items)
-            .map(|(index, item)| {
-                if skip.contains(&index) {
-                    return Err(skipped());
-                }
-                current_item.store(index, Ordering::Release);
-                unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item))
-            })
-            .collect();
-        current_item.store(super::SENDING_RESULTS, Ordering::Release);
-        self.results
-            .encode_checked(&results, (span.start, UNKNOWN_TOTAL), Some(Err))
+        self.run_items_encoded(span.start, items, skip, Some(current_item))
     }
 
     fn run_and_encode(&self, chunk: StreamChunk) -> Result<Vec<u8>, Error> {
-        let span = chunk.span();
-        let results: Vec<Result<O, Error>> = span
-            .items()
-            .zip(chunk.into_items::<T>())
-            .map(|(index, item)| unwind::run_task(index, UNKNOWN_TOTAL, || (self.function)(item)))
-            .collect();
-        self.results
-            .encode_checked(&results, (span.start, UNKNOWN_TOTAL), Some(Err))
+        let start = chunk.span().start;
+        self.run_items_encoded(start, chunk.into_items::<T>(), &[], None)
     }
 
     fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults {

@@ -209,6 +209,13 @@ impl MpiEngine {
         });
     }
 
+    /// Starts chunk `seq`, which waits here with its inputs.
+    fn spawn_waiting(&mut self, seq: u64) {
+        if let Some(Wanted::Waiting(chunk)) = self.wanted.remove(&seq) {
+            self.spawn(seq, chunk);
+        }
+    }
+
     /// Claims tickets while a thread is free, and runs their chunks.
     fn claim(&mut self) {
         while self.claiming && self.held.is_none() && self.running < self.workers {
@@ -217,12 +224,7 @@ impl MpiEngine {
             };
             let ticket = counter.claim();
             match self.wanted.get(&ticket) {
-                Some(Wanted::Waiting(_)) => {
-                    let Some(Wanted::Waiting(chunk)) = self.wanted.remove(&ticket) else {
-                        unreachable!("just matched")
-                    };
-                    self.spawn(ticket, chunk);
-                }
+                Some(Wanted::Waiting(_)) => self.spawn_waiting(ticket),
                 // Already here (run after a release, or its results came).
                 Some(_) => {}
                 None if ticket < self.submitted => {}
@@ -304,10 +306,7 @@ impl MpiEngine {
         if tag == RELEASE {
             if epoch == self.epoch && seq < self.submitted {
                 if matches!(self.wanted.get(&seq), Some(Wanted::Waiting(_))) {
-                    let Some(Wanted::Waiting(chunk)) = self.wanted.remove(&seq) else {
-                        unreachable!("just matched")
-                    };
-                    self.spawn(seq, chunk);
+                    self.spawn_waiting(seq);
                 }
             } else {
                 self.released.insert((epoch, seq));
@@ -494,21 +493,27 @@ impl StreamEngine for MpiEngine {
     }
 }
 
+impl MpiEngine {
+    /// Lets go of the counter and the communicator without the collective
+    /// calls that free them (a rank that will not meet the others).
+    fn abandon(&mut self) {
+        drop(self.progress.take());
+        std::mem::forget(self.counter.take());
+        std::mem::forget(self.comm.take());
+    }
+}
+
 impl Drop for MpiEngine {
     fn drop(&mut self) {
         if std::thread::panicking() || mpi::environment::is_finalized() {
             // A rank that unwinds will not meet the others in a collective;
             // leak the handles rather than hang.
-            drop(self.progress.take());
-            std::mem::forget(self.counter.take());
-            std::mem::forget(self.comm.take());
+            self.abandon();
             return;
         }
         if let Err(error) = self.close() {
             eprintln!("parpool: closing an MPI stream failed: {error}");
-            drop(self.progress.take());
-            std::mem::forget(self.counter.take());
-            std::mem::forget(self.comm.take());
+            self.abandon();
         }
     }
 }
