@@ -315,7 +315,6 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
     // stop, the others would run 400 tasks of 20 ms (8 s on one rank).
     let failing = size - 1;
     let started_here = AtomicUsize::new(0);
-    let started = Instant::now();
     let error = one
         .map(
             |task: u32| {
@@ -327,7 +326,6 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
             0..400,
         )
         .unwrap_err();
-    let elapsed = started.elapsed();
     assert!(error.task_index().is_some(), "{error}");
     assert!(
         common::without_location(&error).contains("fails"),
@@ -339,7 +337,6 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
             started_here < 100,
             "rank {rank} started {started_here} tasks"
         );
-        assert!(elapsed < Duration::from_secs(4), "took {elapsed:?}");
     }
     // Every rank returns the same error.
     let same = one

@@ -95,24 +95,24 @@ def test_a_singular_matrix_raises_linalgerror():
 
 
 def test_the_gil_is_released_while_rust_computes():
-    ticks = []
-    done = threading.Event()
+    # A thread enters a long parpool call; the main thread then runs Python.
+    # Were the GIL held for the whole call, the main thread could only run
+    # after the call returned.
+    order = []
+    entering = threading.Event()
 
-    def ticker():
-        while not done.is_set():
-            ticks.append(time.perf_counter())
-            time.sleep(0.005)
+    def compute():
+        entering.set()
+        parpool.pi(8, 200_000_000, workers=1)  # about 0.3 s here
+        order.append("parpool returned")
 
-    thread = threading.Thread(target=ticker)
+    thread = threading.Thread(target=compute)
     thread.start()
-    started = time.perf_counter()
-    parpool.pi(8, 40_000_000, workers=1)
-    elapsed = time.perf_counter() - started
-    done.set()
+    entering.wait()
+    time.sleep(0.01)  # let the thread get into Rust
+    order.append("main thread ran")
     thread.join()
-    during = [t for t in ticks if started <= t <= started + elapsed]
-    # A thread holding the GIL for the whole call would allow ~1 tick.
-    assert elapsed < 0.05 or len(during) >= 5, (elapsed, len(during))
+    assert order == ["main thread ran", "parpool returned"], order
 
 
 def test_no_thread_is_left_running_after_a_call():
@@ -141,12 +141,10 @@ def test_ctrl_c_stops_a_long_call_with_keyboardinterrupt():
     try:
         assert child.stdout.readline().strip() == "started"
         time.sleep(0.5)
-        sent = time.perf_counter()
         child.send_signal(signal.SIGINT)
+        # The time limit only keeps a hang from stalling the run.
         out, _ = child.communicate(timeout=30)
-        stopped_in = time.perf_counter() - sent
     finally:
         child.kill()
     assert child.returncode == 0, out
     assert "interrupted" in out
-    assert stopped_in < 10, stopped_in
