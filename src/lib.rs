@@ -77,7 +77,7 @@ mod stream;
 pub use backend::contract::{Backend, BackendKind};
 pub use cancel::CancelToken;
 pub use error::Error;
-pub use job::{Job, TaskLimits};
+pub use job::{EncodedChunk, Job, TaskLimits};
 pub use plan::ChunkPlan;
 pub use pool::{BACKEND_VARIABLE, LocalPool, Pool, PoolBuilder};
 pub use stream::{Imap, ImapUnordered, STREAM_CHUNK_SIZE, Session};

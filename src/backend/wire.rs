@@ -134,26 +134,36 @@ pub(crate) fn write(
     id: usize,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    let header = Header::new(kind, id, payload.len()).to_bytes();
-    let mut header: &[u8] = &header;
-    let mut payload = payload;
-    while !header.is_empty() {
-        let slices = [
-            std::io::IoSlice::new(header),
-            std::io::IoSlice::new(payload),
-        ];
-        match writer.write_vectored(&slices) {
+    write_pieces(writer, kind, id, [payload])
+}
+
+/// [`write`] of a payload that lies in pieces (an
+/// [`EncodedChunk`](crate::job::EncodedChunk) run of results), without joining them
+/// first: one vectored write takes the header and every piece.
+pub(crate) fn write_pieces<'a>(
+    writer: &mut impl Write,
+    kind: FrameKind,
+    id: usize,
+    pieces: impl IntoIterator<Item = &'a [u8]>,
+) -> std::io::Result<()> {
+    let pieces: Vec<&[u8]> = pieces.into_iter().collect();
+    let length = pieces.iter().map(|piece| piece.len()).sum();
+    let header = Header::new(kind, id, length).to_bytes();
+    let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&header[..])
+        .chain(pieces)
+        .filter(|piece| !piece.is_empty())
+        .map(std::io::IoSlice::new)
+        .collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(written) if written <= header.len() => header = &header[written..],
-            Ok(written) => {
-                payload = &payload[written - header.len()..];
-                header = &[];
-            }
+            Ok(written) => std::io::IoSlice::advance_slices(&mut slices, written),
             Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
             Err(error) => return Err(error),
         }
     }
-    writer.write_all(payload)
+    Ok(())
 }
 
 /// Reads one frame, blocking; `None` at a clean end of file.
@@ -252,6 +262,43 @@ mod tests {
             (Some(FrameKind::Task), 3, &b"items"[..])
         );
         assert!(read(&mut reader).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_frame_in_pieces_survives_short_vectored_writes() {
+        /// Takes at most 5 bytes per call, from at most 2 slices.
+        struct Trickle(Vec<u8>);
+        impl Write for Trickle {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                let n = bytes.len().min(5);
+                self.0.extend_from_slice(&bytes[..n]);
+                Ok(n)
+            }
+            fn write_vectored(
+                &mut self,
+                slices: &[std::io::IoSlice<'_>],
+            ) -> std::io::Result<usize> {
+                let mut taken = 0;
+                for slice in slices.iter().take(2) {
+                    let n = slice.len().min(5 - taken);
+                    self.0.extend_from_slice(&slice[..n]);
+                    taken += n;
+                    if n < slice.len() || taken == 5 {
+                        break;
+                    }
+                }
+                Ok(taken)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let pieces: [&[u8]; 5] = [b"ab", b"", b"cdefghijk", b"l", b"mnopqrstuvwxyz"];
+        let mut out = Trickle(Vec::new());
+        write_pieces(&mut out, FrameKind::Results, 9, pieces).unwrap();
+        let (header, payload) = read(&mut &out.0[..]).unwrap().unwrap();
+        assert_eq!(header.id, 9);
+        assert_eq!(&payload[..], &b"abcdefghijklmnopqrstuvwxyz"[..]);
     }
 
     #[test]

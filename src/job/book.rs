@@ -2,7 +2,7 @@
 //! failure record, and the claim that hands a chunk to one holder.
 
 use super::Watch;
-use super::codec::Codec;
+use super::codec::{Codec, EncodedChunk};
 use super::slots::{Inputs, Outputs};
 use super::unwind;
 use crate::cancel::CancelToken;
@@ -257,17 +257,17 @@ impl ChunkBook {
     /// process. A value that cannot be encoded (its `Serialize` fails or
     /// panics) is named; with `replace` (a job that keeps going) only that
     /// item fails: its value is replaced by `replace(error)`.
-    pub(super) fn encode_done<O>(
+    pub(super) fn encode_done<'a, O>(
         &self,
         chunk: usize,
-        (outputs, codec): (&Outputs<O>, Codec<O>),
+        (outputs, codec): (&'a Outputs<O>, Codec<O>),
         replace: Option<fn(Error) -> O>,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<EncodedChunk<'a>, Error> {
         self.check_done(chunk)?;
         // SAFETY: the chunk is done: its slots are written and immutable.
         let values = unsafe { outputs.chunk(chunk) };
         let start = self.plan.chunk_range(chunk).start;
-        codec.encode_checked(values, (start, self.total()), replace)
+        codec.encode_parts_checked(values, (start, self.total()), replace)
     }
 
     /// Accepts the encoded values of chunk `chunk`, which ran in another

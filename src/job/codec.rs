@@ -18,6 +18,86 @@ use serde::de::DeserializeOwned;
 /// Decodes one value from the front of some bytes: the value and the rest.
 type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
 
+/// Encodes a run without copying the values' memory (see [`EncodedChunk`]).
+type EncodeParts<V> = for<'a> fn(&'a [V]) -> EncodedChunk<'a>;
+
+/// The encoded results of a chunk, from [`Job::encode_chunk_in_pieces`]:
+/// the same bytes as [`Job::encode_chunk`], left in pieces. Large arrays of
+/// bytes and floats (`Vec<u8>`, `Vec<i8>`, `Vec<f32>`, `Vec<f64>` results
+/// of 64 KiB or more) are pieces of the results' own memory, so a backend
+/// that writes them to a socket or pipe (one vectored write of
+/// [`slices`](EncodedChunk::slices)) sends a large result from where it
+/// lies instead of copying it first.
+///
+/// [`Job::encode_chunk_in_pieces`]: crate::Job::encode_chunk_in_pieces
+/// [`Job::encode_chunk`]: crate::Job::encode_chunk
+#[derive(Debug, Default)]
+pub struct EncodedChunk<'a> {
+    pieces: Vec<Piece<'a>>,
+}
+
+#[derive(Debug)]
+enum Piece<'a> {
+    Owned(Vec<u8>),
+    Borrowed(&'a [u8]),
+}
+
+impl<'a> EncodedChunk<'a> {
+    /// Appends bytes of its own.
+    pub(crate) fn push_owned(&mut self, bytes: &[u8]) {
+        match self.pieces.last_mut() {
+            Some(Piece::Owned(last)) => last.extend_from_slice(bytes),
+            _ => self.pieces.push(Piece::Owned(bytes.to_vec())),
+        }
+    }
+
+    /// Appends memory that is sent as it lies.
+    pub(crate) fn push_borrowed(&mut self, bytes: &'a [u8]) {
+        self.pieces.push(Piece::Borrowed(bytes));
+    }
+
+    /// The number of bytes.
+    pub fn len(&self) -> usize {
+        self.slices().map(<[u8]>::len).sum()
+    }
+
+    /// True if there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The pieces, in order; together they are the bytes.
+    pub fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.pieces.iter().map(|piece| match piece {
+            Piece::Owned(bytes) => &bytes[..],
+            Piece::Borrowed(bytes) => bytes,
+        })
+    }
+
+    /// The bytes in one vector (joined by a copy unless they are in one
+    /// piece already).
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        if let [Piece::Owned(_)] = &self.pieces[..]
+            && let Some(Piece::Owned(bytes)) = self.pieces.pop()
+        {
+            return bytes;
+        }
+        let mut bytes = Vec::with_capacity(self.len());
+        for slice in self.slices() {
+            bytes.extend_from_slice(slice);
+        }
+        bytes
+    }
+}
+
+impl From<Vec<u8>> for EncodedChunk<'_> {
+    fn from(bytes: Vec<u8>) -> Self {
+        EncodedChunk {
+            pieces: vec![Piece::Owned(bytes)],
+        }
+    }
+}
+
 /// Encodes and decodes runs of `V` (postcard underneath: a run is its
 /// length as a varint, then each value in turn).
 pub(crate) struct Codec<V> {
@@ -25,6 +105,8 @@ pub(crate) struct Codec<V> {
     encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
     decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
     decode_one: DecodeOne<V>,
+    /// A faster `encode` that cannot fail, for the types that have one.
+    encode_parts: Option<EncodeParts<V>>,
 }
 
 impl<V> Clone for Codec<V> {
@@ -47,6 +129,7 @@ impl<V: Serialize + DeserializeOwned> Codec<V> {
             encode_one: |value| postcard::to_stdvec(value),
             decode: |bytes| postcard::from_bytes(bytes),
             decode_one: |bytes| postcard::take_from_bytes(bytes),
+            encode_parts: None,
         }
     }
 }
@@ -65,6 +148,7 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
                 let (wire, rest) = postcard::take_from_bytes::<Result<R, ErrorWire>>(bytes)?;
                 Ok((from_wire(wire), rest))
             },
+            encode_parts: None,
         }
     }
 }
@@ -88,20 +172,27 @@ fn from_wire<R>(result: Result<R, ErrorWire>) -> Result<R, Error> {
 }
 
 impl<V> Codec<V> {
-    /// A codec of these four functions, which must agree with postcard's
+    /// A codec of these five functions, which must agree with postcard's
     /// format for runs (see [`Codec`]).
     pub(super) fn from_fns(
         encode: fn(&[V]) -> Result<Vec<u8>, postcard::Error>,
         encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
         decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
         decode_one: DecodeOne<V>,
+        encode_parts: EncodeParts<V>,
     ) -> Codec<V> {
         Codec {
             encode,
             encode_one,
             decode,
             decode_one,
+            encode_parts: Some(encode_parts),
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn encode_parts_fn(&self) -> Option<EncodeParts<V>> {
+        self.encode_parts
     }
 
     #[cfg(test)]
@@ -132,6 +223,23 @@ impl<V> Codec<V> {
             encode_one: |_| Err(postcard::Error::SerdeSerCustom),
             decode: |_| Err(postcard::Error::SerdeDeCustom),
             decode_one: |_| Err(postcard::Error::SerdeDeCustom),
+            encode_parts: None,
+        }
+    }
+
+    /// [`encode_checked`](Codec::encode_checked), for sending: large
+    /// arrays of bytes and floats are not copied.
+    pub(crate) fn encode_parts_checked<'a>(
+        &self,
+        values: &'a [V],
+        items: (usize, usize),
+        replace: Option<fn(Error) -> V>,
+    ) -> Result<EncodedChunk<'a>, Error> {
+        match self.encode_parts {
+            Some(encode_parts) => Ok(encode_parts(values)),
+            None => self
+                .encode_checked(values, items, replace)
+                .map(EncodedChunk::from),
         }
     }
 

@@ -1,7 +1,7 @@
 //! `MapJob`: the job behind `map`, `try_map` and `map_init`.
 
 use super::book::{ChunkBook, ChunkClaim};
-use super::codec::Codec;
+use super::codec::{Codec, EncodedChunk};
 use super::slots::{Inputs, Outputs};
 use super::{Job, TaskLimits, Watch, sealed};
 use crate::error::Error;
@@ -208,7 +208,7 @@ where
         })
     }
 
-    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
+    fn encode_chunk_in_pieces(&self, chunk: usize) -> Result<EncodedChunk<'_>, Error> {
         let outputs = (&self.outputs, self.codec);
         self.book.encode_done(chunk, outputs, self.failure_output)
     }

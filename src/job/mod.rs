@@ -36,6 +36,7 @@ use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use crate::progress::Meter;
+pub use codec::EncodedChunk;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -59,7 +60,15 @@ pub trait Job: Sync + sealed::Sealed {
     fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error>;
 
     /// The results of a chunk this job has run, encoded for another process.
-    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error>;
+    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
+        self.encode_chunk_in_pieces(chunk)
+            .map(EncodedChunk::into_bytes)
+    }
+
+    /// [`encode_chunk`](Job::encode_chunk)'s bytes left in pieces, large
+    /// arrays of bytes and floats borrowed from the results instead of
+    /// copied: for a backend that writes results to a socket or pipe.
+    fn encode_chunk_in_pieces(&self, chunk: usize) -> Result<EncodedChunk<'_>, Error>;
 
     /// Accepts the encoded results of a chunk that ran elsewhere (the output
     /// of [`encode_chunk`](Job::encode_chunk) in another copy of this job).

@@ -12,7 +12,7 @@
 //! type ids (the `typeid` crate, which also works for types that are not
 //! `'static`).
 
-use super::codec::Codec;
+use super::codec::{Codec, EncodedChunk};
 
 /// Element types whose postcard encoding is their little-endian memory:
 /// single bytes and IEEE floats (wider integers are varints in postcard).
@@ -45,6 +45,7 @@ pub(super) fn codec<V>() -> Option<Codec<V>> {
                     encode_one::<V, $element>,
                     decode::<V, $element>,
                     decode_one::<V, $element>,
+                    encode_parts::<V, $element>,
                 ));
             }
         )*};
@@ -102,14 +103,18 @@ fn push_length(bytes: &mut Vec<u8>, mut count: usize) {
     }
 }
 
+/// The memory of `vector`, as bytes.
+fn memory_of<P: Raw>(vector: &[P]) -> &[u8] {
+    // SAFETY: `P: Raw` has no padding, so its memory is initialised bytes.
+    unsafe {
+        std::slice::from_raw_parts(vector.as_ptr().cast::<u8>(), std::mem::size_of_val(vector))
+    }
+}
+
 /// Appends one vector: its length, then its memory.
 fn push_vector<P: Raw>(bytes: &mut Vec<u8>, vector: &[P]) {
     push_length(bytes, vector.len());
-    // SAFETY: `P: Raw` has no padding, so its memory is initialised bytes.
-    let memory = unsafe {
-        std::slice::from_raw_parts(vector.as_ptr().cast::<u8>(), std::mem::size_of_val(vector))
-    };
-    bytes.extend_from_slice(memory);
+    bytes.extend_from_slice(memory_of(vector));
 }
 
 fn encode<V, P: Raw>(values: &[V]) -> Result<Vec<u8>, postcard::Error> {
@@ -126,6 +131,34 @@ fn encode<V, P: Raw>(values: &[V]) -> Result<Vec<u8>, postcard::Error> {
         push_vector(&mut bytes, vector);
     }
     Ok(bytes)
+}
+
+/// Vectors at least this large are sent from where they lie; smaller ones
+/// are copied into the pieces between them (a piece costs a system call's
+/// slot).
+const BORROW_FROM: usize = 64 << 10;
+
+fn encode_parts<V, P: Raw>(values: &[V]) -> EncodedChunk<'_> {
+    // SAFETY: `codec` names this function only for V = Vec<P>.
+    let vectors = unsafe { as_vectors::<V, P>(values) };
+    let mut encoded = EncodedChunk::default();
+    let mut small = Vec::new();
+    push_length(&mut small, vectors.len());
+    for vector in vectors {
+        let memory = memory_of(vector);
+        if memory.len() < BORROW_FROM {
+            push_vector(&mut small, vector);
+        } else {
+            push_length(&mut small, vector.len());
+            encoded.push_owned(&small);
+            small.clear();
+            encoded.push_borrowed(memory);
+        }
+    }
+    if !small.is_empty() {
+        encoded.push_owned(&small);
+    }
+    encoded
 }
 
 fn encode_one<V, P: Raw>(value: &V) -> Result<Vec<u8>, postcard::Error> {
@@ -200,6 +233,9 @@ mod tests {
         let fast = codec::<Vec<P>>().expect("a raw element type");
         let bytes = (fast.encode_fn())(&values).unwrap();
         assert_eq!(bytes, postcard::to_stdvec(&values).unwrap());
+        let pieces = (fast.encode_parts_fn().expect("raw types have pieces"))(&values);
+        assert_eq!(pieces.len(), bytes.len());
+        assert_eq!(pieces.into_bytes(), bytes);
         let back: Vec<Vec<P>> = (fast.decode_fn())(&bytes).unwrap();
         assert_eq!(back.len(), values.len());
         for (a, b) in back.iter().zip(&values) {
@@ -248,5 +284,24 @@ mod tests {
         assert!((fast.decode_fn())(&[]).is_err());
         // Lengths past 127 take two varint bytes.
         same_bytes_as_postcard(vec![vec![1.5f64; 1000], vec![]]);
+    }
+
+    #[test]
+    fn large_vectors_are_sent_from_where_they_lie() {
+        let values = vec![
+            vec![7u8; 3],
+            vec![1u8; BORROW_FROM],
+            vec![2u8; 10],
+            vec![3u8; BORROW_FROM + 1],
+        ];
+        let fast = codec::<Vec<u8>>().unwrap();
+        let pieces = (fast.encode_parts_fn().unwrap())(&values);
+        let slices: Vec<&[u8]> = pieces.slices().collect();
+        // Owned: count, the small vector and the next length; borrowed; owned:
+        // the small vector and the next length; borrowed.
+        assert_eq!(slices.len(), 4);
+        assert_eq!(slices[1].as_ptr(), values[1].as_ptr());
+        assert_eq!(slices[3].as_ptr(), values[3].as_ptr());
+        same_bytes_as_postcard(values);
     }
 }

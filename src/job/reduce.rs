@@ -1,7 +1,7 @@
 //! `ReduceJob`: the job behind `map_reduce`, one partial result per chunk.
 
 use super::book::ChunkBook;
-use super::codec::Codec;
+use super::codec::{Codec, EncodedChunk};
 use super::slots::{Inputs, Outputs};
 use super::{Job, TaskLimits, Watch, sealed, unwind};
 use crate::error::Error;
@@ -107,7 +107,7 @@ where
         })
     }
 
-    fn encode_chunk(&self, chunk: usize) -> Result<Vec<u8>, Error> {
+    fn encode_chunk_in_pieces(&self, chunk: usize) -> Result<EncodedChunk<'_>, Error> {
         self.book
             .encode_done(chunk, (&self.partials, self.codec), None)
     }

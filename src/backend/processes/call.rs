@@ -321,11 +321,13 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
             .run_chunk(chunk, Some(&slot.current_item))
             .and_then(|()| {
                 slot.current_item.store(SENDING_RESULTS, Ordering::Release);
-                job.encode_chunk(chunk)
+                job.encode_chunk_in_pieces(chunk)
             });
         let failed = encoded.is_err();
         match encoded {
-            Ok(bytes) => wire::write(&mut channel, FrameKind::Results, chunk, &bytes)?,
+            Ok(encoded) => {
+                wire::write_pieces(&mut channel, FrameKind::Results, chunk, encoded.slices())?
+            }
             Err(error) => {
                 if !job.keeps_going() {
                     // Stop the other workers claiming chunks now, without
