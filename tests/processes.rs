@@ -642,3 +642,43 @@ fn arrays_of_bytes_and_floats_come_back_bit_identical() {
         );
     });
 }
+
+/// Large arrays travel from where they lie in the worker (64 KiB and up)
+/// and are read into buffers the parent reuses from frame to frame (1 MiB
+/// and up): a reused buffer must never leak bytes of an earlier result,
+/// whatever the sizes around those thresholds and however many arrays a
+/// chunk holds.
+#[test]
+fn large_arrays_come_back_intact_through_reused_buffers() {
+    without_leaks(|| {
+        let lengths = [8191usize, 8192, 400_000, 1, 0, 131_073, 300_000, 8];
+        let array = move |i: usize| -> Vec<f64> {
+            (0..lengths[i % lengths.len()])
+                .map(|k| (i * 1_000_003 + k) as f64 + 0.25)
+                .collect()
+        };
+        let check = |arrays: &[Vec<f64>], first: usize| {
+            for (offset, values) in arrays.iter().enumerate() {
+                assert_eq!(values, &array(first + offset), "item {}", first + offset);
+            }
+        };
+        for chunk_size in [1, 3] {
+            let pool = common::processes(2).chunk_size(chunk_size).build().unwrap();
+            check(&pool.map(array, 0..24).unwrap(), 0);
+            let mut session = pool.session(array).unwrap();
+            for call in 0..3 {
+                check(&session.map(call * 24..(call + 1) * 24).unwrap(), call * 24);
+            }
+        }
+        let bytes = common::processes(2)
+            .chunk_size(1)
+            .build()
+            .unwrap()
+            .map(|i: u8| vec![i; (3 - i as usize % 3) << 20], 0..9u8)
+            .unwrap();
+        for (i, block) in bytes.iter().enumerate() {
+            assert_eq!(block.len(), (3 - i % 3) << 20);
+            assert!(block.iter().all(|&b| b == i as u8), "item {i}");
+        }
+    });
+}
