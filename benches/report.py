@@ -206,7 +206,9 @@ def compare_section(folder, facts):
     ]
     for row in first:
         if row["workload"].startswith("pi"):
-            out.append(f"| {row['workload']} | {row['implementation']} | {row['workers']} | {float(row['rate']):.4g} {row['unit']} |")
+            value = float(row["rate"])
+            shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            out.append(f"| {row['workload']} | {row['implementation']} | {row['workers']} | {shown} {row['unit']} |")
     sizes = sorted({int(r["size"]) for r in first if r["workload"] == "invert"})
     out += [
         "",
