@@ -438,59 +438,22 @@ fn factor_panel(
     Ok(())
 }
 
-/// Column-by-column Gauss-Jordan on a narrow panel; a best pivot of at
-/// most `tiny_pivot` in magnitude means the matrix is singular.
-///
-/// Its loops are compiled three times, for AVX-512, for AVX2 and for the
-/// x86-64 baseline (SSE2), and the CPU's best is chosen at run time: the
-/// baseline's two lanes made this 8% of a 4000 × 4000 inversion. Only
-/// products and differences of single elements are computed (no fused
-/// multiply-add, no sums), so every version gives the same bits.
-fn factor_panel_unblocked(
-    panel: &mut [f64],
-    shape: Shape,
-    first: usize,
-    width: usize,
-    swaps: &mut Vec<(usize, usize)>,
-) -> Result<(), Error> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { factor_panel_unblocked_avx512(panel, shape, first, width, swaps) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { factor_panel_unblocked_avx2(panel, shape, first, width, swaps) };
-        }
-    }
-    factor_panel_unblocked_any(panel, shape, first, width, swaps)
-}
-
-/// [`factor_panel_unblocked_any`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn factor_panel_unblocked_avx512(
-    panel: &mut [f64],
-    shape: Shape,
-    first: usize,
-    width: usize,
-    swaps: &mut Vec<(usize, usize)>,
-) -> Result<(), Error> {
-    factor_panel_unblocked_any(panel, shape, first, width, swaps)
-}
-
-/// [`factor_panel_unblocked_any`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn factor_panel_unblocked_avx2(
-    panel: &mut [f64],
-    shape: Shape,
-    first: usize,
-    width: usize,
-    swaps: &mut Vec<(usize, usize)>,
-) -> Result<(), Error> {
-    factor_panel_unblocked_any(panel, shape, first, width, swaps)
+crate::simd::multiversion! {
+    /// Column-by-column Gauss-Jordan on a narrow panel; a best pivot of at
+    /// most `tiny_pivot` in magnitude means the matrix is singular.
+    ///
+    /// Compiled for AVX-512, AVX2 and the x86-64 baseline (SSE2), the
+    /// CPU's best chosen at run time: the baseline's two lanes made this 8%
+    /// of a 4000 × 4000 inversion. Only products and differences of single
+    /// elements are computed (no fused multiply-add, no sums), so every
+    /// version gives the same bits.
+    fn factor_panel_unblocked / factor_panel_unblocked_at(
+        panel: &mut [f64],
+        shape: Shape,
+        first: usize,
+        width: usize,
+        swaps: &mut Vec<(usize, usize)>,
+    ) -> Result<(), Error> = factor_panel_unblocked_any;
 }
 
 /// [`factor_panel_unblocked`] for whatever instructions it is compiled
@@ -661,26 +624,11 @@ mod tests {
             factor_panel_unblocked(panel, shape, 3, UNBLOCKED_WIDTH, swaps).unwrap()
         });
         assert_eq!(chosen, baseline);
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::is_x86_feature_detected!("avx2") {
-                let avx2 = factor(&|panel, swaps| {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    unsafe { factor_panel_unblocked_avx2(panel, shape, 3, UNBLOCKED_WIDTH, swaps) }
-                        .unwrap()
-                });
-                assert_eq!(avx2, baseline);
-            }
-            if std::is_x86_feature_detected!("avx512f") {
-                let avx512 = factor(&|panel, swaps| {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    unsafe {
-                        factor_panel_unblocked_avx512(panel, shape, 3, UNBLOCKED_WIDTH, swaps)
-                    }
-                    .unwrap()
-                });
-                assert_eq!(avx512, baseline);
-            }
+        for level in crate::simd::Level::available() {
+            let compiled = factor(&|panel, swaps| {
+                factor_panel_unblocked_at(level, panel, shape, 3, UNBLOCKED_WIDTH, swaps).unwrap()
+            });
+            assert_eq!(compiled, baseline, "{level:?}");
         }
     }
 

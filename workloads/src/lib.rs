@@ -12,6 +12,7 @@
 
 pub mod invert;
 pub mod pi;
+mod simd;
 
 /// Why a workload produced no result.
 #[derive(Debug, thiserror::Error)]

@@ -139,48 +139,14 @@ fn count_blocks(stream: &mut PiStream, blocks: u64) -> u64 {
     hits.iter().sum()
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl")]
-fn count_blocks_avx512(stream: &mut PiStream, blocks: u64) -> u64 {
-    count_blocks(stream, blocks)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn count_blocks_avx2(stream: &mut PiStream, blocks: u64) -> u64 {
-    count_blocks(stream, blocks)
-}
-
-fn count_blocks_portable(stream: &mut PiStream, blocks: u64) -> u64 {
-    count_blocks(stream, blocks)
+crate::simd::multiversion! {
+    /// [`count_blocks`] on the CPU's widest vectors.
+    fn count_blocks_best / count_blocks_at(stream: &mut PiStream, blocks: u64) -> u64 = count_blocks;
 }
 
 /// Which kernel this CPU runs: `"avx512"`, `"avx2"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-        {
-            return "avx512";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "avx2";
-        }
-    }
-    "portable"
-}
-
-fn count_blocks_best(stream: &mut PiStream, blocks: u64) -> u64 {
-    match kernel_name() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: kernel_name said the CPU has AVX-512F and AVX-512VL.
-        "avx512" => unsafe { count_blocks_avx512(stream, blocks) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: kernel_name said the CPU has AVX2.
-        "avx2" => unsafe { count_blocks_avx2(stream, blocks) },
-        _ => count_blocks_portable(stream, blocks),
-    }
+    crate::simd::Level::best().name()
 }
 
 /// Throws `n` darts from `stream`; returns `(n, inside)`.
@@ -323,7 +289,7 @@ mod tests {
         let mut portable = PiStream::new(1, 0);
         let mut best = PiStream::new(1, 0);
         assert_eq!(
-            count_blocks_portable(&mut portable, 1000),
+            count_blocks_at(crate::simd::Level::Portable, &mut portable, 1000),
             count_blocks_best(&mut best, 1000)
         );
         assert_eq!(portable, best);
