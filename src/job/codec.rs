@@ -44,11 +44,8 @@ enum Piece<'a> {
 
 impl<'a> EncodedChunk<'a> {
     /// Appends bytes of its own.
-    pub(crate) fn push_owned(&mut self, bytes: &[u8]) {
-        match self.pieces.last_mut() {
-            Some(Piece::Owned(last)) => last.extend_from_slice(bytes),
-            _ => self.pieces.push(Piece::Owned(bytes.to_vec())),
-        }
+    pub(crate) fn push_owned(&mut self, bytes: Vec<u8>) {
+        self.pieces.push(Piece::Owned(bytes));
     }
 
     /// Appends memory that is sent as it lies.
@@ -83,6 +80,7 @@ impl<'a> EncodedChunk<'a> {
             return bytes;
         }
         let mut bytes = Vec::with_capacity(self.len());
+        super::raw::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
         for slice in self.slices() {
             bytes.extend_from_slice(slice);
         }

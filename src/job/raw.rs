@@ -118,19 +118,7 @@ fn push_vector<P: Raw>(bytes: &mut Vec<u8>, vector: &[P]) {
 }
 
 fn encode<V, P: Raw>(values: &[V]) -> Result<Vec<u8>, postcard::Error> {
-    // SAFETY: `codec` names this function only for V = Vec<P>.
-    let vectors = unsafe { as_vectors::<V, P>(values) };
-    let size: usize = vectors
-        .iter()
-        .map(|v| std::mem::size_of_val(&v[..]) + 10)
-        .sum();
-    let mut bytes = Vec::with_capacity(size + 10);
-    advise_huge_pages(bytes.as_ptr(), bytes.capacity());
-    push_length(&mut bytes, vectors.len());
-    for vector in vectors {
-        push_vector(&mut bytes, vector);
-    }
-    Ok(bytes)
+    Ok(encode_parts::<V, P>(values).into_bytes())
 }
 
 /// Vectors at least this large are sent from where they lie; smaller ones
@@ -150,13 +138,12 @@ fn encode_parts<V, P: Raw>(values: &[V]) -> EncodedChunk<'_> {
             push_vector(&mut small, vector);
         } else {
             push_length(&mut small, vector.len());
-            encoded.push_owned(&small);
-            small.clear();
+            encoded.push_owned(std::mem::take(&mut small));
             encoded.push_borrowed(memory);
         }
     }
     if !small.is_empty() {
-        encoded.push_owned(&small);
+        encoded.push_owned(small);
     }
     encoded
 }
