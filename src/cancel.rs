@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// killed on the process backend, and a streaming
 /// [`imap`](crate::Pool::imap) ends. The call returns an error for which
 /// [`Error::is_cancelled`](crate::Error::is_cancelled) is true (for
-/// `try_map`, each item that did not run gets one). A task that is running
+/// `map_results`, each item that did not run gets one). A task that is running
 /// at that moment on a thread finishes that one item first: a thread cannot
 /// be stopped safely in the middle of a function.
 ///

@@ -127,6 +127,41 @@ pub fn available() -> Cpus {
     detect(&SystemProbe)
 }
 
+/// The count [`available`] detects when `PARPOOL_WORKERS` is not set,
+/// detected once per process (the first time a pool asks), as rayon counts
+/// CPUs once: a pool made in a function that runs often reads no cgroup
+/// files. A program that changes its own affinity mask later keeps the
+/// first count; [`available`] always detects afresh.
+pub(crate) fn detected_count() -> usize {
+    static DETECTED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| detect(&WithoutOverride(&SystemProbe)).count())
+}
+
+/// A probe that does not see `PARPOOL_WORKERS`.
+struct WithoutOverride<'a>(&'a dyn Probe);
+
+impl Probe for WithoutOverride<'_> {
+    fn env(&self, name: &str) -> Option<String> {
+        (name != WORKERS_VARIABLE).then(|| self.0.env(name))?
+    }
+
+    fn affinity_count(&self) -> Option<usize> {
+        self.0.affinity_count()
+    }
+
+    fn hardware_count(&self) -> usize {
+        self.0.hardware_count()
+    }
+
+    fn proc_self_cgroup(&self) -> Option<String> {
+        self.0.proc_self_cgroup()
+    }
+
+    fn cgroup_root(&self) -> PathBuf {
+        self.0.cgroup_root()
+    }
+}
+
 /// What detection reads, so tests can feed it fake systems.
 pub(crate) trait Probe {
     fn env(&self, name: &str) -> Option<String>;

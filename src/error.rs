@@ -7,7 +7,7 @@
 //! of items, so the message reads `task 3 of 10 panicked at src/main.rs:5:36:
 //! boom`.
 //!
-//! `Error` is `Clone` (so `try_map` can hand the same backend failure to
+//! `Error` is `Clone` (so `map_results` can hand the same backend failure to
 //! every item it affected). Its wire form, [`ErrorWire`], is private to the
 //! crate: a failure in a worker process or on another MPI rank travels to
 //! the caller as that, and the public type promises no encoding.

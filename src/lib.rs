@@ -27,7 +27,7 @@
 //!   such as `task 3 of 10 panicked at src/main.rs:5:36: boom`; it never
 //!   unwinds into your code.
 //!   [`map`](Pool::map) stops at the first failure,
-//!   [`try_map`](Pool::try_map) keeps going and returns every result.
+//!   [`map_results`](Pool::map_results) keeps going and returns every result.
 //! - **Sane defaults on shared machines.** The worker count comes from
 //!   [`cpus::available`], which honours `PARPOOL_WORKERS`, Slurm/PBS
 //!   allocations, the affinity mask and cgroup quotas, and says which one it
@@ -66,6 +66,7 @@
 
 pub mod backend;
 mod cancel;
+pub mod carries;
 pub mod cpus;
 mod error;
 mod job;

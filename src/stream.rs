@@ -464,7 +464,7 @@ where
 
     /// Applies the session's function to every item and returns one result
     /// per item, in input order, keeping going past failures.
-    pub fn try_map(&mut self, items: impl IntoIterator<Item = T>) -> Vec<Result<O, Error>> {
+    pub fn map_results(&mut self, items: impl IntoIterator<Item = T>) -> Vec<Result<O, Error>> {
         let items: Vec<T> = items.into_iter().collect();
         let total = items.len();
         self.batch(items, total).collect()

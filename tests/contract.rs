@@ -178,10 +178,10 @@ fn map_stops_handing_out_chunks_after_a_failure() {
 }
 
 #[test]
-fn try_map_keeps_going_and_loses_nothing() {
+fn map_results_keeps_going_and_loses_nothing() {
     for pool in every_pool() {
         let ran = SharedCounters::new(1);
-        let results = pool.try_map(
+        let results = pool.map_results(
             |x: u32| {
                 ran.add(0);
                 if x % 10 == 3 {
@@ -205,7 +205,7 @@ fn try_map_keeps_going_and_loses_nothing() {
                 assert_eq!(result.as_ref().ok(), Some(&(index as u32 * 2)));
             }
         }
-        assert!(pool.try_map(|x: u8| x, Vec::new()).is_empty());
+        assert!(pool.map_results(|x: u8| x, Vec::new()).is_empty());
     }
 }
 
@@ -301,7 +301,7 @@ fn inputs_and_outputs_are_dropped_exactly_once() {
             (0..50).map(Tracked::new),
         );
         assert!(failed.is_err());
-        let results = pool.try_map(
+        let results = pool.map_results(
             |t: Tracked| {
                 assert!(t.0 != 20, "twenty");
                 Tracked::new(t.0)

@@ -93,7 +93,7 @@ fn every_call_works_and_gets_the_pools_chunk_size() {
             .all(|&size| size == 3)
     );
 
-    let results = pool.try_map(|x: u32| if x == 4 { panic!("four") } else { x }, 0..8);
+    let results = pool.map_results(|x: u32| if x == 4 { panic!("four") } else { x }, 0..8);
     assert_eq!(results[3].as_ref().ok(), Some(&3));
     assert_eq!(
         common::without_location(results[4].as_ref().unwrap_err()),
@@ -205,7 +205,7 @@ fn sessions_serve_many_calls() {
         let values = session.map(round..round + 30).unwrap();
         assert_eq!(values, (round - 1..round + 29).collect::<Vec<_>>());
     }
-    let results = session.try_map([5, 6]);
+    let results = session.map_results([5, 6]);
     assert_eq!(results[1].as_ref().ok(), Some(&5));
     let streamed: Vec<i64> = session.imap(0..7).map(Result::unwrap).collect();
     assert_eq!(streamed, (-1..6).collect::<Vec<_>>());
@@ -218,7 +218,7 @@ fn calls_and_streams_are_cancelled() {
     let watched = pool.with_cancel(&token);
     token.cancel();
     assert!(watched.map(|x: u32| x, 0..10).unwrap_err().is_cancelled());
-    let results = watched.try_map(|x: u32| x, 0..4);
+    let results = watched.map_results(|x: u32| x, 0..4);
     assert!(
         results
             .iter()

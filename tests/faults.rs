@@ -136,15 +136,15 @@ fn touchy_except(keep: u32) -> impl Fn(u32) -> Touchy + Send + Sync + Copy + 'st
 }
 
 #[test]
-fn a_panic_in_serialize_is_the_items_panic_in_map_try_map_and_imap() {
+fn a_panic_in_serialize_is_the_items_panic_in_map_map_results_and_imap() {
     scenario("serialize_panic", &[]);
 }
 
 #[test]
-fn a_serialize_error_fails_only_its_item_under_try_map() {
+fn a_serialize_error_fails_only_its_item_under_map_results() {
     without_leaks(|| {
         let pool = processes(2).chunk_size(8).build().unwrap();
-        let results = pool.try_map(touchy_except(4), 0..16);
+        let results = pool.map_results(touchy_except(4), 0..16);
         for (index, result) in results.iter().enumerate() {
             if index == 4 {
                 let error = result.as_ref().unwrap_err();
@@ -159,7 +159,7 @@ fn a_serialize_error_fails_only_its_item_under_try_map() {
         }
         let error = pool.map(touchy_except(4), 0..16).unwrap_err();
         assert_eq!(error.task_index(), Some(4), "{error}");
-        let session = pool.session(touchy_except(4)).unwrap().try_map(0..16);
+        let session = pool.session(touchy_except(4)).unwrap().map_results(0..16);
         assert_eq!(session.iter().filter(|result| result.is_err()).count(), 1);
         assert_eq!(session[4].as_ref().unwrap_err().task_index(), Some(4));
     });
@@ -336,7 +336,7 @@ fn a_panic_error_says_where_the_task_panicked_on_every_backend() {
                 error.to_string(),
                 format!("task 3 of 10 panicked at {location}: three")
             );
-            let results = pool.try_map(task, 0..10);
+            let results = pool.map_results(task, 0..10);
             let error = results[3].as_ref().unwrap_err();
             assert!(
                 error.panic_location().unwrap().starts_with(&at),
@@ -492,9 +492,9 @@ fn drop_while_unwinding_scenario() {
 
 fn serialize_panic_scenario() {
     let pool = processes(2).chunk_size(8).build().unwrap();
-    // try_map: only item 3 fails, as a panic with its message (before, the
+    // map_results: only item 3 fails, as a panic with its message (before, the
     // worker died and the chunk was sent to fresh workers for ever).
-    let results = pool.try_map(touchy_except(3), 0..16);
+    let results = pool.map_results(touchy_except(3), 0..16);
     for (index, result) in results.iter().enumerate() {
         if index == 3 {
             let error = result.as_ref().unwrap_err();

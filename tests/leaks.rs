@@ -30,7 +30,7 @@ fn no_threads_descriptors_or_children_outlive_a_pool() {
                     .is_err()
             );
             assert_eq!(
-                pool.try_map(|x: u32| assert!(x.is_multiple_of(2)), 0..100)
+                pool.map_results(|x: u32| assert!(x.is_multiple_of(2)), 0..100)
                     .len(),
                 100
             );

@@ -44,7 +44,7 @@ fn results_need_no_serde_and_items_and_closures_may_borrow() {
         assert!(read[0].is_ok() && read[1].is_err(), "{kind}");
 
         let parsed: Vec<Result<Result<u32, ParseIntError>, Error>> =
-            pool.try_map(|text: &str| text.parse::<u32>(), ["1", "x", "3"]);
+            pool.map_results(|text: &str| text.parse::<u32>(), ["1", "x", "3"]);
         assert_eq!(parsed[0].as_ref().unwrap().as_ref().ok(), Some(&1));
         assert!(parsed[1].as_ref().unwrap().is_err());
 

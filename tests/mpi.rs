@@ -180,7 +180,7 @@ fn rank_main() {
     assert!(location.starts_with("tests/mpi.rs:"), "{location}");
     ok("panic-on-one-rank-is-everyones-error");
 
-    let results = one_item_chunks.try_map(
+    let results = one_item_chunks.map_results(
         |x: u32| {
             assert!(x % 5 != 2, "bad {x}");
             x * 2

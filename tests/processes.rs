@@ -201,14 +201,14 @@ fn retries_rerun_a_crashed_task_on_a_fresh_worker() {
     });
 }
 
-/// One retry policy serves every driver: a plain `map` and `try_map`, a
-/// session's `try_map` and a stream. Item 4 aborts its worker on its first
+/// One retry policy serves every driver: a plain `map` and `map_results`, a
+/// session's `map_results` and a stream. Item 4 aborts its worker on its first
 /// two attempts.
 #[test]
 fn plain_calls_sessions_and_streams_share_one_retry_policy() {
     without_leaks(|| {
         for retries in [1u32, 2] {
-            for driver in ["map", "try_map", "session", "imap"] {
+            for driver in ["map", "map_results", "session", "imap"] {
                 let attempts = Arc::new(SharedCounters::new(10));
                 let counted = attempts.clone();
                 let flaky = move |x: usize| {
@@ -224,8 +224,8 @@ fn plain_calls_sessions_and_streams_share_one_retry_policy() {
                         Ok(values) => values.into_iter().map(Ok).collect(),
                         Err(error) => vec![Err(error)],
                     },
-                    "try_map" => pool.try_map(flaky, 0..10),
-                    "session" => pool.session(flaky).unwrap().try_map(0..10),
+                    "map_results" => pool.map_results(flaky, 0..10),
+                    "session" => pool.session(flaky).unwrap().map_results(0..10),
                     _ => pool.imap(flaky, 0..10).unwrap().collect(),
                 };
                 let context = format!("{driver} with {retries} retries");
@@ -278,14 +278,14 @@ fn panics_are_not_retried() {
 }
 
 #[test]
-fn try_map_returns_every_result_around_crashes_and_timeouts() {
+fn map_results_returns_every_result_around_crashes_and_timeouts() {
     without_leaks(|| {
         let pool = processes(2)
             .chunk_size(4)
             .timeout(Duration::from_secs(1))
             .build()
             .unwrap();
-        let results = pool.try_map(
+        let results = pool.map_results(
             |x: u32| {
                 match x {
                     5 => std::process::abort(),
@@ -412,7 +412,7 @@ fn results_that_fail_to_encode_or_decode_are_errors() {
             error.to_string().contains("could not be decoded"),
             "{error}"
         );
-        let results = pool.try_map(Picky, 10..16);
+        let results = pool.map_results(Picky, 10..16);
         assert_eq!(results[0].as_ref().ok(), Some(&Picky(10)));
         assert!(results[3].is_err());
         assert_eq!(results[5].as_ref().ok(), Some(&Picky(15)));
@@ -573,7 +573,7 @@ fn timeouts_are_rejected_where_they_cannot_work() {
 
 /// Arrays of bytes and floats take a faster codec path; what comes back
 /// must be bit-identical to what the task made, NaN payloads, signed
-/// zeros and empty arrays included, through plain calls, `try_map`, a
+/// zeros and empty arrays included, through plain calls, `map_results`, a
 /// stream and a session.
 #[test]
 fn arrays_of_bytes_and_floats_come_back_bit_identical() {
@@ -624,7 +624,7 @@ fn arrays_of_bytes_and_floats_come_back_bit_identical() {
         let signed = pool.map(|i: i8| vec![-i; 7], 0..4i8).unwrap();
         assert_eq!(signed[3], vec![-3i8; 7]);
 
-        let tried = pool.try_map(odd_floats, 0..6u64);
+        let tried = pool.map_results(odd_floats, 0..6u64);
         for (result, expected) in tried.iter().zip(&expected) {
             assert_eq!(&bits(result.as_ref().unwrap()), expected);
         }

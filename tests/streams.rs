@@ -327,8 +327,8 @@ fn cancelling_stops_a_running_map_and_the_pool_stays_usable() {
                 "{kind}: {} tasks ran",
                 started.value(0)
             );
-            // try_map: what ran is kept, the rest says cancelled.
-            let results = pool.with_cancel(&token).try_map(&slow, 0..10u32);
+            // map_results: what ran is kept, the rest says cancelled.
+            let results = pool.with_cancel(&token).map_results(&slow, 0..10u32);
             assert!(
                 results
                     .iter()
@@ -501,7 +501,7 @@ fn a_session_replaces_a_crashed_worker_and_stays_usable() {
             error.to_string(),
             "task 25 of 100 crashed: worker killed by signal 6 (SIGABRT)"
         );
-        let results = session.try_map(0..40);
+        let results = session.map_results(0..40);
         assert!(results[25].as_ref().unwrap_err().is_crash());
         assert_eq!(results[26].as_ref().ok(), Some(&26));
         assert_eq!(session.map(30..35).unwrap(), [30, 31, 32, 33, 34]);
@@ -517,7 +517,7 @@ fn sessions_work_on_every_backend() {
         assert_eq!(session.map([1, 2, 3]).unwrap(), [0, 1, 2], "{kind}");
         let error = session.map(Vec::<i64>::new()).unwrap();
         assert!(error.is_empty());
-        let results = session.try_map([5]);
+        let results = session.map_results([5]);
         assert_eq!(results.len(), 1, "{kind}");
         assert_eq!(results[0].as_ref().ok(), Some(&4), "{kind}");
     }

@@ -38,7 +38,7 @@
 //!    back with [`Job::encode_chunk`] and [`Job::accept_chunk`]. Once
 //!    [`Job::should_stop`] is true (a fail-fast job has a failure, or the
 //!    call was cancelled) the backend hands out no new chunks and returns
-//!    promptly. A job that [keeps going](Job::keeps_going) (`try_map`)
+//!    promptly. A job that [keeps going](Job::keeps_going) (`map_results`)
 //!    never stops early for a failure.
 //! 2. **Leave scheduling free, results fixed.** Chunks may run in any order,
 //!    on any worker; the job puts results in input order and combines
@@ -103,6 +103,7 @@ pub use mpi::{MpiBackend, RMA_VARIABLE as MPI_RMA_VARIABLE};
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
+pub(crate) use threads::shared_size as shared_threads_size;
 
 use crate::error::Error;
 use crate::job::Job;
@@ -130,6 +131,12 @@ pub struct Capabilities {
     /// [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) (its tasks run
     /// in processes it can kill). `build` rejects a timeout otherwise.
     pub can_time_out: bool,
+    /// A task that crashes its worker (a signal, an unexpected exit) or
+    /// runs past its time limit takes down only that worker, so the task
+    /// can be run again on a fresh one:
+    /// [`PoolBuilder::retries`](crate::PoolBuilder::retries) means
+    /// something. `build` rejects retries otherwise.
+    pub isolates_crashes: bool,
     /// Its workers are processes it can replace, so
     /// [`PoolBuilder::max_tasks_per_worker`](crate::PoolBuilder::max_tasks_per_worker)
     /// means something; `build` rejects that setting otherwise.
@@ -153,6 +160,7 @@ impl Default for Capabilities {
     fn default() -> Capabilities {
         Capabilities {
             can_time_out: false,
+            isolates_crashes: false,
             recycles_workers: false,
             shares_memory: false,
             in_flight_per_worker: DEFAULT_IN_FLIGHT_PER_WORKER,

@@ -1,48 +1,135 @@
-//! The thread backend: a dedicated rayon thread pool.
+//! The thread backend: rayon thread pools, one shared by the process.
 //!
-//! Each `Pool` with this backend owns a `rayon::ThreadPool` of exactly
-//! `workers` threads (never rayon's global pool, so a parpool call cannot be
-//! starved by, or starve, other rayon users in the program). A call
-//! broadcasts one claim loop to every thread; each loop takes the next chunk
-//! index from an atomic counter until none are left or the job says stop. So
-//! chunks are claimed dynamically: a slow chunk holds up one thread, not a
-//! precomputed share of the work.
+//! A pool that asks for nothing special runs on one thread pool shared by
+//! every such pool of the process, as rayon's global pool is shared: it is
+//! sized once, the first time it is asked for (by
+//! [`cpus::available`](crate::cpus::available), which honours
+//! `PARPOOL_WORKERS`), and its threads start at the first call that runs
+//! on it, not when a `Pool` is made. `Pool::new()` in a function that runs
+//! often therefore costs no thread start. A pool with another worker count,
+//! or one that asks for [dedicated
+//! threads](crate::PoolBuilder::dedicated_threads), gets a rayon pool of
+//! its own, also started at its first call. It is never rayon's global
+//! pool, so a parpool call cannot be starved by, or starve, other rayon
+//! users in the program.
+//!
+//! Threads start only for a call that runs on them: a pool made inside a
+//! task runs its calls serially (nested use), so it never starts any.
+//!
+//! A call broadcasts one claim loop to every thread; each loop takes the
+//! next chunk index from an atomic counter until none are left or the job
+//! says stop. So chunks are claimed dynamically: a slow chunk holds up one
+//! thread, not a precomputed share of the work.
 //!
 //! A stream's engine spawns each chunk as a task on the same threads; a
 //! stop flag checked before each item lets `cancel` (and dropping the
 //! stream) end the running chunks after their current item.
 //!
-//! The threads live as long as the pool (and its clones, and any stream
-//! still running on it) and exit when the last of them is dropped.
+//! The shared pool's threads live as long as the process. A dedicated
+//! pool's threads live as long as the pool (and its clones, and any stream
+//! still running on it); dropping the last of them never waits for them:
+//! they exit soon after, as a dropped `rayon::ThreadPool`'s do.
 
 use super::{Backend, BackendKind, Capabilities, StreamContext, StreamEngine, stream_cancelled};
+use crate::cpus;
 use crate::error::Error;
 use crate::job::{ChunkResults, Job, StreamChunk, StreamJob};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
 
-/// Runs chunks on its own rayon thread pool.
-#[derive(Debug)]
+/// Runs chunks on rayon threads: the process's shared pool, or one of its
+/// own.
+#[derive(Debug, Clone)]
 pub struct ThreadsBackend {
-    pool: Arc<rayon::ThreadPool>,
+    threads: LazyThreads,
+}
+
+/// A rayon thread pool started at its first use. Clones share it.
+#[derive(Debug, Clone)]
+pub(crate) struct LazyThreads {
+    pool: Arc<OnceLock<Arc<rayon::ThreadPool>>>,
     workers: usize,
+    /// The start of the threads' names (`parpool-worker` gives
+    /// `parpool-worker-0`, ...).
+    name: &'static str,
+}
+
+impl LazyThreads {
+    /// `workers` threads named `{name}-{index}`, not started yet.
+    pub(crate) fn new(workers: usize, name: &'static str) -> Result<LazyThreads, Error> {
+        super::check_workers(workers)?;
+        Ok(LazyThreads {
+            pool: Arc::new(OnceLock::new()),
+            workers,
+            name,
+        })
+    }
+
+    /// How many threads the pool has (or will have).
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The pool, started now if this is its first use.
+    pub(crate) fn get(&self) -> Result<&Arc<rayon::ThreadPool>, Error> {
+        if let Some(pool) = self.pool.get() {
+            return Ok(pool);
+        }
+        let name = self.name;
+        let started = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.workers)
+            .thread_name(move |index| format!("{name}-{index}"))
+            .build()
+            .map_err(|e| Error::backend("threads", format!("could not start threads: {e}")))?;
+        // Two first uses at once: one pool wins, the other is dropped
+        // before it ran anything.
+        Ok(self.pool.get_or_init(|| Arc::new(started)))
+    }
+}
+
+/// The size of the shared pool, fixed the first time it is asked for: a
+/// default pool's worker count then (`PARPOOL_WORKERS`, else CPU
+/// detection), as rayon's global pool reads `RAYON_NUM_THREADS` once.
+pub(crate) fn shared_size() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::env::var(cpus::WORKERS_VARIABLE)
+            .ok()
+            .and_then(|text| cpus::parse_count(&text).ok())
+            .unwrap_or_else(cpus::detected_count)
+    })
 }
 
 impl ThreadsBackend {
-    /// A backend with `workers` threads (at least 1).
+    /// A backend with `workers` threads (at least 1) of its own, started
+    /// at its first call. See [`shared`](ThreadsBackend::shared) for the
+    /// pool every default `Pool` runs on.
     pub fn new(workers: usize) -> Result<ThreadsBackend, Error> {
-        super::check_workers(workers)?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|index| format!("parpool-worker-{index}"))
-            .build()
-            .map_err(|e| Error::backend("threads", e))?;
         Ok(ThreadsBackend {
-            pool: Arc::new(pool),
-            workers,
+            threads: LazyThreads::new(workers, "parpool-worker")?,
         })
+    }
+
+    /// The process's shared thread pool, the one `Pool::new()` runs on:
+    /// [`cpus::available`](crate::cpus::available) threads (counted the
+    /// first time it is asked for), started at the first call that runs on
+    /// it, living as long as the process.
+    pub fn shared() -> ThreadsBackend {
+        static SHARED: OnceLock<LazyThreads> = OnceLock::new();
+        let threads = SHARED.get_or_init(|| LazyThreads {
+            pool: Arc::new(OnceLock::new()),
+            workers: shared_size(),
+            name: "parpool-shared",
+        });
+        ThreadsBackend {
+            threads: threads.clone(),
+        }
+    }
+
+    /// True if this backend runs on the process's shared pool.
+    pub fn is_shared(&self) -> bool {
+        Arc::ptr_eq(&self.threads.pool, &ThreadsBackend::shared().threads.pool)
     }
 }
 
@@ -52,7 +139,7 @@ impl Backend for ThreadsBackend {
     }
 
     fn workers(&self) -> usize {
-        self.workers
+        self.threads.workers()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -63,6 +150,7 @@ impl Backend for ThreadsBackend {
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
+        let threads = self.threads.get()?;
         let chunk_count = job.plan().chunk_count();
         let next_chunk = AtomicUsize::new(0);
         let claim_next_chunk = || {
@@ -71,12 +159,12 @@ impl Backend for ThreadsBackend {
         };
         if chunk_count == 1 {
             // Nothing to share: skip waking the other threads.
-            self.pool.install(|| {
+            threads.install(|| {
                 let _ = job.run_chunk(0, None);
             });
             return Ok(());
         }
-        self.pool.broadcast(|_| {
+        threads.broadcast(|_| {
             while let Some(chunk) = claim_next_chunk() {
                 // Failures are recorded in the job (and stop a fail-fast
                 // job through `should_stop`).
@@ -87,7 +175,7 @@ impl Backend for ThreadsBackend {
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
-        Ok(Box::new(ThreadEngine::new(self.pool.clone(), job)))
+        Ok(Box::new(ThreadEngine::new(self.threads.get()?.clone(), job)))
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Task errors travel in their crate-private wire form
 //! ([`ErrorWire`](crate::error::ErrorWire)), which is why results that hold
-//! an [`Error`] (`try_map`'s and a stream's) have a codec of their own.
+//! an [`Error`] (`map_results`'s and a stream's) have a codec of their own.
 //!
 //! A value's `Serialize` or `Deserialize` is user code: it may return an
 //! error or panic. [`Codec::encode_checked`] and [`Codec::decode_checked`]
@@ -98,13 +98,21 @@ impl From<Vec<u8>> for EncodedChunk<'_> {
 
 /// Encodes and decodes runs of `V` (postcard underneath: a run is its
 /// length as a varint, then each value in turn).
-pub(crate) struct Codec<V> {
+pub struct Codec<V> {
     encode: fn(&[V]) -> Result<Vec<u8>, postcard::Error>,
     encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
     decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
     decode_one: DecodeOne<V>,
     /// A faster `encode` that cannot fail, for the types that have one.
     encode_parts: Option<EncodeParts<V>>,
+}
+
+impl<V> std::fmt::Debug for Codec<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("fast_path", &self.encode_parts.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<V> Clone for Codec<V> {

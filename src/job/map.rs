@@ -1,4 +1,4 @@
-//! `MapJob`: the job behind `map`, `try_map` and `map_init`.
+//! `MapJob`: the job behind `map`, `map_results` and `map_init`.
 
 use super::book::{ChunkBook, ChunkClaim};
 use super::codec::{Codec, EncodedChunk};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 /// and the codec of the outputs.
 pub(crate) type Delivery<O> = (Option<fn(Error) -> O>, Codec<O>);
 
-/// A `map`, `try_map` or `map_init` call: one output slot per item.
+/// A `map`, `map_results` or `map_init` call: one output slot per item.
 ///
 /// The function gets `&mut S`, a per-worker state made by `init`: a chunk
 /// run takes a state left by an earlier chunk run in this process, or makes
@@ -29,7 +29,7 @@ pub(crate) struct MapJob<T, O, S, I, F> {
     init: I,
     states: Mutex<Vec<S>>,
     function: F,
-    /// `Some` for `try_map`: turns a recorded failure into the item's output.
+    /// `Some` for `map_results`: turns a recorded failure into the item's output.
     failure_output: Option<fn(Error) -> O>,
     codec: Codec<O>,
     limits: TaskLimits,
@@ -45,7 +45,7 @@ where
 {
     /// A job over `items` whose function gets a per-worker state made by
     /// `init`; `failure_output` is `Some` for a job that keeps going past
-    /// failures (`try_map`).
+    /// failures (`map_results`).
     pub(crate) fn new(
         items: Vec<T>,
         plan: ChunkPlan,
@@ -78,7 +78,7 @@ where
 
     /// Every output, with `fill(index, why)` standing in for items of chunks
     /// that never completed (the call was cancelled, or a backend failed
-    /// under `try_map`).
+    /// under `map_results`).
     pub(crate) fn into_outputs_or(mut self, fill: impl Fn(usize, &Error) -> O) -> Vec<O> {
         if self.book.completion_error(self.keeps_going()).is_none() {
             // SAFETY: no completion error: every chunk is done.

@@ -1,7 +1,7 @@
 //! The type-erased jobs that backends run chunk by chunk.
 //!
 //! `Pool` turns a typed call into a value that implements [`Job`] (a batch
-//! call: `map`, `try_map`, `map_init`, `map_reduce`) or [`StreamJob`] (the
+//! call: `map`, `map_results`, `map_init`, `map_reduce`) or [`StreamJob`] (the
 //! function of a stream or session); backends see only `&dyn Job`,
 //! `Arc<dyn StreamJob>` and chunk indices. This module owns everything that
 //! touches the user's types:
@@ -12,7 +12,7 @@
 //! | `slots.rs` | the storage behind a claim: inputs moved out one at a time, output slots written once |
 //! | `codec.rs` | how values travel between processes (postcard), chosen when a job is made |
 //! | `unwind.rs` | the panic policy: a caught panic becomes an [`Error`] naming its item, in one function |
-//! | `map.rs` | `MapJob`: `map`, `try_map`, `map_init` |
+//! | `map.rs` | `MapJob`: `map`, `map_results`, `map_init` |
 //! | `reduce.rs` | `ReduceJob`: `map_reduce` |
 //! | `stream.rs` | [`StreamJob`], [`StreamChunk`], [`ChunkResults`]: chunks of a stream, in process or encoded for another |
 //!
@@ -79,11 +79,11 @@ pub trait Job: Sync + sealed::Sealed {
     /// worker crashed, timed out, or reported a failure from another process.
     ///
     /// On a fail-fast job (`map`, `map_reduce`) this stops the job. On a job
-    /// that [keeps going](Job::keeps_going) (`try_map`) the failure becomes
+    /// that [keeps going](Job::keeps_going) (`map_results`) the failure becomes
     /// that item's result: the item is skipped when its chunk is run again.
     fn record_failure(&self, error: Error);
 
-    /// True for `try_map`: the backend runs every chunk despite failures and
+    /// True for `map_results`: the backend runs every chunk despite failures and
     /// re-runs a chunk whose worker died, skipping the items recorded as
     /// failed.
     fn keeps_going(&self) -> bool;

@@ -1,7 +1,8 @@
 //! [`PoolBuilder`]: settings for a [`Pool`], checked in one place.
 
-use super::{BACKEND_VARIABLE, Pool};
-use crate::backend::{self, Backend, BackendKind};
+use super::{BACKEND_VARIABLE, Pool, PoolSettings};
+use crate::backend::{self, Backend, BackendKind, ThreadsBackend};
+use crate::carries::Portable;
 use crate::cpus;
 use crate::error::Error;
 use crate::job::TaskLimits;
@@ -10,7 +11,35 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings for a [`Pool`]. Every setting is optional; [`build`] checks
-/// them all and says which one is wrong.
+/// them all and says which one is wrong: a setting the chosen backend
+/// cannot honour is an error naming it, never silently ignored.
+///
+/// | setting | serial | threads | processes | MPI | custom |
+/// |---|---|---|---|---|---|
+/// | [`kind`](PoolBuilder::kind), [`chunk_size`](PoolBuilder::chunk_size), [`in_flight`](PoolBuilder::in_flight), [`progress`](PoolBuilder::progress) | yes | yes | yes | yes | yes (not `kind`) |
+/// | [`workers`](PoolBuilder::workers) | only 1 | threads | processes | threads per rank | no: the backend has its own |
+/// | [`dedicated_threads`](PoolBuilder::dedicated_threads) | no | yes | no | no | no |
+/// | [`timeout`](PoolBuilder::timeout) | no | no | yes | no | if [`can_time_out`](crate::backend::Capabilities::can_time_out) |
+/// | [`retries`](PoolBuilder::retries) (more than 0) | no | no | yes | no | if [`isolates_crashes`](crate::backend::Capabilities::isolates_crashes) |
+/// | [`max_tasks_per_worker`](PoolBuilder::max_tasks_per_worker) | no | no | yes | no | if [`recycles_workers`](crate::backend::Capabilities::recycles_workers) |
+///
+/// A [`LocalPool`](crate::LocalPool) ([`build_local`](PoolBuilder::build_local))
+/// runs on serial or threads, so the same columns apply. Settings from the
+/// environment (`PARPOOL_WORKERS`) are never an error for being
+/// unneeded: `PARPOOL_WORKERS=4 PARPOOL_BACKEND=serial` runs serially.
+///
+/// # Which pools share threads
+///
+/// A threads pool runs on the process's one shared thread pool (like
+/// rayon's global pool; see [`ThreadsBackend::shared`]) unless it asks
+/// for something else: `Pool::new()`, `Pool::default()`,
+/// `Pool::from_env()`, `Pool::local()` and a builder that sets no worker
+/// count all share it, and so does an explicit
+/// [`workers(n)`](PoolBuilder::workers) equal to the shared pool's size.
+/// A different worker count, or
+/// [`dedicated_threads(true)`](PoolBuilder::dedicated_threads), gets
+/// threads of its own. Either way threads start at the first call, not
+/// when the pool is built.
 ///
 /// ```
 /// use parpool::{BackendKind, Pool};
@@ -33,6 +62,7 @@ pub struct PoolBuilder {
     pub(super) kind: Option<BackendKind>,
     pub(super) backend: Option<Arc<dyn Backend>>,
     workers: Option<usize>,
+    dedicated_threads: bool,
     chunk_size: Option<usize>,
     timeout: Option<Duration>,
     retries: u32,
@@ -71,10 +101,30 @@ impl PoolBuilder {
         self
     }
 
-    /// How many tasks run at once (threads, processes). Default:
-    /// `PARPOOL_WORKERS`, else [`cpus::available`]. Must be at least 1.
+    /// How many tasks run at once (threads, processes; threads per rank
+    /// on MPI). Default: `PARPOOL_WORKERS`, else [`cpus::available`]
+    /// (detected once per process, as rayon does). Must be at least 1,
+    /// and 1 on the serial backend.
     pub fn workers(mut self, workers: usize) -> PoolBuilder {
         self.workers = Some(workers);
+        self
+    }
+
+    /// Threads of this pool's own instead of the process's shared thread
+    /// pool (threads backend only; see [which pools share](PoolBuilder#which-pools-share-threads)).
+    /// For work that must not wait behind other pools' calls, or must not
+    /// hold them up. Its threads start at its first call and exit soon
+    /// after the last clone of the pool is dropped. Default: `false`.
+    ///
+    /// ```
+    /// use parpool::{BackendKind, Pool};
+    ///
+    /// let own = Pool::builder().kind(BackendKind::Threads).dedicated_threads(true).build()?;
+    /// assert_eq!(own.map(|x: u8| x + 1, [1, 2])?, [2, 3]);
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn dedicated_threads(mut self, dedicated: bool) -> PoolBuilder {
+        self.dedicated_threads = dedicated;
         self
     }
 
@@ -100,8 +150,11 @@ impl PoolBuilder {
     /// How many times a task whose worker crashed (a signal, an unexpected
     /// exit) or timed out is run again on a fresh worker before the failure
     /// counts. Default 0. Panics are never retried: a panic is a bug in the
-    /// task and would happen again. Only backends whose workers can crash
-    /// without taking the caller down (processes) ever retry.
+    /// task and would happen again. Needs a backend whose workers can crash
+    /// without taking the caller down (processes;
+    /// [`Capabilities::isolates_crashes`](crate::backend::Capabilities::isolates_crashes)):
+    /// `build` rejects more than 0 for the others, where nothing could
+    /// ever be retried.
     pub fn retries(mut self, retries: u32) -> PoolBuilder {
         self.retries = retries;
         self
@@ -155,7 +208,7 @@ impl PoolBuilder {
         self
     }
 
-    /// Shows a progress bar on stderr for every call (`map`, `try_map`,
+    /// Shows a progress bar on stderr for every call (`map`, `map_results`,
     /// `map_init`, `map_reduce`, `imap`): items done out of the total, rate
     /// and time left; a spinner with a count for a stream of unknown
     /// length. Drawn only when stderr is a terminal (see
@@ -182,14 +235,22 @@ impl PoolBuilder {
         self
     }
 
-    /// Checks the settings and starts the backend's workers.
+    /// Checks the settings and makes the pool. Worker threads start at
+    /// its first call; on MPI, building joins the MPI job.
     ///
     /// # Errors
     ///
     /// An invalid setting or environment variable (`workers(0)`, an unknown
     /// `PARPOOL_BACKEND`, a `PARPOOL_WORKERS` that is not a positive
-    /// integer, a backend not compiled in), or a backend that cannot start.
+    /// integer, a backend not compiled in), a setting the backend cannot
+    /// honour (see the [table](PoolBuilder)), or a backend that cannot
+    /// start.
     pub fn build(self) -> Result<Pool, Error> {
+        self.build_as::<Portable>()
+    }
+
+    /// [`build`](PoolBuilder::build), for a pool with codec `C`.
+    pub(super) fn build_as<C>(self) -> Result<Pool<C>, Error> {
         if self.chunk_size == Some(0) {
             return Err(Error::invalid_config(
                 "chunk_size",
@@ -220,7 +281,7 @@ impl PoolBuilder {
         }
         let backend = match self.backend.clone() {
             Some(backend) => self.check_custom(backend)?,
-            None => backend::build(self.resolve_kind()?, self.resolve_workers()?)?,
+            None => self.build_kind(self.resolve_kind()?)?,
         };
         if let Some(limit) = self.timeout
             && !backend.capabilities().can_time_out
@@ -231,6 +292,18 @@ impl PoolBuilder {
                 format!(
                     "the {} backend cannot stop a running task (a thread cannot be killed \
                      safely); per-task timeouts need the processes backend",
+                    backend.kind()
+                ),
+            ));
+        }
+        if self.retries > 0 && !backend.capabilities().isolates_crashes {
+            return Err(Error::invalid_config(
+                "retries",
+                self.retries.to_string(),
+                format!(
+                    "the {} backend has no worker that can crash on its own, so nothing could be \
+                     retried (a crash there ends the program); retries need the processes \
+                     backend",
                     backend.kind()
                 ),
             ));
@@ -248,8 +321,7 @@ impl PoolBuilder {
                 ),
             ));
         }
-        Ok(Pool {
-            backend,
+        let settings = PoolSettings {
             limits: TaskLimits {
                 timeout: self.timeout,
                 retries: self.retries,
@@ -258,8 +330,41 @@ impl PoolBuilder {
             chunk_size: self.chunk_size,
             in_flight: self.in_flight,
             progress: self.progress,
-            cancel: None,
-        })
+        };
+        Ok(Pool::from_parts(backend, settings))
+    }
+
+    /// The built-in backend `kind`, with the workers this builder resolves
+    /// to: on threads, the shared pool unless it asks for its own.
+    fn build_kind(&self, kind: BackendKind) -> Result<Arc<dyn Backend>, Error> {
+        if self.dedicated_threads && kind != BackendKind::Threads {
+            return Err(Error::invalid_config(
+                "dedicated_threads",
+                "true",
+                format!(
+                    "the {kind} backend has no thread pool to share or not; dedicated threads \
+                     are a setting of the threads backend"
+                ),
+            ));
+        }
+        if kind == BackendKind::Serial
+            && let Some(workers) = self.workers.filter(|&workers| workers > 1)
+        {
+            return Err(Error::invalid_config(
+                "workers",
+                workers.to_string(),
+                "the serial backend runs one task at a time, on the calling thread; choose \
+                 threads or processes for more workers",
+            ));
+        }
+        let workers = self.resolve_workers()?;
+        if kind == BackendKind::Threads
+            && !self.dedicated_threads
+            && workers == backend::shared_threads_size()
+        {
+            return Ok(Arc::new(ThreadsBackend::shared()));
+        }
+        backend::build(kind, workers)
     }
 
     /// The built-in backend: the builder's, else `PARPOOL_BACKEND`, else
@@ -286,7 +391,7 @@ impl PoolBuilder {
                 Ok(text) => cpus::parse_count(&text).map_err(|reason| {
                     Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
                 }),
-                Err(std::env::VarError::NotPresent) => Ok(cpus::available().count()),
+                Err(std::env::VarError::NotPresent) => Ok(cpus::detected_count()),
                 Err(std::env::VarError::NotUnicode(text)) => Err(Error::invalid_config(
                     cpus::WORKERS_VARIABLE,
                     text.to_string_lossy(),
@@ -303,6 +408,14 @@ impl PoolBuilder {
                 "kind",
                 kind.name(),
                 "a pool runs on either a built-in kind or a backend of your own; set one",
+            ));
+        }
+        if self.dedicated_threads {
+            return Err(Error::invalid_config(
+                "dedicated_threads",
+                "true",
+                "a backend of your own runs on whatever threads it has; dedicated threads are \
+                 a setting of the threads backend",
             ));
         }
         if let Some(workers) = self.workers {

@@ -1,16 +1,21 @@
-//! [`Pool`] and [`PoolBuilder`]: the typed front door.
+//! [`Pool`] (and [`LocalPool`], the same type with another codec) and
+//! [`PoolBuilder`]: the typed front door.
 //!
-//! All generic code lives here and in the `job` module: a call collects its
+//! There is one implementation of every call, generic over the pool's
+//! codec `C` ([`Carries`]): it only decides how results travel, and so
+//! which bounds a call has. All generic code lives here and in the `job`
+//! module: a call collects its
 //! items, makes a [`ChunkPlan`], wraps everything in a job and hands
 //! `&dyn Job` to the backend; a stream or session hands it an
 //! `Arc<dyn StreamJob>`. Settings come from the builder, then from the
 //! environment (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU
 //! detection.
 
-use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend, StreamEngine};
+use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend};
 use crate::cancel::CancelToken;
 use crate::error::Error;
-use crate::job::codec::Codec;
+use crate::carries::sealed::{CodecFor, Named};
+use crate::carries::{Carries, Local, Portable};
 use crate::job::map::MapJob;
 use crate::job::reduce::ReduceJob;
 use crate::job::{self, Job, TaskLimits, TypedStreamJob, Watch, unwind};
@@ -21,10 +26,8 @@ use crate::stream::{self, Imap, ImapUnordered, Session, StreamSettings};
 mod builder;
 mod local;
 pub use builder::PoolBuilder;
-pub use local::LocalPool;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The environment variable that picks the backend.
@@ -32,6 +35,16 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 
 /// A parallel map-reduce pool. Cheap to clone (clones share the workers),
 /// `Send + Sync`, usable from many threads at once.
+///
+/// `Pool` is `Pool<Portable>`: its tasks may run in worker processes or on
+/// MPI ranks, so results must be serializable. [`LocalPool`]
+/// (`Pool<Local>`, made by [`Pool::local`]) has the same methods for
+/// results that never leave the process; see [`Carries`].
+///
+/// `Pool::new()`, `Pool::default()`, `Pool::from_env()` and
+/// `Pool::local()` are cheap: on threads they all run on one thread pool
+/// per process, started at the first call (see
+/// [`PoolBuilder::dedicated_threads`] for which pools share it).
 ///
 /// ```
 /// use parpool::Pool;
@@ -48,19 +61,63 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 /// assert_eq!(sum, 91);
 /// # Ok::<(), parpool::Error>(())
 /// ```
-#[derive(Clone)]
-pub struct Pool {
+pub struct Pool<C = Portable> {
     backend: Arc<dyn Backend>,
     limits: TaskLimits,
     chunk_size: Option<usize>,
     in_flight: Option<usize>,
     progress: ProgressMode,
     cancel: Option<CancelToken>,
+    codec: PhantomData<fn() -> C>,
 }
 
-impl fmt::Debug for Pool {
+/// A pool whose tasks run in this process, on threads (or serially), with
+/// no serde bounds: made by [`Pool::local`] or
+/// [`PoolBuilder::build_local`].
+///
+/// It has the methods of [`Pool`] (it is the same type, with the [`Local`]
+/// codec), so results can be anything `Send`: an `io::Result`, a
+/// `ParseIntError`, a file handle, a struct without serde. Batch calls
+/// (`map`, `map_results`, `map_init`, `map_reduce`) take borrowed items and
+/// closures that borrow local data, as rayon's do (so do a [`Pool`]'s).
+///
+/// Choose it when results cannot be serialized; choose [`Pool`] when the
+/// same code must also run in worker processes or across MPI ranks.
+///
+/// ```
+/// use std::path::PathBuf;
+///
+/// let pool = parpool::Pool::local();
+/// let paths: Vec<PathBuf> = vec!["Cargo.toml".into(), "no such file".into()];
+/// let contents: Vec<std::io::Result<Vec<u8>>> = pool.map(|path: &PathBuf| std::fs::read(path), &paths)?;
+/// assert!(contents[0].is_ok() && contents[1].is_err());
+///
+/// // Closures may borrow local data, and items may be references.
+/// let words = ["map", "reduce"];
+/// let offset = 10;
+/// let lengths = pool.map(|word: &&str| word.len() + offset, &words)?;
+/// assert_eq!(lengths, [13, 16]);
+/// # Ok::<(), parpool::Error>(())
+/// ```
+pub type LocalPool = Pool<Local>;
+
+impl<C> Clone for Pool<C> {
+    fn clone(&self) -> Self {
+        Pool {
+            backend: self.backend.clone(),
+            limits: self.limits,
+            chunk_size: self.chunk_size,
+            in_flight: self.in_flight,
+            progress: self.progress,
+            cancel: self.cancel.clone(),
+            codec: PhantomData,
+        }
+    }
+}
+
+impl<C: Named> fmt::Debug for Pool<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool")
+        f.debug_struct(C::POOL_NAME)
             .field("kind", &self.kind())
             .field("workers", &self.workers())
             .field("chunk_size", &self.chunk_size)
@@ -75,6 +132,13 @@ impl Default for Pool {
     /// The same as [`Pool::new`].
     fn default() -> Pool {
         Pool::new()
+    }
+}
+
+impl Default for LocalPool {
+    /// The same as [`Pool::local`].
+    fn default() -> LocalPool {
+        Pool::local()
     }
 }
 
@@ -108,19 +172,36 @@ impl Pool {
     /// `Pool::builder().backend(backend).build()`, which also takes every
     /// other setting.
     pub fn with_backend(backend: impl Backend + 'static) -> Pool {
+        Pool::from_parts(Arc::new(backend), PoolSettings::default())
+    }
+}
+
+/// The settings a built pool keeps besides its backend.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PoolSettings {
+    pub(crate) limits: TaskLimits,
+    pub(crate) chunk_size: Option<usize>,
+    pub(crate) in_flight: Option<usize>,
+    pub(crate) progress: ProgressMode,
+}
+
+impl<C> Pool<C> {
+    /// A pool of `backend` with `settings`, no cancel token.
+    pub(crate) fn from_parts(backend: Arc<dyn Backend>, settings: PoolSettings) -> Pool<C> {
         Pool {
-            backend: Arc::new(backend),
-            limits: TaskLimits::default(),
-            chunk_size: None,
-            in_flight: None,
-            progress: ProgressMode::Off,
+            backend,
+            limits: settings.limits,
+            chunk_size: settings.chunk_size,
+            in_flight: settings.in_flight,
+            progress: settings.progress,
             cancel: None,
+            codec: PhantomData,
         }
     }
 
     /// A pool that shares this one's workers and whose calls stop when
     /// `token` is cancelled; see [`CancelToken`]. This pool is unaffected.
-    pub fn with_cancel(&self, token: &CancelToken) -> Pool {
+    pub fn with_cancel(&self, token: &CancelToken) -> Pool<C> {
         Pool {
             cancel: Some(token.clone()),
             ..self.clone()
@@ -160,8 +241,8 @@ impl Pool {
     ///
     /// Fails fast: at the first task that fails (panics, or on some backends
     /// crashes or times out) no new chunks are started and the call returns
-    /// that failure, naming the item. Use [`try_map`](Pool::try_map) to get
-    /// every result that can be computed.
+    /// that failure, naming the item. Use [`map_results`](Pool::map_results)
+    /// to get every result that can be computed.
     ///
     /// ```
     /// let pool = parpool::Pool::new();
@@ -173,7 +254,8 @@ impl Pool {
     where
         F: Fn(T) -> R + Sync,
         T: Send,
-        R: Send + Serialize + DeserializeOwned,
+        R: Send,
+        C: Carries<R>,
     {
         self.map_init(|| (), |_: &mut (), item| f(item), items)
     }
@@ -218,26 +300,43 @@ impl Pool {
         F: Fn(&mut S, T) -> R + Sync,
         T: Send,
         S: Send,
-        R: Send + Serialize + DeserializeOwned,
+        R: Send,
+        C: Carries<R>,
     {
-        self.run_map_init((init, f), items, Codec::values())
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let plan = self.plan(items.len());
+        let job = MapJob::new(
+            items,
+            plan,
+            (init, f),
+            (None, <C as CodecFor<R>>::values()),
+            self.watch(plan),
+            self.limits,
+        );
+        self.execute(&job)?;
+        job.into_outputs()
     }
 
     /// Applies `f` to every item and returns one result per item, in input
-    /// order: `Ok(value)` or the `Err` of that item's task. Keeps going past
-    /// failures; nothing computed is thrown away.
+    /// order: `Ok(value)` or the `Err` of that item's task. Keeps going
+    /// past failures; nothing computed is thrown away. (Unlike a `try_`
+    /// method in std or rayon, which stops at the first error: that is
+    /// [`map`](Pool::map).)
     ///
     /// ```
     /// use parpool::{BackendKind, Pool};
     ///
     /// let pool = Pool::builder().kind(BackendKind::Threads).workers(2).build()?;
-    /// let results = pool.try_map(|x: i32| if x == 2 { panic!("two") } else { x * 10 }, 0..4);
+    /// let results = pool.map_results(|x: i32| if x == 2 { panic!("two") } else { x * 10 }, 0..4);
     /// assert_eq!(results[1].as_ref().ok(), Some(&10));
     /// assert!(results[2].as_ref().unwrap_err().is_panic());
     /// assert_eq!(results[3].as_ref().ok(), Some(&30));
     /// # Ok::<(), parpool::Error>(())
     /// ```
-    pub fn try_map<T, R, F>(
+    pub fn map_results<T, R, F>(
         &self,
         f: F,
         items: impl IntoIterator<Item = T>,
@@ -245,9 +344,31 @@ impl Pool {
     where
         F: Fn(T) -> R + Sync,
         T: Send,
-        R: Send + Serialize + DeserializeOwned,
+        R: Send,
+        C: Carries<R>,
     {
-        self.run_try_map(f, items, Codec::results())
+        let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
+        if items.is_empty() {
+            return Vec::new();
+        }
+        let total = items.len();
+        let plan = self.plan(total);
+        // Each task's panic is caught here, so one failed item does not end
+        // its chunk.
+        let guarded =
+            |_: &mut (), (index, item): (usize, T)| unwind::run_task(index, total, || f(item));
+        let job = MapJob::new(
+            items,
+            plan,
+            (|| (), guarded),
+            (Some(Err), <C as CodecFor<R>>::results()),
+            self.watch(plan),
+            self.limits,
+        );
+        match self.execute(&job) {
+            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
+            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
+        }
     }
 
     /// Applies `f` to every item and combines the results with `op`.
@@ -276,9 +397,24 @@ impl Pool {
         F: Fn(T) -> R + Sync,
         Op: Fn(R, R) -> R + Sync,
         T: Send,
-        R: Send + Clone + Serialize + DeserializeOwned,
+        R: Send + Clone,
+        C: Carries<R>,
     {
-        self.run_map_reduce((f, identity, op), items, Codec::values())
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(identity);
+        }
+        let plan = self.plan(items.len());
+        let job = ReduceJob::new(
+            items,
+            plan,
+            (f, identity, op),
+            <C as CodecFor<R>>::values(),
+            self.watch(plan),
+            self.limits,
+        );
+        self.execute(&job)?;
+        job.into_result()
     }
 
     /// Applies `f` to the items of `input` lazily, in parallel, and returns
@@ -292,12 +428,13 @@ impl Pool {
     /// memory. Dropping the iterator cancels the rest promptly.
     ///
     /// On the process backend the stream forks its workers once and sends
-    /// them each chunk's items, encoded with postcard: that is why `T` must
-    /// be `Serialize + DeserializeOwned` (on every backend, since the
-    /// backend is chosen at run time). `f` must be `'static` because it
-    /// keeps running while the iterator is alive; move what it needs into
-    /// it (an `Arc` for shared data). To reuse the same workers for several
-    /// streams or calls, make a [`session`](Pool::session).
+    /// them each chunk's items, encoded with postcard: that is why a
+    /// [`Pool`]'s `T` must be `Serialize + DeserializeOwned` (on every
+    /// backend, since the backend is chosen at run time; a [`LocalPool`]'s
+    /// need not be). `f` must be `'static` because it keeps running while
+    /// the iterator is alive; move what it needs into it (an `Arc` for
+    /// shared data). To reuse the same workers for several streams or
+    /// calls, make a [`session`](Pool::session).
     ///
     /// ```
     /// let pool = parpool::Pool::new();
@@ -316,10 +453,12 @@ impl Pool {
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        T: Send + Serialize + DeserializeOwned + 'static,
-        R: Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        C: Carries<T> + Carries<R>,
     {
-        let (settings, engine) = self.open_stream(f)?;
+        let settings = self.stream_settings();
+        let engine = settings.open(self.stream_job(f))?;
         Ok(stream::imap(&settings, input.into_iter(), engine))
     }
 
@@ -348,16 +487,20 @@ impl Pool {
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         I: IntoIterator<Item = T>,
-        T: Send + Serialize + DeserializeOwned + 'static,
-        R: Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        C: Carries<T> + Carries<R>,
     {
-        let (settings, engine) = self.open_stream(f)?;
+        let settings = self.stream_settings();
+        let engine = settings.open(self.stream_job(f))?;
         Ok(stream::imap_unordered(&settings, input.into_iter(), engine))
     }
 
     /// Starts workers for `f` that serve many calls: see [`Session`]. On
     /// the process backend this forks the workers once, now, instead of on
-    /// every call.
+    /// every call. On a [`LocalPool`] (threads) a session keeps nothing
+    /// between calls that a plain call would not have; it is there so code
+    /// written for [`Session`] runs on either.
     ///
     /// # Errors
     ///
@@ -365,148 +508,31 @@ impl Pool {
     pub fn session<T, R, F>(&self, f: F) -> Result<Session<T, R>, Error>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Send + Serialize + DeserializeOwned + 'static,
-        R: Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        C: Carries<T> + Carries<R>,
     {
         Session::new(self.stream_settings(), self.stream_job(f))
-    }
-
-    /// `map_init`, with results that travel by `codec`.
-    pub(crate) fn run_map_init<T, S, R, I, F>(
-        &self,
-        (init, f): (I, F),
-        items: impl IntoIterator<Item = T>,
-        codec: Codec<R>,
-    ) -> Result<Vec<R>, Error>
-    where
-        I: Fn() -> S + Sync,
-        F: Fn(&mut S, T) -> R + Sync,
-        T: Send,
-        S: Send,
-        R: Send,
-    {
-        let items: Vec<T> = items.into_iter().collect();
-        if items.is_empty() {
-            return Ok(Vec::new());
-        }
-        let plan = self.plan(items.len());
-        let job = MapJob::new(
-            items,
-            plan,
-            (init, f),
-            (None, codec),
-            self.watch(plan),
-            self.limits,
-        );
-        self.execute(&job)?;
-        job.into_outputs()
-    }
-
-    /// `try_map`, with results that travel by `codec`.
-    pub(crate) fn run_try_map<T, R, F>(
-        &self,
-        f: F,
-        items: impl IntoIterator<Item = T>,
-        codec: Codec<Result<R, Error>>,
-    ) -> Vec<Result<R, Error>>
-    where
-        F: Fn(T) -> R + Sync,
-        T: Send,
-        R: Send,
-    {
-        let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
-        if items.is_empty() {
-            return Vec::new();
-        }
-        let total = items.len();
-        let plan = self.plan(total);
-        // Each task's panic is caught here, so one failed item does not end
-        // its chunk.
-        let guarded =
-            |_: &mut (), (index, item): (usize, T)| unwind::run_task(index, total, || f(item));
-        let job = MapJob::new(
-            items,
-            plan,
-            (|| (), guarded),
-            (Some(Err), codec),
-            self.watch(plan),
-            self.limits,
-        );
-        match self.execute(&job) {
-            Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
-            Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
-        }
-    }
-
-    /// `map_reduce`, with partials that travel by `codec`.
-    pub(crate) fn run_map_reduce<T, R, F, Op>(
-        &self,
-        (f, identity, op): (F, R, Op),
-        items: impl IntoIterator<Item = T>,
-        codec: Codec<R>,
-    ) -> Result<R, Error>
-    where
-        F: Fn(T) -> R + Sync,
-        Op: Fn(R, R) -> R + Sync,
-        T: Send,
-        R: Send + Clone,
-    {
-        let items: Vec<T> = items.into_iter().collect();
-        if items.is_empty() {
-            return Ok(identity);
-        }
-        let plan = self.plan(items.len());
-        let job = ReduceJob::new(
-            items,
-            plan,
-            (f, identity, op),
-            codec,
-            self.watch(plan),
-            self.limits,
-        );
-        self.execute(&job)?;
-        job.into_result()
-    }
-
-    /// The settings and a fresh engine of a stream of `f`.
-    fn open_stream<T, R, F>(&self, f: F) -> Result<(StreamSettings, Box<dyn StreamEngine>), Error>
-    where
-        F: Fn(T) -> R + Send + Sync + 'static,
-        T: Send + Serialize + DeserializeOwned + 'static,
-        R: Send + Serialize + DeserializeOwned + 'static,
-    {
-        self.open_stream_job(self.stream_job(f))
-    }
-
-    /// The settings and a fresh engine of a stream of `job`.
-    pub(crate) fn open_stream_job(
-        &self,
-        job: Arc<dyn job::StreamJob>,
-    ) -> Result<(StreamSettings, Box<dyn StreamEngine>), Error> {
-        let settings = self.stream_settings();
-        let engine = settings.open(job)?;
-        Ok((settings, engine))
     }
 
     /// The type-erased job of a stream or session of `f`.
     fn stream_job<T, R, F>(&self, f: F) -> Arc<dyn job::StreamJob>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
-        T: Send + Serialize + DeserializeOwned + 'static,
-        R: Send + Serialize + DeserializeOwned + 'static,
+        T: Send + 'static,
+        R: Send + 'static,
+        C: Carries<T> + Carries<R>,
     {
-        let codecs = (Codec::values(), Codec::results());
+        let codecs = (
+            <C as CodecFor<T>>::values(),
+            <C as CodecFor<R>>::results(),
+        );
         Arc::new(TypedStreamJob::new(f, self.limits, codecs))
-    }
-
-    /// The per-task limits of this pool's calls.
-    pub(crate) fn limits(&self) -> TaskLimits {
-        self.limits
     }
 
     /// What a stream or session of this pool runs with. Inside a task
     /// (nested use) it runs on the serial backend, as every call does.
-    pub(crate) fn stream_settings(&self) -> StreamSettings {
+    fn stream_settings(&self) -> StreamSettings {
         let backend: Arc<dyn Backend> = if job::inside_task() {
             Arc::new(SerialBackend)
         } else {

@@ -1,4 +1,4 @@
-//! A plain call (`map`, `try_map`, `map_reduce`) across the ranks: claim
+//! A plain call (`map`, `map_results`, `map_reduce`) across the ranks: claim
 //! chunks from the shared counter while the call runs, agree on failures,
 //! then all-gather the results.
 

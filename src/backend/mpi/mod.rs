@@ -114,6 +114,7 @@ mod gather;
 mod stream;
 
 use super::{Backend, BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
+use super::threads::LazyThreads;
 use crate::error::Error;
 use crate::job::{Job, StreamJob};
 use mpi::Threading;
@@ -127,8 +128,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub struct MpiBackend {
     rank: usize,
     size: usize,
-    threads: Arc<rayon::ThreadPool>,
-    workers: usize,
+    /// This rank's threads, started at the first call.
+    threads: LazyThreads,
     /// Every rank runs on this node (the chunk counter can live in shared
     /// memory).
     one_node: bool,
@@ -300,11 +301,7 @@ impl MpiBackend {
     pub fn new(workers: usize) -> Result<MpiBackend, Error> {
         super::check_workers(workers)?;
         start_mpi()?;
-        let threads = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
-            .thread_name(|index| format!("parpool-mpi-{index}"))
-            .build()
-            .map_err(|e| Error::backend("mpi", e))?;
+        let threads = LazyThreads::new(workers, "parpool-mpi")?;
         let _entered = enter()?;
         let world = SimpleCommunicator::world();
         let forced_rma = std::env::var_os(RMA_VARIABLE).is_some_and(|value| value == "1");
@@ -312,8 +309,7 @@ impl MpiBackend {
         Ok(MpiBackend {
             rank: world.rank() as usize,
             size: world.size() as usize,
-            threads: Arc::new(threads),
-            workers,
+            threads,
             one_node,
         })
     }
@@ -350,7 +346,7 @@ impl Backend for MpiBackend {
 
     /// The threads in this rank.
     fn workers(&self) -> usize {
-        self.workers
+        self.threads.workers()
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -364,17 +360,19 @@ impl Backend for MpiBackend {
     }
 
     fn run(&self, job: &dyn Job) -> Result<(), Error> {
-        self.collective(|_, world| {
-            call::run(world, self.one_node, (&self.threads, self.workers), job)
-        })
+        let threads = self.threads.get()?;
+        let workers = self.threads.workers();
+        self.collective(|_, world| call::run(world, self.one_node, (threads, workers), job))
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
+        let threads = self.threads.get()?.clone();
+        let workers = self.threads.workers();
         let engine = self.collective(|entered, world| {
             Ok(stream::MpiEngine::new(
                 (entered, world),
                 self.one_node,
-                (self.threads.clone(), self.workers),
+                (threads, workers),
                 job,
             ))
         })?;

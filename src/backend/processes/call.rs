@@ -1,4 +1,4 @@
-//! The driver of a plain call (`map`, `try_map`, `map_init`,
+//! The driver of a plain call (`map`, `map_results`, `map_init`,
 //! `map_reduce`): workers forked after the job exists, so they inherit the
 //! function and the items, claiming chunk indices from the shared counter.
 //!

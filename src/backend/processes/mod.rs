@@ -43,7 +43,7 @@
 //! - **Fail fast, lose nothing**: for `map` and `map_reduce` the child that
 //!   hits the first failure raises `stop` in the shared mapping itself, so
 //!   no worker claims another chunk; the parent then kills the remaining
-//!   children. For `try_map` the
+//!   children. For `map_results` the
 //!   failed item is recorded and its chunk is run again on a fresh child,
 //!   which skips the recorded items, so every other result still arrives.
 //! - **No leaks**: every path out of `run` (success, failure, or an error of
@@ -196,6 +196,7 @@ impl Backend for ProcessesBackend {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             can_time_out: true,
+            isolates_crashes: true,
             recycles_workers: true,
             ..Capabilities::default()
         }
