@@ -74,10 +74,11 @@ mod plan;
 mod pool;
 mod progress;
 mod stream;
+mod sys;
 
 pub use backend::contract::{Backend, BackendKind};
 pub use cancel::CancelToken;
-pub use error::Error;
+pub use error::{Error, ErrorKind};
 pub use job::{EncodedChunk, Job, TaskLimits};
 pub use plan::ChunkPlan;
 pub use pool::{BACKEND_VARIABLE, LocalPool, Pool, PoolBuilder};

@@ -80,7 +80,7 @@ impl<'a> EncodedChunk<'a> {
             return bytes;
         }
         let mut bytes = Vec::with_capacity(self.len());
-        super::raw::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
+        crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
         for slice in self.slices() {
             bytes.extend_from_slice(slice);
         }
@@ -125,9 +125,9 @@ impl<V> Copy for Codec<V> {}
 
 impl<V: Serialize + DeserializeOwned> Codec<V> {
     /// Plain serde values (arrays of bytes and floats by a faster path
-    /// with the same bytes; see [`raw`](super::raw)).
+    /// with the same bytes; see [`array_codec`](super::array_codec)).
     pub(crate) fn values() -> Codec<V> {
-        if let Some(fast) = super::raw::codec::<V>() {
+        if let Some(fast) = super::array_codec::codec::<V>() {
             return fast;
         }
         Codec {

@@ -23,7 +23,7 @@
 mod book;
 pub(crate) mod codec;
 pub(crate) mod map;
-pub(crate) mod raw;
+pub(crate) mod array_codec;
 pub(crate) mod reduce;
 mod slots;
 mod stream;

@@ -17,7 +17,7 @@ use std::time::Duration;
 /// | setting | serial | threads | processes | MPI | custom |
 /// |---|---|---|---|---|---|
 /// | [`kind`](PoolBuilder::kind), [`chunk_size`](PoolBuilder::chunk_size), [`in_flight`](PoolBuilder::in_flight), [`progress`](PoolBuilder::progress) | yes | yes | yes | yes | yes (not `kind`) |
-/// | [`workers`](PoolBuilder::workers) | only 1 | threads | processes | threads per rank | no: the backend has its own |
+/// | [`workers`](PoolBuilder::workers) | accepted, runs 1 (so one `--workers` flag serves every backend) | threads | processes | threads per rank | no: the backend has its own |
 /// | [`dedicated_threads`](PoolBuilder::dedicated_threads) | no | yes | no | no | no |
 /// | [`timeout`](PoolBuilder::timeout) | no | no | yes | no | if [`can_time_out`](crate::backend::Capabilities::can_time_out) |
 /// | [`retries`](PoolBuilder::retries) (more than 0) | no | no | yes | no | if [`isolates_crashes`](crate::backend::Capabilities::isolates_crashes) |
@@ -103,8 +103,8 @@ impl PoolBuilder {
 
     /// How many tasks run at once (threads, processes; threads per rank
     /// on MPI). Default: `PARPOOL_WORKERS`, else [`cpus::available`]
-    /// (detected once per process, as rayon does). Must be at least 1,
-    /// and 1 on the serial backend.
+    /// (detected once per process, as rayon does). Must be at least 1.
+    /// The serial backend accepts any count and runs one task at a time.
     pub fn workers(mut self, workers: usize) -> PoolBuilder {
         self.workers = Some(workers);
         self
@@ -345,16 +345,6 @@ impl PoolBuilder {
                     "the {kind} backend has no thread pool to share or not; dedicated threads \
                      are a setting of the threads backend"
                 ),
-            ));
-        }
-        if kind == BackendKind::Serial
-            && let Some(workers) = self.workers.filter(|&workers| workers > 1)
-        {
-            return Err(Error::invalid_config(
-                "workers",
-                workers.to_string(),
-                "the serial backend runs one task at a time, on the calling thread; choose \
-                 threads or processes for more workers",
             ));
         }
         let workers = self.resolve_workers()?;

@@ -67,7 +67,7 @@ fn all_gather_bytes_in_rounds(
         .max()
         .unwrap_or(0);
     let mut gathered = vec![0u8; total];
-    crate::job::raw::advise_huge_pages(gathered.as_ptr(), total);
+    crate::sys::advise_huge_pages(gathered.as_ptr(), total);
     let starts: Vec<usize> = std::iter::once(0)
         .chain(ends.iter().copied())
         .take(size)

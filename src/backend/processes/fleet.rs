@@ -214,7 +214,8 @@ impl Fleet {
         forker: Arc<Forker>,
     ) -> Result<Fleet, Error> {
         Ok(Fleet {
-            shared: SharedMemory::new(slots)?,
+            shared: SharedMemory::new(slots)
+                .map_err(|error| error.context(format_args!("for the shared state of {slots} workers")))?,
             workers: (0..slots).map(|_| None).collect(),
             limits,
             wake,
@@ -269,8 +270,9 @@ impl Fleet {
     ) -> Result<(), Error> {
         let mut ends = Vec::with_capacity(children.len());
         for (slot, _) in &children {
-            let (parent_end, child_end) = os::socket_pair()?;
-            os::set_nonblocking(&parent_end)?;
+            let for_worker = |error: Error| error.context(format_args!("for worker {slot}"));
+            let (parent_end, child_end) = os::socket_pair().map_err(for_worker)?;
+            os::set_nonblocking(&parent_end).map_err(for_worker)?;
             let state = self.shared.slot(*slot);
             state.current_chunk.store(IDLE, Ordering::Release);
             state.current_item.store(IDLE, Ordering::Release);
@@ -333,7 +335,7 @@ impl Fleet {
                     });
                 }
                 Err(error) => {
-                    first_error.get_or_insert(error);
+                    first_error.get_or_insert(error.context(format_args!("for worker {slot}")));
                 }
             }
         }

@@ -62,7 +62,7 @@ pub(super) fn drain(fd: &OwnedFd, buffer: &mut Vec<u8>) -> Result<(), Error> {
         let capacity = buffer.capacity();
         buffer.reserve(frame_left.clamp(64 << 10, 256 << 20));
         if buffer.capacity() != capacity {
-            crate::job::raw::advise_huge_pages(buffer.as_ptr(), buffer.capacity());
+            crate::sys::advise_huge_pages(buffer.as_ptr(), buffer.capacity());
         }
         let spare = buffer.spare_capacity_mut();
         // SAFETY: `spare` is writable memory of the length passed; read()

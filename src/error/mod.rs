@@ -7,10 +7,22 @@
 //! of items, so the message reads `task 3 of 10 panicked at src/main.rs:5:36:
 //! boom`.
 //!
-//! `Error` is `Clone` (so `map_results` can hand the same backend failure to
-//! every item it affected). Its wire form, [`ErrorWire`], is private to the
-//! crate: a failure in a worker process or on another MPI rank travels to
-//! the caller as that, and the public type promises no encoding.
+//! `Error` is `Clone` (so `map_results` can hand the same backend failure
+//! to every item it affected). [`Error::kind`] says what went wrong as a
+//! public, non-exhaustive [`ErrorKind`], in the manner of
+//! `std::io::Error::kind`; the details stay in a private enum, `Repr`.
+//! Its wire form (the `wire` module) is private to the crate: a failure in
+//! a worker process or on another MPI rank travels to the caller as that,
+//! and the public type promises no encoding.
+//!
+//! An OS error (a `fork` or `socketpair` that failed) is an `Error` whose
+//! message says what parpool was doing ("socketpair failed for worker 2")
+//! and whose [`source`](std::error::Error::source) is the `io::Error`, so
+//! a report that walks the chain prints each message once.
+
+mod wire;
+
+pub(crate) use wire::{ErrorWire, ErrorWireRef};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -19,11 +31,9 @@ use std::time::Duration;
 
 /// An error from a [`Pool`](crate::Pool) call or from building a pool.
 ///
-/// The type is opaque: ask it questions with [`task_index`](Error::task_index),
-/// [`is_panic`](Error::is_panic), [`is_crash`](Error::is_crash),
-/// [`is_timeout`](Error::is_timeout) and
-/// [`is_invalid_config`](Error::is_invalid_config), and print it for the
-/// full story.
+/// The type is opaque: ask it what went wrong with [`kind`](Error::kind)
+/// (or an `is_*` method per kind), which item with
+/// [`task_index`](Error::task_index), and print it for the full story.
 ///
 /// ```
 /// use parpool::{BackendKind, Pool};
@@ -33,6 +43,7 @@ use std::time::Duration;
 ///     .map(|x: u32| if x == 3 { panic!("boom") } else { x }, 0..10)
 ///     .unwrap_err();
 /// assert_eq!(err.task_index(), Some(3));
+/// assert_eq!(err.kind(), parpool::ErrorKind::Panic);
 /// assert!(err.is_panic());
 /// assert_eq!(err.panic_message(), Some("boom"));
 /// // "task 3 of 10 panicked at src/main.rs:5:36: boom"
@@ -42,63 +53,68 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct Error {
-    kind: Box<ErrorKind>,
+    kind: Box<Repr>,
     /// The OS error behind a backend failure, for [`source`](std::error::Error::source).
     /// Stays in the process that saw it: the wire form carries only its text.
     source: Option<Arc<std::io::Error>>,
 }
 
-/// How an [`Error`] travels between processes (worker sockets, MPI ranks):
-/// the private kind, encoded with postcard. Crate-private, so the public
-/// `Error` promises no wire format. Boxed like `Error`, so a decoded
-/// `Result<R, ErrorWire>` is no bigger than a `Result<R, Error>`.
-#[derive(Deserialize)]
-#[serde(transparent)]
-pub(crate) struct ErrorWire(Box<ErrorKind>);
+/// What went wrong, in the manner of [`std::io::ErrorKind`]: from
+/// [`Error::kind`]. New kinds may be added, so a `match` needs a `_` arm.
+///
+/// ```
+/// use parpool::{ErrorKind, Pool};
+///
+/// let error = Pool::builder().workers(0).build().unwrap_err();
+/// match error.kind() {
+///     ErrorKind::InvalidConfig => eprintln!("fix the settings: {error}"),
+///     ErrorKind::Panic | ErrorKind::Crash | ErrorKind::Timeout => eprintln!("a task failed: {error}"),
+///     _ => eprintln!("{error}"),
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A task's function panicked ([`Error::is_panic`]).
+    Panic,
+    /// The worker running a task died: a signal such as SIGSEGV, SIGABRT or
+    /// SIGKILL, or an unexpected exit ([`Error::is_crash`]).
+    Crash,
+    /// A task ran past the pool's per-task timeout ([`Error::is_timeout`]).
+    Timeout,
+    /// A task's result (or a stream's input) could not be encoded or
+    /// decoded on its way between processes ([`Error::is_encoding`]).
+    Encoding,
+    /// A builder setting or environment variable was invalid, or cannot be
+    /// honoured by the backend ([`Error::is_invalid_config`]).
+    InvalidConfig,
+    /// The call was stopped through a [`CancelToken`](crate::CancelToken)
+    /// ([`Error::is_cancelled`]).
+    Cancelled,
+    /// The backend itself failed: an OS call, a lost worker connection, MPI
+    /// ([`Error::is_backend`]). An OS failure keeps its `io::Error` as the
+    /// [`source`](std::error::Error::source).
+    Backend,
+}
 
-/// An [`Error`] borrowed for encoding in its wire form (no clone).
-#[derive(Serialize)]
-#[serde(transparent)]
-pub(crate) struct ErrorWireRef<'a>(&'a ErrorKind);
-
-impl Error {
-    /// This error's wire form, borrowed, for encoding.
-    pub(crate) fn wire(&self) -> ErrorWireRef<'_> {
-        ErrorWireRef(&self.kind)
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Panic => "task panicked",
+            ErrorKind::Crash => "worker crashed",
+            ErrorKind::Timeout => "task timed out",
+            ErrorKind::Encoding => "value could not be transferred",
+            ErrorKind::InvalidConfig => "invalid configuration",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Backend => "backend failed",
+        })
     }
 }
 
-impl From<ErrorWire> for Error {
-    fn from(wire: ErrorWire) -> Error {
-        Error {
-            kind: wire.0,
-            source: None,
-        }
-    }
-}
-
-impl Error {
-    /// This error in its wire form (postcard bytes).
-    pub(crate) fn to_wire(&self) -> Vec<u8> {
-        // Encoding a plain enum of strings and integers into a Vec cannot
-        // fail; an empty vector would decode as a garbled report.
-        postcard::to_stdvec(&self.wire()).unwrap_or_default()
-    }
-
-    /// An error from its wire form; garbled bytes are a backend error that
-    /// says so.
-    pub(crate) fn from_wire(bytes: &[u8], backend: &str) -> Error {
-        postcard::from_bytes::<ErrorWire>(bytes)
-            .map(Error::from)
-            .unwrap_or_else(|e| {
-                Error::backend(backend, format!("a failure report was garbled: {e}"))
-            })
-    }
-}
-
-/// What went wrong. Private so variants can be added without breaking users.
+/// What went wrong, with the details. Private so variants and fields can
+/// change without breaking users; [`ErrorKind`] is its public face.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-enum ErrorKind {
+enum Repr {
     /// The task's function panicked (at `location`, when the panic hook
     /// saw it).
     #[error("task {index}{} panicked{}: {message}", of_total(*total), at_location(location))]
@@ -175,7 +191,7 @@ fn of_total(total: usize) -> String {
 }
 
 impl Error {
-    fn new(kind: ErrorKind) -> Error {
+    fn new(kind: Repr) -> Error {
         Error {
             kind: Box::new(kind),
             source: None,
@@ -189,7 +205,7 @@ impl Error {
         message: String,
         location: Option<String>,
     ) -> Error {
-        Error::new(ErrorKind::Panic {
+        Error::new(Repr::Panic {
             index,
             total,
             message,
@@ -200,7 +216,7 @@ impl Error {
     /// The worker running task `index` died; `how` says how ("killed by
     /// signal 9 (SIGKILL)").
     pub fn crash(index: usize, total: usize, how: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Crash {
+        Error::new(Repr::Crash {
             index,
             total,
             how: how.into(),
@@ -209,7 +225,7 @@ impl Error {
 
     /// Task `index` was still running after `elapsed`, past `limit`.
     pub fn timeout(index: usize, total: usize, elapsed: Duration, limit: Duration) -> Error {
-        Error::new(ErrorKind::Timeout {
+        Error::new(Repr::Timeout {
             index,
             total,
             elapsed,
@@ -242,7 +258,7 @@ impl Error {
     /// The same encoding error for an input rather than a result (the
     /// codec names neither).
     pub(crate) fn into_input(mut self) -> Error {
-        if let ErrorKind::Encoding { what, .. } = &mut *self.kind {
+        if let Repr::Encoding { what, .. } = &mut *self.kind {
             *what = "input".to_string();
         }
         self
@@ -255,7 +271,7 @@ impl Error {
         action: &str,
         message: impl fmt::Display,
     ) -> Error {
-        Error::new(ErrorKind::Encoding {
+        Error::new(Repr::Encoding {
             index,
             total,
             what: what.to_string(),
@@ -270,7 +286,7 @@ impl Error {
         value: impl Into<String>,
         reason: impl Into<String>,
     ) -> Error {
-        Error::new(ErrorKind::InvalidConfig {
+        Error::new(Repr::InvalidConfig {
             setting: setting.into(),
             value: value.into(),
             reason: reason.into(),
@@ -279,23 +295,23 @@ impl Error {
 
     /// A call was cancelled; `what` says what was left undone.
     pub(crate) fn cancelled(what: impl Into<String>) -> Error {
-        Error::new(ErrorKind::Cancelled { what: what.into() })
+        Error::new(Repr::Cancelled { what: what.into() })
     }
 
     /// The same error for item `index` of `total` (a task of a batch that
     /// is part of a longer stream).
     pub(crate) fn for_task(mut self, index: usize, total: usize) -> Error {
         match &mut *self.kind {
-            ErrorKind::Panic {
+            Repr::Panic {
                 index: i, total: t, ..
             }
-            | ErrorKind::Crash {
+            | Repr::Crash {
                 index: i, total: t, ..
             }
-            | ErrorKind::Timeout {
+            | Repr::Timeout {
                 index: i, total: t, ..
             }
-            | ErrorKind::Encoding {
+            | Repr::Encoding {
                 index: i, total: t, ..
             } => {
                 *i = index;
@@ -309,59 +325,98 @@ impl Error {
     /// The backend named `backend` failed for a reason not tied to one task
     /// (for use by [`Backend`](crate::Backend) implementations).
     pub fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
-        Error::new(ErrorKind::Backend {
+        Error::new(Repr::Backend {
             backend: backend.into(),
             message: message.to_string(),
         })
     }
 
-    /// The backend named `backend` failed in the OS call `call`; the
-    /// `io::Error` stays reachable through
-    /// [`source`](std::error::Error::source).
+    /// The backend named `backend` failed in the OS call `call`. The
+    /// message says only what parpool was doing ("fork failed"; add to it
+    /// with [`context`](Error::context)); the `io::Error` is the
+    /// [`source`](std::error::Error::source), so a report that walks the
+    /// chain prints it once.
     pub(crate) fn os(backend: &str, call: &str, error: std::io::Error) -> Error {
-        let mut wrapped = Error::backend(backend, format!("{call} failed: {error}"));
+        let mut wrapped = Error::backend(backend, format!("{call} failed"));
         wrapped.source = Some(Arc::new(error));
         wrapped
+    }
+
+    /// The same backend error with `context` after its message ("fork
+    /// failed" becomes "fork failed for worker 2"); other kinds as they
+    /// are.
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> Error {
+        if let Repr::Backend { message, .. } = &mut *self.kind {
+            *message = format!("{message} {context}");
+        }
+        self
+    }
+
+    /// What went wrong; see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match &*self.kind {
+            Repr::Panic { .. } => ErrorKind::Panic,
+            Repr::Crash { .. } => ErrorKind::Crash,
+            Repr::Timeout { .. } => ErrorKind::Timeout,
+            Repr::Encoding { .. } => ErrorKind::Encoding,
+            Repr::InvalidConfig { .. } => ErrorKind::InvalidConfig,
+            Repr::Cancelled { .. } => ErrorKind::Cancelled,
+            Repr::Backend { .. } => ErrorKind::Backend,
+        }
     }
 
     /// The index of the item whose task failed, if the error belongs to one.
     pub fn task_index(&self) -> Option<usize> {
         match &*self.kind {
-            ErrorKind::Panic { index, .. }
-            | ErrorKind::Crash { index, .. }
-            | ErrorKind::Timeout { index, .. }
-            | ErrorKind::Encoding { index, .. } => Some(*index),
-            ErrorKind::InvalidConfig { .. }
-            | ErrorKind::Cancelled { .. }
-            | ErrorKind::Backend { .. } => None,
+            Repr::Panic { index, .. }
+            | Repr::Crash { index, .. }
+            | Repr::Timeout { index, .. }
+            | Repr::Encoding { index, .. } => Some(*index),
+            Repr::InvalidConfig { .. }
+            | Repr::Cancelled { .. }
+            | Repr::Backend { .. } => None,
         }
     }
 
-    /// True if the task's function panicked.
+    /// True if the task's function panicked ([`ErrorKind::Panic`]).
     pub fn is_panic(&self) -> bool {
-        matches!(*self.kind, ErrorKind::Panic { .. })
+        self.kind() == ErrorKind::Panic
     }
 
     /// True if the worker running the task died (killed by a signal such as
-    /// SIGSEGV, SIGABRT or SIGKILL, or exited unexpectedly).
+    /// SIGSEGV, SIGABRT or SIGKILL, or exited unexpectedly;
+    /// [`ErrorKind::Crash`]).
     pub fn is_crash(&self) -> bool {
-        matches!(*self.kind, ErrorKind::Crash { .. })
+        self.kind() == ErrorKind::Crash
     }
 
-    /// True if the task ran past the pool's per-task timeout.
+    /// True if the task ran past the pool's per-task timeout
+    /// ([`ErrorKind::Timeout`]).
     pub fn is_timeout(&self) -> bool {
-        matches!(*self.kind, ErrorKind::Timeout { .. })
+        self.kind() == ErrorKind::Timeout
+    }
+
+    /// True if a result or input could not be encoded or decoded
+    /// ([`ErrorKind::Encoding`]).
+    pub fn is_encoding(&self) -> bool {
+        self.kind() == ErrorKind::Encoding
     }
 
     /// True if the call was stopped through a
-    /// [`CancelToken`](crate::CancelToken).
+    /// [`CancelToken`](crate::CancelToken) ([`ErrorKind::Cancelled`]).
     pub fn is_cancelled(&self) -> bool {
-        matches!(*self.kind, ErrorKind::Cancelled { .. })
+        self.kind() == ErrorKind::Cancelled
     }
 
-    /// True if a builder setting or environment variable was invalid.
+    /// True if a builder setting or environment variable was invalid
+    /// ([`ErrorKind::InvalidConfig`]).
     pub fn is_invalid_config(&self) -> bool {
-        matches!(*self.kind, ErrorKind::InvalidConfig { .. })
+        self.kind() == ErrorKind::InvalidConfig
+    }
+
+    /// True if the backend itself failed ([`ErrorKind::Backend`]).
+    pub fn is_backend(&self) -> bool {
+        self.kind() == ErrorKind::Backend
     }
 
     /// Where the task panicked (`file:line:column`), if it panicked and
@@ -370,7 +425,7 @@ impl Error {
     /// location is not known.
     pub fn panic_location(&self) -> Option<&str> {
         match &*self.kind {
-            ErrorKind::Panic { location, .. } => location.as_deref(),
+            Repr::Panic { location, .. } => location.as_deref(),
             _ => None,
         }
     }
@@ -378,7 +433,7 @@ impl Error {
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<&str> {
         match &*self.kind {
-            ErrorKind::Panic { message, .. } => Some(message),
+            Repr::Panic { message, .. } => Some(message),
             _ => None,
         }
     }
@@ -393,21 +448,7 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Debug shows the message too, so `?` in `main` prints something useful.
-        write!(f, "Error({:?}: {})", self.kind_name(), self)
-    }
-}
-
-impl Error {
-    fn kind_name(&self) -> &'static str {
-        match &*self.kind {
-            ErrorKind::Panic { .. } => "Panic",
-            ErrorKind::Crash { .. } => "Crash",
-            ErrorKind::Timeout { .. } => "Timeout",
-            ErrorKind::Encoding { .. } => "Encoding",
-            ErrorKind::InvalidConfig { .. } => "InvalidConfig",
-            ErrorKind::Cancelled { .. } => "Cancelled",
-            ErrorKind::Backend { .. } => "Backend",
-        }
+        write!(f, "Error({:?}: {})", self.kind(), self)
     }
 }
 
@@ -462,29 +503,50 @@ mod tests {
     }
 
     #[test]
-    fn errors_survive_a_round_trip_through_their_wire_form() {
-        let err = Error::panic(7, 8, "lost".into(), Some("src/lib.rs:1:2".into()));
-        let back = Error::from_wire(&err.to_wire(), "test");
-        assert_eq!(back.kind, err.kind);
-        assert_eq!(back.panic_location(), Some("src/lib.rs:1:2"));
+    fn os_errors_say_what_parpool_did_and_keep_the_os_error_as_the_source() {
+        use std::error::Error as _;
+        let io = std::io::Error::from_raw_os_error(11);
+        let io_text = io.to_string();
+        let err = Error::os("processes", "fork", io).context("for worker 2");
         assert_eq!(
-            back.to_string(),
-            "task 7 of 8 panicked at src/lib.rs:1:2: lost"
+            err.to_string(),
+            "processes backend failed: fork failed for worker 2"
         );
-        let garbled = Error::from_wire(&[0xff, 0xff], "processes");
-        assert!(garbled.to_string().contains("garbled"), "{garbled}");
+        assert_eq!(err.kind(), ErrorKind::Backend);
+        assert!(err.is_backend());
+        let source = err.source().expect("an io::Error");
+        assert!(source.downcast_ref::<std::io::Error>().is_some());
+        assert_eq!(source.to_string(), io_text);
+        assert!(Error::panic(1, 2, "x".into(), None).source().is_none());
     }
 
     #[test]
-    fn os_errors_keep_their_source() {
-        use std::error::Error as _;
-        let err = Error::os("processes", "fork", std::io::Error::from_raw_os_error(11));
-        let source = err.source().expect("an io::Error");
-        assert!(source.downcast_ref::<std::io::Error>().is_some());
-        assert!(
-            err.to_string()
-                .starts_with("processes backend failed: fork failed")
-        );
-        assert!(Error::panic(1, 2, "x".into(), None).source().is_none());
+    fn every_kind_has_its_question() {
+        let cases = [
+            (Error::panic(0, 1, "x".into(), None), ErrorKind::Panic),
+            (Error::crash(0, 1, "exited"), ErrorKind::Crash),
+            (
+                Error::timeout(0, 1, Duration::from_secs(2), Duration::from_secs(1)),
+                ErrorKind::Timeout,
+            ),
+            (Error::encoding(0, 1, "encoded", "no"), ErrorKind::Encoding),
+            (Error::invalid_config("workers", "0", "no"), ErrorKind::InvalidConfig),
+            (Error::cancelled("all"), ErrorKind::Cancelled),
+            (Error::backend("threads", "gone"), ErrorKind::Backend),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error}");
+            let answers = [
+                error.is_panic(),
+                error.is_crash(),
+                error.is_timeout(),
+                error.is_encoding(),
+                error.is_invalid_config(),
+                error.is_cancelled(),
+                error.is_backend(),
+            ];
+            assert_eq!(answers.iter().filter(|&&yes| yes).count(), 1, "{error}");
+            assert!(format!("{error:?}").starts_with(&format!("Error({kind:?}: ")));
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! A fast path of the codec for the results scientists return most:
+//! The one-copy array codec: a fast path of the codec for the results
+//! scientists return most:
 //! arrays of bytes and floats (`Vec<u8>`, `Vec<i8>`, `Vec<f32>`,
 //! `Vec<f64>`).
 //!
@@ -54,30 +55,6 @@ pub(super) fn codec<V>() -> Option<Codec<V>> {
     None
 }
 
-/// Asks Linux to back `len` bytes at `start`, a fresh allocation about to
-/// be written in full, with transparent huge pages where it allows them
-/// (`madvise` mode): one fault and one clear per 2 MiB instead of per
-/// 4 KiB, which is most of the cost of a fresh buffer of hundreds of MB.
-/// A hint only; nothing changes where it is refused.
-pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < 4 * HUGE {
-            return;
-        }
-        let first = (start as usize).next_multiple_of(HUGE);
-        let end = (start as usize + len) / HUGE * HUGE;
-        if end > first {
-            // SAFETY: madvise with MADV_HUGEPAGE only changes how the
-            // kernel backs pages of this process's own mapping, inside an
-            // allocation of `len` bytes; it never changes their contents.
-            unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, len);
-}
 
 /// `values` as the `Vec<P>`s they are.
 ///
@@ -152,7 +129,7 @@ fn encode_one<V, P: Raw>(value: &V) -> Result<Vec<u8>, postcard::Error> {
     // SAFETY: `codec` names this function only for V = Vec<P>.
     let vector = &unsafe { as_vectors::<V, P>(std::slice::from_ref(value)) }[0];
     let mut bytes = Vec::with_capacity(std::mem::size_of_val(&vector[..]) + 10);
-    advise_huge_pages(bytes.as_ptr(), bytes.capacity());
+    crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
     push_vector(&mut bytes, vector);
     Ok(bytes)
 }
@@ -165,7 +142,7 @@ fn take_vector<P: Raw>(bytes: &[u8]) -> Result<(Vec<P>, &[u8]), postcard::Error>
         .filter(|&size| size <= rest.len())
         .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
     let mut vector = Vec::<P>::with_capacity(length);
-    advise_huge_pages(vector.as_ptr().cast::<u8>(), size);
+    crate::sys::advise_huge_pages(vector.as_ptr().cast::<u8>(), size);
     // SAFETY: the vector has room for `length` elements, that is `size`
     // bytes; `P: Raw` accepts any bytes, so after the copy its first
     // `length` elements are initialised.

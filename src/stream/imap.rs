@@ -1,0 +1,326 @@
+//! [`Imap`] and [`ImapUnordered`]: a lazy, bounded stream over an input
+//! iterator, on an engine of its own or a [`Session`](super::Session)'s.
+
+use super::StreamSettings;
+use crate::backend::{Backend, StreamContext, StreamEngine, stream_cancelled};
+use crate::error::Error;
+use crate::job::{StreamChunk, Watch};
+use crate::progress::Meter;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+/// The engine a stream runs on: its own, or a [`Session`]'s.
+pub(super) enum EngineRef<'a> {
+    Owned(Box<dyn StreamEngine>),
+    Borrowed(&'a mut dyn StreamEngine),
+}
+
+impl EngineRef<'_> {
+    fn get(&mut self) -> &mut dyn StreamEngine {
+        match self {
+            EngineRef::Owned(engine) => &mut **engine,
+            EngineRef::Borrowed(engine) => &mut **engine,
+        }
+    }
+}
+
+/// The iterator returned by [`Pool::imap`](crate::Pool::imap) and
+/// [`Session::imap`]: one `Result` per input item, in input order.
+///
+/// Each item is `Ok(result)` or the `Err` of that item's task (a panic, a
+/// crash or timeout on the process backend); the stream carries on past
+/// failures, so `collect::<Result<Vec<_>, _>>()` stops at the first one
+/// (and, by dropping the iterator, cancels the rest). If the pool's
+/// [`CancelToken`] fires, the next item is an error for
+/// which [`Error::is_cancelled`] is true, and the iterator ends.
+///
+/// Dropping the iterator cancels the chunks still running and waits until
+/// none of them runs.
+pub struct Imap<'a, I: Iterator, O> {
+    pub(super) stream: Stream<'a, I, O>,
+}
+
+/// The iterator returned by [`Pool::imap_unordered`](crate::Pool::imap_unordered)
+/// and [`Session::imap_unordered`]: `(index, result)` pairs in the order
+/// they finish. Otherwise the same as [`Imap`]; a cancellation is reported
+/// with the index of the first item not handed out yet.
+pub struct ImapUnordered<'a, I: Iterator, O> {
+    pub(super) stream: Stream<'a, I, O>,
+}
+
+/// The machinery behind both iterators.
+pub(super) struct Stream<'a, I: Iterator, O> {
+    input: Option<I>,
+    engine: EngineRef<'a>,
+    backend: Arc<dyn Backend>,
+    pub(super) chunk_size: usize,
+    in_flight: usize,
+    ordered: bool,
+    watch: Watch,
+    next_seq: u64,
+    next_start: usize,
+    /// Submitted chunks not yet returned by the engine: seq -> start.
+    running: BTreeMap<u64, usize>,
+    /// Finished chunks waiting for their turn (ordered streams): start and
+    /// results.
+    finished: BTreeMap<u64, (usize, Vec<Result<O, Error>>)>,
+    /// Results of the chunk being handed out.
+    ready: VecDeque<(usize, Result<O, Error>)>,
+    /// The next chunk to hand out (ordered streams).
+    next_out: u64,
+    /// Set once the stream has nothing more to give.
+    ended: bool,
+}
+
+impl<'a, I, O> Stream<'a, I, O>
+where
+    I: Iterator,
+    I::Item: Send + 'static,
+    O: 'static,
+{
+    pub(super) fn new(settings: &StreamSettings, input: I, engine: EngineRef<'a>, ordered: bool) -> Self {
+        let total = match input.size_hint() {
+            (low, Some(high)) if low == high => Some(low),
+            _ => None,
+        };
+        Stream {
+            input: Some(input),
+            engine,
+            backend: settings.backend.clone(),
+            chunk_size: settings.stream_chunk_size(),
+            in_flight: settings.in_flight,
+            ordered,
+            watch: Watch {
+                cancel: settings.cancel.clone(),
+                meter: Meter::start(settings.progress, total),
+            },
+            next_seq: 0,
+            next_start: 0,
+            running: BTreeMap::new(),
+            finished: BTreeMap::new(),
+            ready: VecDeque::new(),
+            next_out: 0,
+            ended: false,
+        }
+    }
+
+    /// Chunks held: submitted, finished but waiting, or being handed out.
+    fn held(&self) -> usize {
+        self.running.len() + self.finished.len() + usize::from(!self.ready.is_empty())
+    }
+
+    /// Pulls chunks from the input while there is room.
+    fn refill(&mut self) -> Result<(), Error> {
+        while self.held() < self.in_flight {
+            let Some(input) = self.input.as_mut() else {
+                return Ok(());
+            };
+            let items: Vec<I::Item> = input.by_ref().take(self.chunk_size).collect();
+            if items.is_empty() {
+                self.input = None;
+                return Ok(());
+            }
+            let (seq, start) = (self.next_seq, self.next_start);
+            self.running.insert(seq, start);
+            self.next_seq += 1;
+            self.next_start += items.len();
+            self.engine
+                .get()
+                .submit(StreamChunk::new(seq, start, items))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a finished chunk's results to `ready`.
+    fn hand_out(&mut self, start: usize, results: Vec<Result<O, Error>>) {
+        self.watch.items_done(results.len());
+        self.ready.extend(
+            results
+                .into_iter()
+                .enumerate()
+                .map(|(offset, result)| (start + offset, result)),
+        );
+    }
+
+    /// Stops everything and ends the stream with `error`, reported at the
+    /// first item not handed out.
+    fn fail(&mut self, error: Error) -> (usize, Result<O, Error>) {
+        let index = if self.ordered {
+            self.running
+                .get(&self.next_out)
+                .copied()
+                .unwrap_or(self.next_start)
+        } else {
+            self.running
+                .values()
+                .next()
+                .copied()
+                .unwrap_or(self.next_start)
+        };
+        self.stop();
+        (index, Err(error))
+    }
+
+    /// Cancels what runs and forgets what is held.
+    fn stop(&mut self) {
+        if !self.running.is_empty() {
+            self.engine.get().cancel();
+        }
+        self.running.clear();
+        self.finished.clear();
+        self.ready.clear();
+        self.input = None;
+        self.ended = true;
+    }
+
+    pub(super) fn next_result(&mut self) -> Option<(usize, Result<O, Error>)> {
+        loop {
+            if let Some(result) = self.ready.pop_front() {
+                return Some(result);
+            }
+            if self.ended {
+                return None;
+            }
+            if self.watch.cancelled() {
+                return Some(self.fail(stream_cancelled()));
+            }
+            if let Err(error) = self.refill() {
+                return Some(self.fail(error));
+            }
+            if self.ordered
+                && let Some((start, results)) = self.finished.remove(&self.next_out)
+            {
+                self.next_out += 1;
+                self.hand_out(start, results);
+                continue;
+            }
+            if self.running.is_empty() {
+                self.ended = true;
+                continue;
+            }
+            let watch = &self.watch;
+            let cancelled = || watch.cancelled();
+            let context = StreamContext::new(&*self.backend, &cancelled);
+            match self.engine.get().next_done(&context) {
+                Ok(chunk) => {
+                    let span = chunk.span();
+                    let mut results = chunk.into_typed::<O>();
+                    // An engine that lost results must not make items
+                    // vanish from the stream.
+                    results.resize_with(span.len, || {
+                        Err(Error::backend(
+                            "stream",
+                            "no result came back for this item",
+                        ))
+                    });
+                    self.running.remove(&span.seq);
+                    if self.ordered {
+                        self.finished.insert(span.seq, (span.start, results));
+                    } else {
+                        self.hand_out(span.start, results);
+                    }
+                }
+                Err(error) => return Some(self.fail(error)),
+            }
+        }
+    }
+}
+
+impl<I: Iterator, O> Drop for Stream<'_, I, O> {
+    fn drop(&mut self) {
+        if !self.running.is_empty() {
+            self.engine.get().cancel();
+        }
+    }
+}
+
+impl<I, O> Iterator for Imap<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    type Item = Result<O, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.stream.next_result().map(|(_, result)| result)
+    }
+}
+
+impl<I, O> Iterator for ImapUnordered<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    type Item = (usize, Result<O, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.stream.next_result()
+    }
+}
+
+impl<I, O> std::iter::FusedIterator for Imap<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+}
+
+impl<I, O> std::iter::FusedIterator for ImapUnordered<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+}
+
+impl<I: Iterator, O> fmt::Debug for Imap<'_, I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.stream.describe("Imap", f)
+    }
+}
+
+impl<I: Iterator, O> fmt::Debug for ImapUnordered<'_, I, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.stream.describe("ImapUnordered", f)
+    }
+}
+
+impl<I: Iterator, O> Stream<'_, I, O> {
+    fn describe(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(name)
+            .field("chunk_size", &self.chunk_size)
+            .field("in_flight", &self.in_flight)
+            .field("items_submitted", &self.next_start)
+            .field("chunks_running", &self.running.len())
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+/// An ordered stream over `input` on an engine of its own.
+pub(crate) fn imap<'a, I, O>(
+    settings: &StreamSettings,
+    input: I,
+    engine: Box<dyn StreamEngine>,
+) -> Imap<'a, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    let stream = Stream::new(settings, input, EngineRef::Owned(engine), true);
+    Imap { stream }
+}
+
+/// An unordered stream over `input` on an engine of its own.
+pub(crate) fn imap_unordered<'a, I, O>(
+    settings: &StreamSettings,
+    input: I,
+    engine: Box<dyn StreamEngine>,
+) -> ImapUnordered<'a, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    let stream = Stream::new(settings, input, EngineRef::Owned(engine), false);
+    ImapUnordered { stream }
+}
