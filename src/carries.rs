@@ -1,9 +1,9 @@
 //! How a pool's values travel: the type parameter of [`Pool`](crate::Pool).
 //!
 //! One pool type serves two promises. [`Pool`](crate::Pool) (that is,
-//! `Pool<Portable>`) may run its tasks in worker processes or on other MPI
+//! `PoolOf<Portable>`) may run its tasks in worker processes or on other MPI
 //! ranks, so its results (and a stream's items) must be serializable.
-//! [`LocalPool`](crate::LocalPool) (`Pool<Local>`) never leaves this
+//! [`LocalPool`](crate::LocalPool) (`PoolOf<Local>`) never leaves this
 //! process, so anything `Send` will do. The methods are the same; only the
 //! bounds differ, and they are written `C: Carries<R>`: "this pool can
 //! carry an `R`".

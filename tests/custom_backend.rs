@@ -65,6 +65,7 @@ impl Backend for ClaimsTimeouts {
     fn capabilities(&self) -> Capabilities {
         let mut capabilities = Capabilities::default();
         capabilities.can_time_out = true;
+        capabilities.isolates_crashes = true;
         capabilities
     }
 }
@@ -277,7 +278,17 @@ fn builder_settings_are_checked_against_the_backend() {
         .unwrap_err();
     assert!(error.is_invalid_config(), "{error}");
 
-    // A backend that says it can time out gets the limits with each call.
+    // Retries need a backend that says a crash takes down only a worker.
+    let error = Pool::builder()
+        .backend(Backwards::default())
+        .retries(1)
+        .build()
+        .unwrap_err();
+    assert!(error.is_invalid_config(), "{error}");
+    assert!(error.to_string().contains("retries"), "{error}");
+
+    // A backend that says it can time out (and retry) gets the limits
+    // with each call.
     let backend = ClaimsTimeouts::default();
     let seen = backend.0.seen.clone();
     let pool = Pool::builder()

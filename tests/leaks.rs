@@ -19,6 +19,8 @@ fn no_threads_descriptors_or_children_outlive_a_pool() {
             );
         }
     }
+    // So does the shared thread pool (as rayon's global pool does).
+    common::start_the_shared_thread_pool();
     let fds_before = open_fds();
     let threads_before = threads();
     let children_before = children();

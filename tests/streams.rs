@@ -158,6 +158,55 @@ fn a_failing_task_is_one_err_and_the_stream_goes_on() {
     });
 }
 
+#[test]
+fn streams_forward_the_size_of_their_input_failed_items_included() {
+    without_leaks(|| {
+        for kind in local_kinds() {
+            let pool = pool(kind, 2).chunk_size(7).in_flight(3).build().unwrap();
+            let task = |x: u32| if x % 10 == 3 { panic!("three") } else { x };
+            let mut stream = pool.imap(task, 0..100u32).unwrap();
+            assert_eq!(stream.size_hint(), (100, Some(100)), "{kind}");
+            for taken in 1..=100 {
+                assert!(stream.next().is_some(), "{kind}");
+                let left = 100 - taken;
+                assert_eq!(stream.size_hint(), (left, Some(left)), "{kind} after {taken}");
+            }
+            assert!(stream.next().is_none());
+            assert_eq!(stream.size_hint(), (0, Some(0)), "{kind}");
+
+            let mut unordered = pool.imap_unordered(task, 0..50u32).unwrap();
+            assert_eq!(unordered.size_hint(), (50, Some(50)), "{kind}");
+            unordered.next();
+            assert_eq!(unordered.size_hint(), (49, Some(49)), "{kind}");
+            assert_eq!(unordered.count(), 49, "{kind}");
+
+            // An input of unknown length: the bounds stay true.
+            let filtered = (0..60u32).filter(|x| x % 2 == 0);
+            let mut stream = pool.imap(task, filtered).unwrap();
+            let (low, high) = stream.size_hint();
+            assert!(low <= 30 && high.is_some_and(|high| high >= 30), "{kind}");
+            stream.next();
+            let (low, high) = stream.size_hint();
+            assert!(low <= 29 && high.is_some_and(|high| high >= 29), "{kind}");
+            assert_eq!(stream.count(), 29, "{kind}");
+
+            // An endless input promises no more than it holds.
+            let mut endless = pool.imap(|x: u64| x, 0u64..).unwrap();
+            assert_eq!(endless.next().unwrap().unwrap(), 0);
+            let (low, high) = endless.size_hint();
+            assert!(low <= 7 * 3 && high.is_none(), "{kind}: {low}");
+            drop(endless);
+
+            // A session's streams too.
+            let mut session = pool.session(|x: u32| x + 1).unwrap();
+            let mut stream = session.imap(0..20u32);
+            assert_eq!(stream.size_hint(), (20, Some(20)), "{kind}");
+            stream.next();
+            assert_eq!(stream.size_hint(), (19, Some(19)), "{kind}");
+        }
+    });
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn process_streams_survive_crashes_and_timeouts() {

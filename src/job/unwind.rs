@@ -22,6 +22,10 @@
 //! location, and the fork hazard above comes back. The hook cannot be
 //! changed while the thread is panicking, so a first call made from a
 //! `Drop` during unwinding leaves it for the next call.
+//!
+//! [`leave_panic_hook_alone`] opts out: before the first call, parpool then
+//! never touches the hook; after it, the wrapper passes every panic
+//! straight to the hook it wrapped.
 
 use crate::error::Error;
 use std::any::Any;
@@ -39,13 +43,40 @@ thread_local! {
 
 /// True once the hook wrapper is in place.
 static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// True once the program asked parpool to leave the panic hook alone.
+static HOOK_LEFT_ALONE: AtomicBool = AtomicBool::new(false);
+
+/// Asks parpool never to install its panic hook (or, if a pool call
+/// already installed it, to make it pass every panic straight to the hook
+/// it wrapped). For programs whose panic hook must stay exactly their own.
+///
+/// The price: a panicking task's [`Error`] no longer says where it
+/// panicked ([`Error::panic_location`] is `None`), and a task that panics
+/// in a worker process reports through your hook (or the default one),
+/// which may take a lock another thread of the parent held at the fork:
+/// that worker can then hang until its timeout, if the pool has one.
+///
+/// ```
+/// parpool::leave_panic_hook_alone();
+/// let pool = parpool::Pool::builder().kind(parpool::BackendKind::Serial).build()?;
+/// let error = pool.map(|x: u8| if x == 1 { panic!("one") } else { x }, [0, 1]).unwrap_err();
+/// assert_eq!(error.panic_message(), Some("one"));
+/// assert_eq!(error.panic_location(), None);
+/// # Ok::<(), parpool::Error>(())
+/// ```
+pub fn leave_panic_hook_alone() {
+    HOOK_LEFT_ALONE.store(true, Ordering::Release);
+}
 /// Serializes installing it.
 static HOOK_LOCK: Mutex<()> = Mutex::new(());
 
 /// Wraps the process's panic hook, once; see the module docs. Does nothing
 /// while this thread is panicking (the hook cannot be changed then).
 pub(crate) fn install_panic_hook() {
-    if HOOK_INSTALLED.load(Ordering::Acquire) || std::thread::panicking() {
+    if HOOK_INSTALLED.load(Ordering::Acquire)
+        || HOOK_LEFT_ALONE.load(Ordering::Acquire)
+        || std::thread::panicking()
+    {
         return;
     }
     let _installing = HOOK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -54,6 +85,9 @@ pub(crate) fn install_panic_hook() {
     }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        if HOOK_LEFT_ALONE.load(Ordering::Acquire) {
+            return previous(info);
+        }
         if inside_task_thread() {
             let location = info.location().map(ToString::to_string);
             PANIC_LOCATION.with(|slot| *slot.borrow_mut() = location);

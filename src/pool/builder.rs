@@ -1,6 +1,6 @@
 //! [`PoolBuilder`]: settings for a [`Pool`], checked in one place.
 
-use super::{BACKEND_VARIABLE, Pool, PoolSettings};
+use super::{BACKEND_VARIABLE, Pool, PoolOf, PoolSettings};
 use crate::backend::{self, Backend, BackendKind, ThreadsBackend};
 use crate::carries::Portable;
 use crate::cpus;
@@ -250,7 +250,7 @@ impl PoolBuilder {
     }
 
     /// [`build`](PoolBuilder::build), for a pool with codec `C`.
-    pub(super) fn build_as<C>(self) -> Result<Pool<C>, Error> {
+    pub(super) fn build_as<C>(self) -> Result<PoolOf<C>, Error> {
         if self.chunk_size == Some(0) {
             return Err(Error::invalid_config(
                 "chunk_size",
@@ -331,7 +331,7 @@ impl PoolBuilder {
             in_flight: self.in_flight,
             progress: self.progress,
         };
-        Ok(Pool::from_parts(backend, settings))
+        Ok(PoolOf::from_parts(backend, settings))
     }
 
     /// The built-in backend `kind`, with the workers this builder resolves

@@ -36,15 +36,17 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 /// A parallel map-reduce pool. Cheap to clone (clones share the workers),
 /// `Send + Sync`, usable from many threads at once.
 ///
-/// `Pool` is `Pool<Portable>`: its tasks may run in worker processes or on
-/// MPI ranks, so results must be serializable. [`LocalPool`]
-/// (`Pool<Local>`, made by [`Pool::local`]) has the same methods for
-/// results that never leave the process; see [`Carries`].
+/// `Pool` is `PoolOf<Portable>`: its tasks may run in worker processes or
+/// on MPI ranks, so results must be serializable. [`LocalPool`]
+/// (`PoolOf<Local>`, made by [`Pool::local`]) has the same methods for
+/// results that never leave the process; see [`Carries`]. The methods are
+/// documented on [`PoolOf`].
 ///
 /// `Pool::new()`, `Pool::default()`, `Pool::from_env()` and
 /// `Pool::local()` are cheap: on threads they all run on one thread pool
 /// per process, started at the first call (see
-/// [`PoolBuilder::dedicated_threads`] for which pools share it).
+/// [`PoolBuilder`](PoolBuilder#which-pools-share-threads) for which pools
+/// share it).
 ///
 /// ```
 /// use parpool::Pool;
@@ -61,7 +63,14 @@ pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
 /// assert_eq!(sum, 91);
 /// # Ok::<(), parpool::Error>(())
 /// ```
-pub struct Pool<C = Portable> {
+pub type Pool = PoolOf<Portable>;
+
+/// The one pool type behind [`Pool`] and [`LocalPool`], with the codec `C`
+/// ([`Portable`] or [`Local`]) as a type parameter: every call has one
+/// implementation, and `C` only decides how results travel, and so which
+/// bounds a call has (`C: Carries<R>`). Use the names [`Pool`] and
+/// [`LocalPool`]; this page holds their methods.
+pub struct PoolOf<C> {
     backend: Arc<dyn Backend>,
     limits: TaskLimits,
     chunk_size: Option<usize>,
@@ -99,11 +108,11 @@ pub struct Pool<C = Portable> {
 /// assert_eq!(lengths, [13, 16]);
 /// # Ok::<(), parpool::Error>(())
 /// ```
-pub type LocalPool = Pool<Local>;
+pub type LocalPool = PoolOf<Local>;
 
-impl<C> Clone for Pool<C> {
+impl<C> Clone for PoolOf<C> {
     fn clone(&self) -> Self {
-        Pool {
+        PoolOf {
             backend: self.backend.clone(),
             limits: self.limits,
             chunk_size: self.chunk_size,
@@ -115,7 +124,7 @@ impl<C> Clone for Pool<C> {
     }
 }
 
-impl<C: Named> fmt::Debug for Pool<C> {
+impl<C: Named> fmt::Debug for PoolOf<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(C::POOL_NAME)
             .field("kind", &self.kind())
@@ -185,10 +194,10 @@ pub(crate) struct PoolSettings {
     pub(crate) progress: ProgressMode,
 }
 
-impl<C> Pool<C> {
+impl<C> PoolOf<C> {
     /// A pool of `backend` with `settings`, no cancel token.
-    pub(crate) fn from_parts(backend: Arc<dyn Backend>, settings: PoolSettings) -> Pool<C> {
-        Pool {
+    pub(crate) fn from_parts(backend: Arc<dyn Backend>, settings: PoolSettings) -> PoolOf<C> {
+        PoolOf {
             backend,
             limits: settings.limits,
             chunk_size: settings.chunk_size,
@@ -201,8 +210,8 @@ impl<C> Pool<C> {
 
     /// A pool that shares this one's workers and whose calls stop when
     /// `token` is cancelled; see [`CancelToken`]. This pool is unaffected.
-    pub fn with_cancel(&self, token: &CancelToken) -> Pool<C> {
-        Pool {
+    pub fn with_cancel(&self, token: &CancelToken) -> PoolOf<C> {
+        PoolOf {
             cancel: Some(token.clone()),
             ..self.clone()
         }

@@ -37,6 +37,12 @@ impl EngineRef<'_> {
 ///
 /// Dropping the iterator cancels the chunks still running and waits until
 /// none of them runs.
+///
+/// [`size_hint`](Iterator::size_hint) is the input's plus the items
+/// pulled from it and not handed out yet: exact when the input's is
+/// (failed items included), so `collect` reserves once and a progress
+/// adapter knows the total. A cancellation or a backend failure ends the
+/// stream early, with one `Err`.
 pub struct Imap<'a, I: Iterator, O> {
     pub(super) stream: Stream<'a, I, O>,
 }
@@ -59,7 +65,10 @@ pub(super) struct Stream<'a, I: Iterator, O> {
     ordered: bool,
     watch: Watch,
     next_seq: u64,
+    /// Items pulled from the input and submitted so far.
     next_start: usize,
+    /// Items handed to the caller so far.
+    handed_out: usize,
     /// Submitted chunks not yet returned by the engine: seq -> start.
     running: BTreeMap<u64, usize>,
     /// Finished chunks waiting for their turn (ordered streams): start and
@@ -97,6 +106,7 @@ where
             },
             next_seq: 0,
             next_start: 0,
+            handed_out: 0,
             running: BTreeMap::new(),
             finished: BTreeMap::new(),
             ready: VecDeque::new(),
@@ -177,6 +187,7 @@ where
     pub(super) fn next_result(&mut self) -> Option<(usize, Result<O, Error>)> {
         loop {
             if let Some(result) = self.ready.pop_front() {
+                self.handed_out += 1;
                 return Some(result);
             }
             if self.ended {
@@ -227,6 +238,32 @@ where
     }
 }
 
+impl<I: Iterator, O> Stream<'_, I, O> {
+    /// The items still to come: those submitted but not handed out, plus
+    /// what the input says it has left. Exact when the input's hint is;
+    /// failed items count, since each is handed out as an `Err`. Only a
+    /// cancellation or a failure of the backend itself ends a stream
+    /// sooner (with one `Err`). An input with no upper bound gives only
+    /// the held items as the lower bound.
+    pub(super) fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.ended {
+            return (self.ready.len(), Some(self.ready.len()));
+        }
+        let held = self.next_start - self.handed_out;
+        let (low, high) = self
+            .input
+            .as_ref()
+            .map_or((0, Some(0)), Iterator::size_hint);
+        match high.and_then(|high| high.checked_add(held)) {
+            Some(high) => (low.saturating_add(held), Some(high)),
+            // An endless input (`0..`, whose lower bound is usize::MAX)
+            // ends only by cancellation: promise only what is held, so a
+            // `collect` does not reserve for ever.
+            None => (held, None),
+        }
+    }
+}
+
 impl<I: Iterator, O> Drop for Stream<'_, I, O> {
     fn drop(&mut self) {
         if !self.running.is_empty() {
@@ -245,6 +282,10 @@ where
     fn next(&mut self) -> Option<Self::Item> {
         self.stream.next_result().map(|(_, result)| result)
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
+    }
 }
 
 impl<I, O> Iterator for ImapUnordered<'_, I, O>
@@ -256,6 +297,10 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         self.stream.next_result()
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.stream.size_hint()
     }
 }
 

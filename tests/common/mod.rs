@@ -6,9 +6,11 @@ use parpool::{BackendKind, Pool};
 /// Worker counts every contract test runs with.
 pub const WORKER_COUNTS: [usize; 4] = [1, 2, 3, 8];
 
-/// One pool per built-in backend and worker count in `WORKER_COUNTS`.
+/// One pool per built-in backend and worker count in `WORKER_COUNTS`
+/// (threads pools dedicated except where the count equals the shared
+/// pool's), and the shared thread pool every default `Pool` runs on.
 pub fn every_pool() -> Vec<Pool> {
-    let mut pools = Vec::new();
+    let mut pools = vec![Pool::builder().kind(BackendKind::Threads).build().unwrap()];
     for &kind in BackendKind::AVAILABLE {
         for workers in WORKER_COUNTS {
             pools.push(pool(kind, workers, None));
@@ -54,6 +56,14 @@ pub fn pool_threads() -> usize {
             .filter(|name| name.starts_with("parpool-"))
             .count()
     })
+}
+
+/// Starts the process's shared thread pool, whose threads live as long as
+/// the process by design (as rayon's global pool's do): call it before
+/// counting threads.
+pub fn start_the_shared_thread_pool() {
+    let shared = Pool::builder().kind(BackendKind::Threads).build().unwrap();
+    assert_eq!(shared.map(|x: u8| x, [0, 1, 2]).unwrap(), [0, 1, 2]);
 }
 
 /// Threads of this process.
@@ -246,6 +256,7 @@ pub fn without_location(message: impl std::fmt::Display) -> String {
 /// or shared mappings behind.
 pub fn alone_without_leaks(one_at_a_time: &std::sync::Mutex<()>, case: impl FnOnce()) {
     let _alone = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
+    start_the_shared_thread_pool();
     let fds_before = open_fds();
     let children_before = children();
     let mappings_before = shared_mappings();
