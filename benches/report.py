@@ -120,6 +120,39 @@ def square_section(folder):
     return "\n".join(out)
 
 
+def small_call_section(folder):
+    runs = sorted(folder.glob("criterion-square-*"))
+    out = [
+        "## A whole small call: `Pool::new().map(square, 6 items)` against rayon's global pool",
+        "",
+        "`cargo bench --bench square` (group `small_call_6_items`), the same "
+        f"{len(runs)} runs: the design card's call made afresh each time, as in a function "
+        "that runs often, beside rayon's `into_par_iter().map().collect()` on its global pool "
+        "and a parpool pool made once. Goal (issue 21): within 1.5x of rayon's global pool.",
+        "",
+        "| run | rayon global pool | `Pool::new()` each call | pool reused | ratio (new each call / rayon) |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = []
+    for index, run in enumerate(runs, 1):
+        results = criterion(run)
+        try:
+            rayon = results[("small_call_6_items", "rayon_global_pool")]["median"]
+            fresh = results[("small_call_6_items", "parpool_new_each_call")]["median"]
+            reused = results[("small_call_6_items", "parpool_pool_reused")]["median"]
+        except KeyError:
+            continue
+        ratios.append(fresh / rayon)
+        out.append(
+            f"| {index} | {duration(rayon)} | {duration(fresh)} | {duration(reused)} | {fresh / rayon:.2f}x |"
+        )
+    if ratios:
+        out += ["", f"Best ratio {min(ratios):.2f}x, worst {max(ratios):.2f}x over the {len(ratios)} runs.", ""]
+    else:
+        out += ["", "(no `small_call_6_items` results in this run)", ""]
+    return "\n".join(out)
+
+
 def processes_section(folder):
     results = criterion(folder / "criterion-processes")
     out = [
@@ -370,6 +403,7 @@ def main():
     ]
     sections = [
         square_section(folder),
+        small_call_section(folder),
         processes_section(folder),
         large_results_section(folder),
         compare_section(folder, facts),

@@ -4,6 +4,12 @@
 //! plus the serial backend and a plain loop for scale. Both parallel
 //! versions get an owned `Vec<u64>` made outside the timed part.
 //!
+//! A second group measures a whole small call, as a program that is not
+//! built around parpool makes it: `Pool::new().map(square, 6 items)` in a
+//! function that runs often, beside rayon's global pool
+//! (`into_par_iter().map().collect()` on the same 6 items) and a pool made
+//! once and reused.
+//!
 //! ```text
 //! cargo bench --bench square
 //! ```
@@ -86,5 +92,24 @@ fn bench_square(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_square);
+/// The design card's call, made afresh each time, against rayon's global
+/// pool on the same six items.
+fn bench_small_call(c: &mut Criterion) {
+    let mut group = c.benchmark_group("small_call_6_items");
+    group.throughput(Throughput::Elements(6));
+    let items = || vec![1u64, 2, 3, 4, 5, 6];
+    group.bench_function("rayon_global_pool", |b| {
+        b.iter(|| black_box(items().into_par_iter().map(square).collect::<Vec<u64>>()))
+    });
+    group.bench_function("parpool_new_each_call", |b| {
+        b.iter(|| black_box(Pool::new().map(square, items()).expect("no task fails")))
+    });
+    let pool = Pool::new();
+    group.bench_function("parpool_pool_reused", |b| {
+        b.iter(|| black_box(pool.map(square, items()).expect("no task fails")))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_small_call, bench_square);
 criterion_main!(benches);

@@ -52,13 +52,49 @@
 //! | [`BackendKind`] | `PARPOOL_BACKEND` | runs chunks |
 //! |---|---|---|
 //! | `Serial` | `serial` | in order on the calling thread |
-//! | `Threads` | `threads` (default) | on a dedicated rayon thread pool |
+//! | `Threads` | `threads` (default) | on the process's shared rayon thread pool, or one of the pool's own |
 //! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank |
 //! | `Processes` | `processes` (Linux) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
 //!
 //! Write your own with the [`Backend`] trait: implementing
 //! [`run`](Backend::run) alone gives it every call, streams, sessions,
 //! cancellation and progress.
+//!
+//! ## What parpool does to your process
+//!
+//! Everything parpool changes outside the pools you make, in one place:
+//!
+//! - **One shared thread pool.** Pools on the threads backend that ask for
+//!   nothing special ([`Pool::new`], `Pool::default()`, [`Pool::from_env`],
+//!   [`Pool::local`], and builders with no other worker count) run on one
+//!   rayon thread pool per process, not rayon's global one. It is sized
+//!   the first time it is asked for (`PARPOOL_WORKERS`, else
+//!   [`cpus::available`]; both read once), its threads (`parpool-shared-N`)
+//!   start at the first call that runs on it and live as long as the
+//!   process, as rayon's global pool's do. Other pools' threads
+//!   (`parpool-worker-N`, `parpool-mpi-N`) start at their first call and
+//!   exit soon after the pool is dropped; no drop waits for them. See
+//!   [`PoolBuilder`](PoolBuilder#which-pools-share-threads).
+//! - **The panic hook.** The first call of any pool wraps the process's
+//!   panic hook, once, chaining to the hook that was there: inside a task
+//!   it notes where the panic happened (for [`Error::panic_location`]); in
+//!   a worker process it writes the message to stderr without taking a
+//!   lock; everywhere else it calls your hook. A hook you set later
+//!   replaces it. [`leave_panic_hook_alone`] opts out.
+//! - **Child processes** (process backend): forked per call or per
+//!   session, reaped before the call or session returns; they die with the
+//!   caller (`PR_SET_PDEATHSIG`). A helper thread (`parpool-fork`) may
+//!   fork on the caller's behalf while another thread holds stdout; it
+//!   ends with the backend.
+//! - **MPI** (feature `mpi`): the first MPI pool initializes MPI and
+//!   registers an `atexit` handler that finalizes it; a helper thread
+//!   (`parpool-mpi-progress`) drives MPI progress while a stream is open.
+//! - **Environment variables** read, never written: `PARPOOL_BACKEND`,
+//!   `PARPOOL_WORKERS`, and for CPU detection `SLURM_CPUS_PER_TASK` and
+//!   `NCPUS`.
+//!
+//! No signal handler is installed in your process, and nothing else is
+//! changed.
 
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]

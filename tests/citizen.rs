@@ -22,8 +22,8 @@ const DEPTH: usize = 16;
 
 /// Runs scenario `name` in a fresh copy of this test binary; it must pass.
 fn scenario(name: &str) {
-    let output =
-        output_within(scenario_command(name), LIMIT).unwrap_or_else(|hung| panic!("{name}: {hung}"));
+    let output = output_within(scenario_command(name), LIMIT)
+        .unwrap_or_else(|hung| panic!("{name}: {hung}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -118,7 +118,12 @@ fn shared_pool() {
     assert_eq!(error.task_index(), Some(3));
     let token = parpool::CancelToken::new();
     token.cancel();
-    assert!(pool.with_cancel(&token).map(square, 0..10).unwrap_err().is_cancelled());
+    assert!(
+        pool.with_cancel(&token)
+            .map(square, 0..10)
+            .unwrap_err()
+            .is_cancelled()
+    );
     assert_eq!(threads(), with_shared);
 
     // A dedicated pool has threads of its own, which exit after it is
@@ -128,7 +133,11 @@ fn shared_pool() {
         .dedicated_threads(true)
         .build()
         .unwrap();
-    assert_eq!(threads(), with_shared, "a dedicated pool starts at its first call");
+    assert_eq!(
+        threads(),
+        with_shared,
+        "a dedicated pool starts at its first call"
+    );
     assert_eq!(own.map(square, 0..10).unwrap()[3], 9);
     assert_eq!(threads(), with_shared + own.workers());
     drop(own);

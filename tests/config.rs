@@ -157,83 +157,103 @@ fn code_beats_the_environment() {
 #[test]
 fn settings_a_backend_cannot_honour_are_rejected_by_name() {
     use std::time::Duration;
-    with_env(&[("PARPOOL_BACKEND", None), ("PARPOOL_WORKERS", None)], || {
-        let in_process = [BackendKind::Serial, BackendKind::Threads];
-        for kind in in_process {
-            let rejected = [
-                ("retries", Pool::builder().kind(kind).retries(3).build().err()),
-                (
-                    "timeout",
-                    Pool::builder()
-                        .kind(kind)
-                        .timeout(Duration::from_secs(1))
-                        .build()
-                        .err(),
-                ),
-                (
-                    "max_tasks_per_worker",
-                    Pool::builder().kind(kind).max_tasks_per_worker(2).build().err(),
-                ),
-                ("retries", Pool::builder().kind(kind).retries(1).build_local().err()),
-            ];
-            for (setting, error) in rejected {
-                let error = error.unwrap_or_else(|| panic!("{kind} accepted {setting}"));
-                assert!(error.is_invalid_config(), "{error}");
-                assert!(
-                    error.to_string().starts_with(&format!("invalid {setting} = ")),
-                    "{error}"
-                );
+    with_env(
+        &[("PARPOOL_BACKEND", None), ("PARPOOL_WORKERS", None)],
+        || {
+            let in_process = [BackendKind::Serial, BackendKind::Threads];
+            for kind in in_process {
+                let rejected = [
+                    (
+                        "retries",
+                        Pool::builder().kind(kind).retries(3).build().err(),
+                    ),
+                    (
+                        "timeout",
+                        Pool::builder()
+                            .kind(kind)
+                            .timeout(Duration::from_secs(1))
+                            .build()
+                            .err(),
+                    ),
+                    (
+                        "max_tasks_per_worker",
+                        Pool::builder()
+                            .kind(kind)
+                            .max_tasks_per_worker(2)
+                            .build()
+                            .err(),
+                    ),
+                    (
+                        "retries",
+                        Pool::builder().kind(kind).retries(1).build_local().err(),
+                    ),
+                ];
+                for (setting, error) in rejected {
+                    let error = error.unwrap_or_else(|| panic!("{kind} accepted {setting}"));
+                    assert!(error.is_invalid_config(), "{error}");
+                    assert!(
+                        error
+                            .to_string()
+                            .starts_with(&format!("invalid {setting} = ")),
+                        "{error}"
+                    );
+                }
+                // 0 retries is what these backends do anyway.
+                assert!(Pool::builder().kind(kind).retries(0).build().is_ok());
             }
-            // 0 retries is what these backends do anyway.
-            assert!(Pool::builder().kind(kind).retries(0).build().is_ok());
-        }
-        // Dedicated threads are a setting of the threads backend only.
-        let error = Pool::builder()
-            .kind(BackendKind::Serial)
-            .dedicated_threads(true)
-            .build()
-            .unwrap_err();
-        assert!(
-            error.to_string().starts_with("invalid dedicated_threads = "),
-            "{error}"
-        );
-        assert!(
-            Pool::builder()
-                .kind(BackendKind::Threads)
-                .dedicated_threads(true)
-                .build()
-                .is_ok()
-        );
-        assert!(Pool::local().kind() == BackendKind::Threads);
-        #[cfg(target_os = "linux")]
-        {
-            let processes = Pool::builder()
-                .kind(BackendKind::Processes)
-                .workers(2)
-                .retries(2)
-                .timeout(Duration::from_secs(5))
-                .max_tasks_per_worker(3)
-                .build()
-                .unwrap();
-            assert_eq!(processes.map(|x: u8| x * 2, [1, 2]).unwrap(), [2, 4]);
+            // Dedicated threads are a setting of the threads backend only.
             let error = Pool::builder()
-                .kind(BackendKind::Processes)
+                .kind(BackendKind::Serial)
                 .dedicated_threads(true)
                 .build()
                 .unwrap_err();
-            assert!(error.is_invalid_config(), "{error}");
-        }
-    });
+            assert!(
+                error
+                    .to_string()
+                    .starts_with("invalid dedicated_threads = "),
+                "{error}"
+            );
+            assert!(
+                Pool::builder()
+                    .kind(BackendKind::Threads)
+                    .dedicated_threads(true)
+                    .build()
+                    .is_ok()
+            );
+            assert!(Pool::local().kind() == BackendKind::Threads);
+            #[cfg(target_os = "linux")]
+            {
+                let processes = Pool::builder()
+                    .kind(BackendKind::Processes)
+                    .workers(2)
+                    .retries(2)
+                    .timeout(Duration::from_secs(5))
+                    .max_tasks_per_worker(3)
+                    .build()
+                    .unwrap();
+                assert_eq!(processes.map(|x: u8| x * 2, [1, 2]).unwrap(), [2, 4]);
+                let error = Pool::builder()
+                    .kind(BackendKind::Processes)
+                    .dedicated_threads(true)
+                    .build()
+                    .unwrap_err();
+                assert!(error.is_invalid_config(), "{error}");
+            }
+        },
+    );
 }
 
 #[test]
 fn default_pools_run_on_the_shared_pool_and_other_sizes_do_not() {
-    with_env(&[("PARPOOL_BACKEND", None), ("PARPOOL_WORKERS", None)], || {
-        let shared = Pool::new().workers();
-        assert_eq!(Pool::local().workers(), shared);
-        assert_eq!(Pool::default().workers(), shared);
-        let other = Pool::builder().workers(shared + 3).build().unwrap();
-        assert_eq!(other.workers(), shared + 3);
-        assert_eq!(other.map(|x: u8| x, [7]).unwrap(), [7]);
-    });
+    with_env(
+        &[("PARPOOL_BACKEND", None), ("PARPOOL_WORKERS", None)],
+        || {
+            let shared = Pool::new().workers();
+            assert_eq!(Pool::local().workers(), shared);
+            assert_eq!(Pool::default().workers(), shared);
+            let other = Pool::builder().workers(shared + 3).build().unwrap();
+            assert_eq!(other.workers(), shared + 3);
+            assert_eq!(other.map(|x: u8| x, [7]).unwrap(), [7]);
+        },
+    );
 }

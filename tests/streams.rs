@@ -169,7 +169,11 @@ fn streams_forward_the_size_of_their_input_failed_items_included() {
             for taken in 1..=100 {
                 assert!(stream.next().is_some(), "{kind}");
                 let left = 100 - taken;
-                assert_eq!(stream.size_hint(), (left, Some(left)), "{kind} after {taken}");
+                assert_eq!(
+                    stream.size_hint(),
+                    (left, Some(left)),
+                    "{kind} after {taken}"
+                );
             }
             assert!(stream.next().is_none());
             assert_eq!(stream.size_hint(), (0, Some(0)), "{kind}");

@@ -86,7 +86,7 @@ pub trait Backend: Send + Sync + fmt::Debug {
 pub enum BackendKind {
     /// On the calling thread, in order (`serial`).
     Serial,
-    /// On a dedicated rayon thread pool (`threads`, the default).
+    /// On rayon threads: the process's shared pool, or the pool's own (`threads`, the default).
     Threads,
     /// In forked worker processes (`processes`, Linux only).
     #[cfg(target_os = "linux")]

@@ -175,7 +175,10 @@ impl Backend for ThreadsBackend {
     }
 
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
-        Ok(Box::new(ThreadEngine::new(self.threads.get()?.clone(), job)))
+        Ok(Box::new(ThreadEngine::new(
+            self.threads.get()?.clone(),
+            job,
+        )))
     }
 }
 

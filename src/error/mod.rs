@@ -372,9 +372,7 @@ impl Error {
             | Repr::Crash { index, .. }
             | Repr::Timeout { index, .. }
             | Repr::Encoding { index, .. } => Some(*index),
-            Repr::InvalidConfig { .. }
-            | Repr::Cancelled { .. }
-            | Repr::Backend { .. } => None,
+            Repr::InvalidConfig { .. } | Repr::Cancelled { .. } | Repr::Backend { .. } => None,
         }
     }
 
@@ -530,7 +528,10 @@ mod tests {
                 ErrorKind::Timeout,
             ),
             (Error::encoding(0, 1, "encoded", "no"), ErrorKind::Encoding),
-            (Error::invalid_config("workers", "0", "no"), ErrorKind::InvalidConfig),
+            (
+                Error::invalid_config("workers", "0", "no"),
+                ErrorKind::InvalidConfig,
+            ),
             (Error::cancelled("all"), ErrorKind::Cancelled),
             (Error::backend("threads", "gone"), ErrorKind::Backend),
         ];

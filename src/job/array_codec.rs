@@ -55,7 +55,6 @@ pub(super) fn codec<V>() -> Option<Codec<V>> {
     None
 }
 
-
 /// `values` as the `Vec<P>`s they are.
 ///
 /// # Safety

@@ -20,10 +20,10 @@
 //! happens outside a task (a worker died, a task timed out) is reported to
 //! the job by the backend with [`Job::record_failure`].
 
+pub(crate) mod array_codec;
 mod book;
 pub(crate) mod codec;
 pub(crate) mod map;
-pub(crate) mod array_codec;
 pub(crate) mod reduce;
 mod slots;
 mod stream;

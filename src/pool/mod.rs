@@ -13,9 +13,9 @@
 
 use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend};
 use crate::cancel::CancelToken;
-use crate::error::Error;
 use crate::carries::sealed::{CodecFor, Named};
 use crate::carries::{Carries, Local, Portable};
+use crate::error::Error;
 use crate::job::map::MapJob;
 use crate::job::reduce::ReduceJob;
 use crate::job::{self, Job, TaskLimits, TypedStreamJob, Watch, unwind};
@@ -532,10 +532,7 @@ impl<C> PoolOf<C> {
         R: Send + 'static,
         C: Carries<T> + Carries<R>,
     {
-        let codecs = (
-            <C as CodecFor<T>>::values(),
-            <C as CodecFor<R>>::results(),
-        );
+        let codecs = (<C as CodecFor<T>>::values(), <C as CodecFor<R>>::results());
         Arc::new(TypedStreamJob::new(f, self.limits, codecs))
     }
 

@@ -26,13 +26,13 @@ impl EngineRef<'_> {
 }
 
 /// The iterator returned by [`Pool::imap`](crate::Pool::imap) and
-/// [`Session::imap`]: one `Result` per input item, in input order.
+/// [`Session::imap`](super::Session::imap): one `Result` per input item, in input order.
 ///
 /// Each item is `Ok(result)` or the `Err` of that item's task (a panic, a
 /// crash or timeout on the process backend); the stream carries on past
 /// failures, so `collect::<Result<Vec<_>, _>>()` stops at the first one
 /// (and, by dropping the iterator, cancels the rest). If the pool's
-/// [`CancelToken`] fires, the next item is an error for
+/// [`CancelToken`](crate::CancelToken) fires, the next item is an error for
 /// which [`Error::is_cancelled`] is true, and the iterator ends.
 ///
 /// Dropping the iterator cancels the chunks still running and waits until
@@ -48,7 +48,7 @@ pub struct Imap<'a, I: Iterator, O> {
 }
 
 /// The iterator returned by [`Pool::imap_unordered`](crate::Pool::imap_unordered)
-/// and [`Session::imap_unordered`]: `(index, result)` pairs in the order
+/// and [`Session::imap_unordered`](super::Session::imap_unordered): `(index, result)` pairs in the order
 /// they finish. Otherwise the same as [`Imap`]; a cancellation is reported
 /// with the index of the first item not handed out yet.
 pub struct ImapUnordered<'a, I: Iterator, O> {
@@ -88,7 +88,12 @@ where
     I::Item: Send + 'static,
     O: 'static,
 {
-    pub(super) fn new(settings: &StreamSettings, input: I, engine: EngineRef<'a>, ordered: bool) -> Self {
+    pub(super) fn new(
+        settings: &StreamSettings,
+        input: I,
+        engine: EngineRef<'a>,
+        ordered: bool,
+    ) -> Self {
         let total = match input.size_hint() {
             (low, Some(high)) if low == high => Some(low),
             _ => None,

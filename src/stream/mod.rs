@@ -24,8 +24,8 @@
 mod imap;
 mod session;
 
-pub(crate) use imap::{imap, imap_unordered};
 pub use imap::{Imap, ImapUnordered};
+pub(crate) use imap::{imap, imap_unordered};
 pub use session::Session;
 
 use crate::backend::{Backend, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};

@@ -113,8 +113,8 @@ mod counter;
 mod gather;
 mod stream;
 
-use super::{Backend, BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
 use super::threads::LazyThreads;
+use super::{Backend, BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
 use crate::error::Error;
 use crate::job::{Job, StreamJob};
 use mpi::Threading;

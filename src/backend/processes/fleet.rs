@@ -214,8 +214,9 @@ impl Fleet {
         forker: Arc<Forker>,
     ) -> Result<Fleet, Error> {
         Ok(Fleet {
-            shared: SharedMemory::new(slots)
-                .map_err(|error| error.context(format_args!("for the shared state of {slots} workers")))?,
+            shared: SharedMemory::new(slots).map_err(|error| {
+                error.context(format_args!("for the shared state of {slots} workers"))
+            })?,
             workers: (0..slots).map(|_| None).collect(),
             limits,
             wake,
