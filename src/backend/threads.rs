@@ -126,11 +126,6 @@ impl ThreadsBackend {
             threads: threads.clone(),
         }
     }
-
-    /// True if this backend runs on the process's shared pool.
-    pub fn is_shared(&self) -> bool {
-        Arc::ptr_eq(&self.threads.pool, &ThreadsBackend::shared().threads.pool)
-    }
 }
 
 impl Backend for ThreadsBackend {

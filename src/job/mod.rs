@@ -11,7 +11,8 @@
 //! | `book.rs` | per-chunk states, the failure record, and [`ChunkClaim`](book::ChunkClaim): the one way to take a chunk's inputs or write its outputs |
 //! | `slots.rs` | the storage behind a claim: inputs moved out one at a time, output slots written once |
 //! | `codec.rs` | how values travel between processes (postcard), chosen when a job is made |
-//! | `unwind.rs` | the panic policy: a caught panic becomes an [`Error`] naming its item, in one function |
+//! | `array_codec.rs` | the one-copy codec of `Vec<u8>`, `Vec<i8>`, `Vec<f32>` and `Vec<f64>` results: postcard's bytes, written and read as memory |
+//! | `unwind.rs` | the panic policy: a caught panic becomes an [`Error`] naming its item, in one function; the panic hook and its opt-out |
 //! | `map.rs` | `MapJob`: `map`, `map_results`, `map_init` |
 //! | `reduce.rs` | `ReduceJob`: `map_reduce` |
 //! | `stream.rs` | [`StreamJob`], [`StreamChunk`], [`ChunkResults`]: chunks of a stream, in process or encoded for another |
