@@ -309,6 +309,163 @@ fn recycling_is_rejected_where_workers_are_threads() {
     });
 }
 
+// --- a task that exits, a slow item, a result that will not decode --------------
+
+#[test]
+fn a_task_that_exits_with_status_0_is_a_crash_of_its_item_in_every_driver() {
+    scenario("exit_zero", &[]);
+}
+
+#[test]
+fn imap_unordered_gives_fast_items_while_a_slow_one_runs() {
+    scenario("unordered_fastest_first", &[]);
+}
+
+#[test]
+fn one_result_that_fails_to_decode_fails_only_its_item() {
+    scenario("one_bad_decode", &[]);
+}
+
+/// `exit(0)` in a task, under a plain call, a session and both streams:
+/// the item fails as a crash (charged to `retries` like any crash), the
+/// others come back, and nothing forks for ever.
+fn exit_zero_scenario() {
+    // Leaked: a stream's function must be 'static (the scenario's process
+    // ends right after).
+    let attempts: &'static SharedCounters = Box::leak(Box::new(SharedCounters::new(1)));
+    let task = |x: u32| {
+        if x == 5 {
+            attempts.add(0);
+            std::process::exit(0);
+        }
+        x
+    };
+    let pool = processes(2).chunk_size(1).build().unwrap();
+    let is_exit_crash = |error: &Error| {
+        error.is_crash()
+            && error.task_index() == Some(5)
+            && error.to_string().contains("exited with status 0")
+    };
+    let error = pool.map(task, 0..20).unwrap_err();
+    assert!(is_exit_crash(&error), "map: {error}");
+    let streamed: Vec<Result<u32, Error>> = pool.imap(task, 0..20).unwrap().collect();
+    assert_eq!(streamed.len(), 20);
+    for (index, result) in streamed.iter().enumerate() {
+        match result {
+            Err(error) => assert!(index == 5 && is_exit_crash(error), "imap {index}: {error}"),
+            Ok(value) => assert_eq!(*value as usize, index),
+        }
+    }
+    let unordered: Vec<(usize, Result<u32, Error>)> =
+        pool.imap_unordered(task, 0..20).unwrap().collect();
+    assert_eq!(unordered.len(), 20);
+    let failed: Vec<usize> = unordered
+        .iter()
+        .filter(|(_, result)| result.is_err())
+        .map(|(index, _)| *index)
+        .collect();
+    assert_eq!(failed, [5]);
+    let mut session = pool.session(task).unwrap();
+    let error = session.map(0..20).unwrap_err();
+    assert!(is_exit_crash(&error), "session map: {error}");
+    let results = session.map_results(0..20);
+    assert!(is_exit_crash(results[5].as_ref().unwrap_err()));
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 19);
+
+    // Retries: one first attempt and two more, then the item fails.
+    let before = attempts.value(0);
+    let retried = processes(2).chunk_size(1).retries(2).build().unwrap();
+    let streamed: Vec<Result<u32, Error>> = retried.imap(task, 0..10).unwrap().collect();
+    assert!(is_exit_crash(streamed[5].as_ref().unwrap_err()));
+    assert_eq!(attempts.value(0) - before, 3, "1 attempt + 2 retries");
+}
+
+/// Two workers, one item of 2 s and five of 10 ms, a chunk per item:
+/// every fast item comes back before the slow one, although the slow
+/// one's worker was handed a second chunk before it started.
+fn unordered_fastest_first_scenario() {
+    let pool = processes(2).chunk_size(1).build().unwrap();
+    let task = |x: u64| {
+        let pause = if x == 0 { 2000 } else { 10 };
+        std::thread::sleep(Duration::from_millis(pause));
+        x
+    };
+    let order: Vec<usize> = pool
+        .imap_unordered(task, 0..6u64)
+        .unwrap()
+        .map(|(index, result)| {
+            assert_eq!(result.unwrap(), index as u64);
+            index
+        })
+        .collect();
+    assert_eq!(order.len(), 6);
+    assert_eq!(order.last(), Some(&0), "the slow item last: {order:?}");
+    // The same in a session's stream, twice (the engine is reused).
+    let mut session = pool.session(task).unwrap();
+    for _ in 0..2 {
+        let order: Vec<usize> = session
+            .imap_unordered(0..6u64)
+            .map(|(index, result)| {
+                assert_eq!(result.unwrap(), index as u64);
+                index
+            })
+            .collect();
+        assert_eq!(order.last(), Some(&0), "session: {order:?}");
+    }
+}
+
+/// Deserializes anything but 13 (an error) and 17 (a panic); serializes
+/// everything.
+#[derive(Debug, PartialEq, Serialize)]
+struct ParentRefuses(u32);
+
+impl<'de> Deserialize<'de> for ParentRefuses {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ParentRefuses, D::Error> {
+        match u32::deserialize(deserializer)? {
+            13 => Err(serde::de::Error::custom("13 is refused")),
+            17 => panic!("17 panics in deserialize"),
+            value => Ok(ParentRefuses(value)),
+        }
+    }
+}
+
+/// Under `map_results` with chunks of 5, and in streams, a result that
+/// fails to decode in the parent fails its item; the rest of its chunk
+/// comes back.
+fn one_bad_decode_scenario() {
+    let pool = processes(2).chunk_size(5).build().unwrap();
+    let check = |results: &[Result<ParentRefuses, Error>], what: &str| {
+        assert_eq!(results.len(), 20, "{what}");
+        for (index, result) in results.iter().enumerate() {
+            match (index, result) {
+                (13, Err(error)) => {
+                    assert_eq!(error.task_index(), Some(13), "{what}: {error}");
+                    assert!(error.is_encoding(), "{what}: {error}");
+                    assert!(
+                        error.to_string().contains("could not be decoded"),
+                        "{error}"
+                    );
+                }
+                (17, Err(error)) => {
+                    assert_eq!(error.task_index(), Some(17), "{what}: {error}");
+                    assert!(error.is_panic(), "{what}: {error}");
+                }
+                (_, Ok(value)) => assert_eq!(value.0 as usize, index, "{what}"),
+                (_, Err(error)) => panic!("{what}: item {index} failed: {error}"),
+            }
+        }
+    };
+    check(&pool.map_results(ParentRefuses, 0..20), "map_results");
+    let streamed: Vec<Result<ParentRefuses, Error>> =
+        pool.imap(ParentRefuses, 0..20u32).unwrap().collect();
+    check(&streamed, "imap");
+    let mut session = pool.session(ParentRefuses).unwrap();
+    check(&session.map_results(0..20u32), "session");
+    // map still fails fast, naming the first item that failed.
+    let error = pool.map(ParentRefuses, 0..20).unwrap_err();
+    assert_eq!(error.task_index(), Some(13), "{error}");
+}
+
 // --- where a task panicked -----------------------------------------------------
 
 #[test]
@@ -380,6 +537,9 @@ fn scenario_host() {
         "stdout_held" => scenario_without_leaks(stdout_held_scenario),
         "drop_while_unwinding" => scenario_without_leaks(drop_while_unwinding_scenario),
         "serialize_panic" => scenario_without_leaks(serialize_panic_scenario),
+        "exit_zero" => scenario_without_leaks(exit_zero_scenario),
+        "unordered_fastest_first" => scenario_without_leaks(unordered_fastest_first_scenario),
+        "one_bad_decode" => scenario_without_leaks(one_bad_decode_scenario),
         "workers_not_utf8" => {
             let error = Pool::from_env().unwrap_err();
             assert!(error.is_invalid_config(), "{error}");

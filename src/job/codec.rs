@@ -21,6 +21,11 @@ type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
 /// Encodes a run without copying the values' memory (see [`EncodedChunk`]).
 type EncodeParts<V> = for<'a> fn(&'a [V]) -> EncodedChunk<'a>;
 
+/// Decodes a run of items framed one by one, items `first..` of `total`: a
+/// value that fails to decode becomes that item's error, the others come
+/// back; `Err` only if the framing itself is broken.
+type DecodeItems<V> = fn(&[u8], (usize, usize)) -> Result<Vec<V>, postcard::Error>;
+
 /// The encoded results of a chunk, from [`Job::encode_chunk_in_pieces`]:
 /// the same bytes as [`Job::encode_chunk`], left in pieces. Large arrays of
 /// bytes and floats (`Vec<u8>`, `Vec<i8>`, `Vec<f32>`, `Vec<f64>` results
@@ -105,6 +110,9 @@ pub struct Codec<V> {
     decode_one: DecodeOne<V>,
     /// A faster `encode` that cannot fail, for the types that have one.
     encode_parts: Option<EncodeParts<V>>,
+    /// For per-item results, whose items are framed one by one: decodes
+    /// every item that can be, in place of `decode` (see [`DecodeItems`]).
+    decode_items: Option<DecodeItems<V>>,
 }
 
 impl<V> std::fmt::Debug for Codec<V> {
@@ -136,41 +144,92 @@ impl<V: Serialize + DeserializeOwned> Codec<V> {
             decode: |bytes| postcard::from_bytes(bytes),
             decode_one: |bytes| postcard::take_from_bytes(bytes),
             encode_parts: None,
+            decode_items: None,
         }
     }
 }
 
 impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
-    /// Per-item results, errors in their wire form.
+    /// Per-item results (`map_results`, streams), errors in their wire
+    /// form. Each item is framed (its length, then its postcard bytes), so
+    /// a result whose `Deserialize` fails or panics in the parent fails
+    /// that item only: the others are found by their frames.
     pub(crate) fn results() -> Codec<Result<R, Error>> {
         Codec {
-            encode: |values| postcard::to_stdvec(&WireResults(values)),
-            encode_one: |value| postcard::to_stdvec(&to_wire(value)),
+            encode: |values| {
+                let mut bytes = postcard::to_stdvec(&values.len())?;
+                for value in values {
+                    push_framed(&mut bytes, value)?;
+                }
+                Ok(bytes)
+            },
+            encode_one: |value| {
+                let mut bytes = Vec::new();
+                push_framed(&mut bytes, value)?;
+                Ok(bytes)
+            },
             decode: |bytes| {
-                let wire: Vec<Result<R, ErrorWire>> = postcard::from_bytes(bytes)?;
-                Ok(wire.into_iter().map(from_wire).collect())
+                let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
+                let mut values = Vec::with_capacity(count.min(rest.len()));
+                for _ in 0..count {
+                    let (item, after) = take_frame(rest)?;
+                    values.push(from_wire(postcard::from_bytes(item)?));
+                    rest = after;
+                }
+                Ok(values)
             },
             decode_one: |bytes| {
-                let (wire, rest) = postcard::take_from_bytes::<Result<R, ErrorWire>>(bytes)?;
-                Ok((from_wire(wire), rest))
+                let (item, rest) = take_frame(bytes)?;
+                Ok((from_wire(postcard::from_bytes(item)?), rest))
             },
             encode_parts: None,
+            decode_items: Some(|bytes, (first, total)| {
+                let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
+                let mut values = Vec::with_capacity(count.min(rest.len()));
+                for offset in 0..count {
+                    let (item, after) = take_frame(rest)?;
+                    values.push(decode_framed::<R>(item, first + offset, total));
+                    rest = after;
+                }
+                Ok(values)
+            }),
         }
+    }
+}
+
+/// Appends `value` as one frame: its encoded length, then its bytes.
+fn push_framed<R: Serialize>(
+    bytes: &mut Vec<u8>,
+    value: &Result<R, Error>,
+) -> Result<(), postcard::Error> {
+    let item = postcard::to_stdvec(&to_wire(value))?;
+    bytes.extend_from_slice(&postcard::to_stdvec(&item.len())?);
+    bytes.extend_from_slice(&item);
+    Ok(())
+}
+
+/// The frame at the front of `bytes` and the rest. A length past the end
+/// is an error, never an allocation.
+fn take_frame(bytes: &[u8]) -> Result<(&[u8], &[u8]), postcard::Error> {
+    let (length, rest) = postcard::take_from_bytes::<usize>(bytes)?;
+    if length > rest.len() {
+        return Err(postcard::Error::DeserializeUnexpectedEnd);
+    }
+    Ok(rest.split_at(length))
+}
+
+/// One framed item, `index` of `total`: its result, or the error of its
+/// `Deserialize` (which runs as task code, so a panic is caught).
+fn decode_framed<R: DeserializeOwned>(item: &[u8], index: usize, total: usize) -> Result<R, Error> {
+    match unwind::catch_task(|| postcard::from_bytes::<Result<R, ErrorWire>>(item)) {
+        Ok(Ok(wire)) => from_wire(wire),
+        Ok(Err(error)) => Err(Error::encoding(index, total, "decoded", error)),
+        Err(panicked) => Err(unwind::panic_error(panicked, index, total)),
     }
 }
 
 fn to_wire<R>(result: &Result<R, Error>) -> Result<&R, ErrorWireRef<'_>> {
     result.as_ref().map_err(Error::wire)
-}
-
-/// A run of results encoded as it lies, errors in their wire form: the
-/// same bytes as a `Vec<Result<R, ErrorWire>>`, with no copy made.
-struct WireResults<'a, R>(&'a [Result<R, Error>]);
-
-impl<R: Serialize> Serialize for WireResults<'_, R> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(to_wire))
-    }
 }
 
 fn from_wire<R>(result: Result<R, ErrorWire>) -> Result<R, Error> {
@@ -193,6 +252,7 @@ impl<V> Codec<V> {
             decode,
             decode_one,
             encode_parts: Some(encode_parts),
+            decode_items: None,
         }
     }
 
@@ -230,6 +290,7 @@ impl<V> Codec<V> {
             decode: |_| Err(postcard::Error::SerdeDeCustom),
             decode_one: |_| Err(postcard::Error::SerdeDeCustom),
             encode_parts: None,
+            decode_items: None,
         }
     }
 
@@ -316,6 +377,10 @@ impl<V> Codec<V> {
         bytes: &[u8],
         (first, total): (usize, usize),
     ) -> Result<Vec<V>, (Vec<V>, Error)> {
+        if let Some(decode_items) = self.decode_items {
+            return decode_items(bytes, (first, total))
+                .map_err(|e| (Vec::new(), Error::encoding(first, total, "decoded", e)));
+        }
         if let Ok(Ok(values)) = unwind::catch_task(|| (self.decode)(bytes)) {
             return Ok(values);
         }

@@ -277,6 +277,7 @@ impl Fleet {
             let state = self.shared.slot(*slot);
             state.current_chunk.store(IDLE, Ordering::Release);
             state.current_item.store(IDLE, Ordering::Release);
+            state.queued_chunk.store(IDLE, Ordering::Release);
             ends.push((parent_end, child_end));
         }
         // Every child closes every descriptor of the fleet but its own end:
@@ -368,6 +369,11 @@ impl Fleet {
     }
 
     /// Forgets what the watchdog saw of `slot` (it starts a new chunk).
+    /// What the worker of `slot` shares with the parent.
+    pub(super) fn slot_state(&self, slot: usize) -> &WorkerSlot {
+        self.shared.slot(slot)
+    }
+
     pub(super) fn reset_watchdog(&mut self, slot: usize) {
         if let Some(worker) = self.workers[slot].as_mut() {
             worker.watchdog.seen = None;

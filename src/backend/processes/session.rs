@@ -17,7 +17,15 @@
 //! ```
 //!
 //! Each worker holds at most two chunks, the one it runs and the next, so
-//! it never waits for the parent between chunks. A worker writes a result
+//! it never waits for the parent between chunks. The next one is only
+//! lent: when every chunk is handed out, a worker is idle, and another
+//! worker's running chunk has taken longer than [`TAKE_BACK_AFTER`], the
+//! parent takes back the chunk queued behind it and gives it to the idle
+//! worker, so no chunk waits behind a long one while a worker could run
+//! it (what `imap_unordered` callers expect of Python's pool). One
+//! compare-and-swap in shared memory decides who gets it (see
+//! `shm::revoke_queued`); a worker that reads a chunk taken back skips
+//! it. A worker writes a result
 //! before it reads its next chunk, and the parent, while a worker's socket
 //! is full, reads what that worker writes; so neither side can block the
 //! other on a full socket buffer. Sends use `MSG_NOSIGNAL`: a worker that
@@ -28,7 +36,7 @@
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
 use super::retry::{ChunkRetries, Verdict};
-use super::shm::IDLE;
+use super::shm::{self, IDLE};
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::backend::{StreamContext, StreamEngine, stream_cancelled};
 use crate::error::{Error, UNKNOWN_TOTAL};
@@ -36,10 +44,15 @@ use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Chunks sent ahead to one worker: the one it runs and the next.
 const PIPELINE: usize = 2;
+
+/// How long a worker's running chunk may hold up the chunk queued behind
+/// it while another worker is idle, before the parent takes that chunk
+/// back for the idle worker.
+const TAKE_BACK_AFTER: Duration = Duration::from_millis(10);
 
 /// How often the parent wakes up to check timeouts and cancellation.
 const WAKE: Duration = Duration::from_millis(20);
@@ -75,6 +88,9 @@ pub(super) struct SessionEngine {
     /// Per slot: items sent to its worker since it was forked, for
     /// `max_tasks_per_worker`.
     sent: Vec<usize>,
+    /// Per slot: since when the chunk at the front of `held` has been the
+    /// worker's current one.
+    front_since: Vec<Instant>,
     queue: VecDeque<Task>,
     done: VecDeque<ChunkResults>,
 }
@@ -91,6 +107,7 @@ impl SessionEngine {
             job,
             held: (0..workers).map(|_| VecDeque::new()).collect(),
             sent: vec![0; workers],
+            front_since: vec![Instant::now(); workers],
             queue: VecDeque::new(),
             done: VecDeque::new(),
         };
@@ -127,6 +144,7 @@ impl SessionEngine {
     /// one to each idle worker, then a second one to each, so a worker
     /// finds its next chunk waiting when it finishes one.
     fn dispatch(&mut self) -> Result<(), Error> {
+        self.take_back_from_slow_workers();
         for depth in 0..PIPELINE {
             for slot in 0..self.fleet.slots() {
                 if self.queue.is_empty() {
@@ -141,6 +159,11 @@ impl SessionEngine {
                 {
                     continue;
                 }
+                let seq = self.queue.front().expect("checked non-empty").span.seq as usize;
+                if depth > 0 && !shm::queue_behind(self.fleet.slot_state(slot), seq) {
+                    // A chunk taken back is still unread there.
+                    continue;
+                }
                 let task = self.queue.pop_front().expect("checked non-empty");
                 let skip: Vec<usize> = task.failed.keys().copied().collect();
                 let payload = wire::Task::encode(task.span.start, &skip, &task.items);
@@ -151,6 +174,7 @@ impl SessionEngine {
                     .and_then(|()| self.fleet.send(slot, &payload));
                 if self.held[slot].is_empty() {
                     self.fleet.reset_watchdog(slot);
+                    self.front_since[slot] = Instant::now();
                 }
                 self.sent[slot] += task.span.len;
                 self.held[slot].push_back(task);
@@ -165,6 +189,41 @@ impl SessionEngine {
         Ok(())
     }
 
+    /// When nothing is queued and some worker is idle: takes back chunks
+    /// queued behind a chunk that has run for [`TAKE_BACK_AFTER`], one per
+    /// idle worker, and queues them again (see the module docs).
+    fn take_back_from_slow_workers(&mut self) {
+        if !self.queue.is_empty() {
+            return;
+        }
+        let mut idle = (0..self.fleet.slots())
+            .filter(|&slot| {
+                self.held[slot].is_empty()
+                    && !self.fleet.timed_out(slot)
+                    && !self.quota_reached(slot)
+            })
+            .count();
+        let now = Instant::now();
+        for slot in 0..self.fleet.slots() {
+            if idle == 0 {
+                return;
+            }
+            let Some(behind) = self.held[slot].get(1) else {
+                continue;
+            };
+            if now.duration_since(self.front_since[slot]) < TAKE_BACK_AFTER {
+                continue;
+            }
+            let seq = behind.span.seq as usize;
+            if shm::revoke_queued(self.fleet.slot_state(slot), seq) {
+                let task = self.held[slot].pop_back().expect("checked above");
+                self.sent[slot] -= task.span.len;
+                self.queue.push_back(task);
+                idle -= 1;
+            }
+        }
+    }
+
     fn on_frame(&mut self, slot: usize, header: Header, payload: &[u8]) {
         let is_front = self.held[slot]
             .front()
@@ -173,6 +232,7 @@ impl SessionEngine {
             return; // not the chunk this worker runs: ignore
         }
         let task = self.held[slot].pop_front().expect("checked above");
+        self.front_since[slot] = Instant::now();
         if self.held[slot].is_empty() && self.quota_reached(slot) {
             // Done with its quota: it reads end of file and exits cleanly;
             // the next dispatch forks its replacement.
@@ -193,16 +253,12 @@ impl SessionEngine {
     }
 
     /// The worker of `slot` died: chunks waiting behind the one it ran go
-    /// back to the queue; the one it ran is judged by the retry policy.
+    /// back to the queue; the one it ran is judged by the retry policy,
+    /// whatever the exit status. A worker exits cleanly on its own only
+    /// when it retires, and a retiring worker holds nothing (it is sent
+    /// nothing past its quota), so one that exits holding a chunk, even
+    /// with status 0 (a task that called `exit(0)`), crashed on it.
     fn on_exit(&mut self, slot: usize, death: &Death) {
-        if death.exited_cleanly() {
-            // A retired worker started nothing it did not finish: what it
-            // still held (nothing, normally) runs elsewhere, at no cost.
-            while let Some(waiting) = self.held[slot].pop_back() {
-                self.queue.push_front(waiting);
-            }
-            return;
-        }
         while self.held[slot].len() > 1 {
             let waiting = self.held[slot].pop_back().expect("checked above");
             self.queue.push_front(waiting);
@@ -309,6 +365,9 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
     let slot = child.slot;
     while let Some((header, frame)) = wire::read(&mut channel)? {
         let seq = header.id;
+        if !shm::take_queued(slot, seq) {
+            continue; // taken back: another worker runs it
+        }
         let reply = wire::Task::decode(&frame).and_then(|task| {
             let span = ChunkSpan {
                 seq: seq as u64,

@@ -5,7 +5,7 @@
 
 use super::os::os_error;
 use crate::error::Error;
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Slot value meaning "no chunk" / "no item".
 pub(super) const IDLE: usize = usize::MAX;
@@ -27,6 +27,53 @@ pub(super) struct WorkerSlot {
     pub(super) current_chunk: AtomicUsize,
     /// The item it runs, or [`IDLE`].
     pub(super) current_item: AtomicUsize,
+    /// Sessions and streams: the chunk the parent sent to wait behind the
+    /// running one, while the worker has not taken it; [`IDLE`] when there
+    /// is none; `seq | REVOKED` once the parent took it back to give it
+    /// to an idle worker. Both sides change it by compare-and-swap only,
+    /// so exactly one of them gets the chunk: see [`take_queued`] and
+    /// [`revoke_queued`].
+    pub(super) queued_chunk: AtomicUsize,
+}
+
+/// The mark of a queued chunk the parent took back.
+pub(super) const REVOKED: usize = 1 << (usize::BITS - 2);
+
+/// The worker's side: true if it may run chunk `seq`, which it has just
+/// read; false if the parent took it back (the worker then skips it).
+pub(super) fn take_queued(slot: &WorkerSlot, seq: usize) -> bool {
+    match slot
+        .queued_chunk
+        .compare_exchange(seq, IDLE, Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => true,
+        Err(now) if now == seq | REVOKED => {
+            // Seen: the parent may queue the next chunk here.
+            let _ =
+                slot.queued_chunk
+                    .compare_exchange(now, IDLE, Ordering::AcqRel, Ordering::Acquire);
+            false
+        }
+        // Not the queued chunk: one sent to an idle worker, never revoked.
+        Err(_) => true,
+    }
+}
+
+/// The parent's side: marks chunk `seq` as waiting behind the running one.
+/// False while a chunk taken back earlier is still unread by the worker
+/// (then nothing may be queued here yet).
+pub(super) fn queue_behind(slot: &WorkerSlot, seq: usize) -> bool {
+    slot.queued_chunk
+        .compare_exchange(IDLE, seq, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+}
+
+/// The parent's side: takes queued chunk `seq` back; true if the worker
+/// had not taken it (it will skip it), false if it had.
+pub(super) fn revoke_queued(slot: &WorkerSlot, seq: usize) -> bool {
+    slot.queued_chunk
+        .compare_exchange(seq, seq | REVOKED, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
 }
 
 /// An anonymous `MAP_SHARED` mapping: a header and one slot per worker.
