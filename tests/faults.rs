@@ -466,6 +466,94 @@ fn one_bad_decode_scenario() {
     assert_eq!(error.task_index(), Some(13), "{error}");
 }
 
+#[test]
+fn bytes_a_task_writes_to_its_result_socket_fail_its_item_only() {
+    scenario("garbage_on_the_socket", &[]);
+}
+
+/// Writes `bytes` to every socket of this process: in a worker, that is
+/// its result socket (a worker closes every other descriptor of the pool).
+fn write_to_own_socket(bytes: &[u8]) {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if target.to_string_lossy().starts_with("socket:") {
+            let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+            // SAFETY: a write of our own bytes to an open descriptor.
+            unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        }
+    }
+}
+
+/// A frame header: kind, id, payload length.
+fn header(kind: u8, id: u64, length: u64) -> Vec<u8> {
+    let mut bytes = vec![kind];
+    bytes.extend_from_slice(&id.to_le_bytes());
+    bytes.extend_from_slice(&length.to_le_bytes());
+    bytes
+}
+
+/// Tasks that write a length of 2^60, a frame cut short, an unknown kind
+/// and random bytes to their result socket: each fails its own item as a
+/// crash, the parent allocates nothing of the stated size, nothing hangs,
+/// and the pool stays usable.
+fn garbage_on_the_socket_scenario() {
+    let garbage: [(&str, Vec<u8>); 4] = [
+        ("a length of 2^60", header(0, 7, 1 << 60)),
+        ("a frame cut short", {
+            let mut bytes = header(0, 7, 100);
+            bytes.extend_from_slice(&[1; 10]);
+            bytes
+        }),
+        ("an unknown kind", header(9, 7, 0)),
+        (
+            "random bytes",
+            (0..64u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
+    ];
+    let pool = processes(2).chunk_size(1).build().unwrap();
+    let not_frames = |error: &Error| {
+        error.is_crash()
+            && error.task_index() == Some(7)
+            && error.to_string().contains("not frames")
+    };
+    for (what, bytes) in garbage {
+        let task = move |x: u32| {
+            if x == 7 {
+                write_to_own_socket(&bytes);
+            }
+            x
+        };
+        let results = pool.map_results(task.clone(), 0..12);
+        for (index, result) in results.iter().enumerate() {
+            match result {
+                Err(error) => assert!(index == 7 && not_frames(error), "{what}, {index}: {error}"),
+                Ok(value) => assert_eq!(*value as usize, index, "{what}"),
+            }
+        }
+        let error = pool.map(task.clone(), 0..12).unwrap_err();
+        assert!(not_frames(&error), "{what}, map: {error}");
+        let streamed: Vec<Result<u32, Error>> = pool.imap(task.clone(), 0..12).unwrap().collect();
+        for (index, result) in streamed.iter().enumerate() {
+            match result {
+                Err(error) => assert!(
+                    index == 7 && not_frames(error),
+                    "{what}, imap {index}: {error}"
+                ),
+                Ok(value) => assert_eq!(*value as usize, index, "{what}"),
+            }
+        }
+        assert_eq!(
+            pool.map(|x: u32| x + 1, 0..4).unwrap(),
+            [1, 2, 3, 4],
+            "{what}"
+        );
+    }
+}
+
 // --- where a task panicked -----------------------------------------------------
 
 #[test]
@@ -540,6 +628,7 @@ fn scenario_host() {
         "exit_zero" => scenario_without_leaks(exit_zero_scenario),
         "unordered_fastest_first" => scenario_without_leaks(unordered_fastest_first_scenario),
         "one_bad_decode" => scenario_without_leaks(one_bad_decode_scenario),
+        "garbage_on_the_socket" => scenario_without_leaks(garbage_on_the_socket_scenario),
         "workers_not_utf8" => {
             let error = Pool::from_env().unwrap_err();
             assert!(error.is_invalid_config(), "{error}");

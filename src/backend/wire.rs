@@ -175,8 +175,14 @@ pub(crate) fn read(reader: &mut impl Read) -> std::io::Result<Option<(Header, Ve
         Err(error) => return Err(error),
     }
     let header = Header::from_bytes(&header);
-    let mut payload = vec![0u8; header.length];
-    reader.read_exact(&mut payload)?;
+    // Grown as bytes arrive: a length field of garbage (2^60) costs an
+    // error at the end of the stream, never an allocation of that size.
+    let mut payload = Vec::with_capacity(header.length.min(1 << 20));
+    let length = u64::try_from(header.length).unwrap_or(u64::MAX);
+    reader.by_ref().take(length).read_to_end(&mut payload)?;
+    if payload.len() != header.length {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some((header, payload)))
 }
 
@@ -225,6 +231,75 @@ impl<'a> Task<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes as a worker might send them when something went wrong: a
+    /// header with any kind, id and length (2^60 included), then any bytes.
+    fn hostile_bytes() -> impl Strategy<Value = Vec<u8>> {
+        (
+            any::<u8>(),
+            any::<u64>(),
+            prop_oneof![Just(1u64 << 60), Just(u64::MAX), 0..200u64, any::<u64>()],
+            proptest::collection::vec(any::<u8>(), 0..300),
+        )
+            .prop_map(|(kind, id, length, rest)| {
+                let mut bytes = vec![kind];
+                bytes.extend_from_slice(&id.to_le_bytes());
+                bytes.extend_from_slice(&length.to_le_bytes());
+                bytes.extend_from_slice(&rest);
+                bytes
+            })
+    }
+
+    proptest! {
+        /// The frame reader never panics, never reads past the bytes it
+        /// has, and never allocates a stated length: a length of 2^60 is an
+        /// incomplete frame (parent) or an error at the end (worker).
+        #[test]
+        fn hostile_bytes_are_incomplete_frames_or_errors(
+            bytes in prop_oneof![hostile_bytes(), proptest::collection::vec(any::<u8>(), 0..400)],
+        ) {
+            if let Some((header, payload)) = parse(&bytes) {
+                prop_assert!(payload.end <= bytes.len());
+                prop_assert_eq!(payload.len(), header.length);
+            }
+            if let Some(length) = frame_length(&bytes) {
+                prop_assert!(length >= HEADER_LEN);
+            }
+            let _ = split(&bytes);
+            let mut reader = &bytes[..];
+            match read(&mut reader) {
+                Ok(Some((header, payload))) => prop_assert_eq!(payload.len(), header.length),
+                Ok(None) => prop_assert!(bytes.len() < HEADER_LEN),
+                Err(_) => {}
+            }
+            let _ = Task::decode(&bytes);
+        }
+
+        /// Cutting a well-formed stream of frames anywhere gives the whole
+        /// frames before the cut, and nothing made up.
+        #[test]
+        fn truncated_streams_give_the_frames_before_the_cut(
+            payloads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..50), 1..5),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut stream = Vec::new();
+            for (id, payload) in payloads.iter().enumerate() {
+                push(&mut stream, FrameKind::Results, id, payload);
+            }
+            let cut = cut.index(stream.len() + 1);
+            let mut rest = &stream[..cut];
+            let mut seen = 0;
+            while let Some((header, range)) = parse(rest) {
+                prop_assert_eq!(header.id, seen);
+                prop_assert_eq!(&rest[range.clone()], &payloads[seen][..]);
+                rest = &rest[range.end..];
+                seen += 1;
+            }
+            prop_assert!(seen <= payloads.len());
+            prop_assert_eq!(split(&stream[..cut]).is_some(), seen == payloads.len() || rest.is_empty());
+        }
+    }
 
     #[test]
     fn frames_parse_only_when_complete() {

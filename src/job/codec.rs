@@ -358,6 +358,21 @@ impl<V> Codec<V> {
         (first, total): (usize, usize),
         expected: usize,
     ) -> Result<Vec<V>, Error> {
+        // A run states its length first: one that is not the chunk's is
+        // not the chunk's results (garbage, or a cut stream), whatever
+        // follows.
+        match postcard::take_from_bytes::<usize>(bytes) {
+            Ok((count, _)) if count == expected => {}
+            Ok((count, _)) => {
+                return Err(Error::encoding(
+                    first,
+                    total,
+                    "decoded",
+                    format!("{count} results where {expected} were expected"),
+                ));
+            }
+            Err(error) => return Err(Error::encoding(first, total, "decoded", error)),
+        }
         match self.decode_prefix(bytes, (first, total)) {
             Ok(values) if values.len() == expected => Ok(values),
             Ok(values) => Err(Error::encoding(
@@ -417,7 +432,85 @@ impl<V> Codec<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde::{Deserialize, Deserializer, Serializer};
+
+    proptest! {
+        /// Whatever bytes come in place of a chunk's results, decoding
+        /// gives values or an error naming an item of the chunk: it never
+        /// panics, and a huge count or length allocates nothing of that
+        /// size.
+        #[test]
+        fn decoding_garbage_is_an_error_never_a_panic(
+            bytes in prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..200),
+                // A count of 2^60 items, or an item of 2^60 bytes.
+                proptest::collection::vec(any::<u8>(), 0..50).prop_map(|mut tail| {
+                    let mut bytes = postcard::to_stdvec(&(1usize << 60)).unwrap();
+                    bytes.append(&mut tail);
+                    bytes
+                }),
+                proptest::collection::vec(any::<u8>(), 0..50).prop_map(|mut tail| {
+                    let mut bytes = postcard::to_stdvec(&1usize).unwrap();
+                    bytes.extend(postcard::to_stdvec(&(1usize << 60)).unwrap());
+                    bytes.append(&mut tail);
+                    bytes
+                }),
+            ],
+            expected in 0..5usize,
+        ) {
+            let in_chunk = |error: &Error| error.task_index().is_some_and(|i| (10..10 + expected.max(1)).contains(&i));
+            if let Err(error) = Codec::<u64>::values().decode_checked(&bytes, (10, 20), expected) {
+                prop_assert!(in_chunk(&error), "{}", error);
+            }
+            if let Err(error) = Codec::<Vec<f64>>::values().decode_checked(&bytes, (10, 20), expected) {
+                prop_assert!(in_chunk(&error), "{}", error);
+            }
+            if let Err(error) = Codec::<String>::values().decode_checked(&bytes, (10, 20), expected) {
+                prop_assert!(in_chunk(&error), "{}", error);
+            }
+            match Codec::<Result<u64, Error>>::results().decode_checked(&bytes, (10, 20), expected) {
+                Ok(values) => {
+                    for value in values.iter().filter_map(|value| value.as_ref().err()) {
+                        // Errors decoded from the bytes may name anything;
+                        // those made by decoding name an item of the chunk.
+                        if value.is_encoding() && value.to_string().contains("could not be decoded") {
+                            prop_assert!(in_chunk(value), "{}", value);
+                        }
+                    }
+                }
+                Err(error) => prop_assert!(in_chunk(&error), "{}", error),
+            }
+        }
+
+        /// Per-item results survive a round trip, and one that fails to
+        /// decode takes no other item with it.
+        #[test]
+        fn framed_results_round_trip_item_by_item(
+            values in proptest::collection::vec(prop_oneof![any::<u32>().prop_map(Ok), Just(Err(()))], 0..20),
+        ) {
+            let results: Vec<Result<Touchy, Error>> = values
+                .iter()
+                .enumerate()
+                .map(|(i, value)| match value {
+                    Ok(v) => Ok(Touchy(if *v == 3 || *v == 4 { 6 } else { *v })),
+                    Err(()) => Err(Error::panic(i, 99, "x".into(), None)),
+                })
+                .collect();
+            let codec = Codec::<Result<Touchy, Error>>::results();
+            let bytes = codec.encode_checked(&results, (0, 99), Some(Err)).unwrap();
+            let back = codec.decode_checked(&bytes, (0, 99), results.len()).unwrap();
+            prop_assert_eq!(back.len(), results.len());
+            for (index, (before, after)) in results.iter().zip(&back).enumerate() {
+                match (before, after) {
+                    (Ok(Touchy(5)), Err(error)) => prop_assert_eq!(error.task_index(), Some(index)),
+                    (Ok(value), Ok(back)) => prop_assert_eq!(value, back),
+                    (Err(error), Err(back)) => prop_assert_eq!(error.to_string(), back.to_string()),
+                    _ => prop_assert!(false, "item {index} changed: {before:?} -> {after:?}"),
+                }
+            }
+        }
+    }
 
     /// 3 cannot be encoded, 4 panics when encoded, 5 panics when decoded.
     #[derive(Debug, PartialEq)]

@@ -16,7 +16,7 @@
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
 use super::retry::{ChunkRetries, MAX_UNSTARTED_DEATHS, Verdict};
-use super::shm::IDLE;
+use super::shm::{self, IDLE};
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
 use crate::job::{Job, SENDING_RESULTS};
@@ -203,7 +203,9 @@ impl Call<'_> {
 
     /// Decides what a worker's exit means for the job.
     fn on_exit(&mut self, death: &Death) {
-        let chunk = death.chunk;
+        // A worker killed for writing bytes that are not frames lost the
+        // frame of the chunk it sent last, wherever it was since.
+        let chunk = death.malformed.unwrap_or(death.chunk);
         if chunk == IDLE && !self.stopping && !death.exited_cleanly() {
             self.last_idle_death = Some(death.clone());
         }
@@ -214,9 +216,7 @@ impl Call<'_> {
             return;
         }
         let plan = self.job.plan();
-        let on_item = plan
-            .chunk_range(chunk)
-            .contains(&death.item)
+        let on_item = (death.malformed.is_none() && plan.chunk_range(chunk).contains(&death.item))
             .then(|| death.error(death.item, plan.item_count()));
         let retries = self.job.limits().retries;
         let verdict = self
@@ -337,6 +337,7 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
                 wire::write(&mut channel, FrameKind::Failure, chunk, &error.to_wire())?;
             }
         }
+        shm::frame_sent(slot, chunk);
         slot.current_chunk.store(IDLE, Ordering::Release);
         if failed && !job.keeps_going() {
             return Ok(());

@@ -21,7 +21,7 @@
 use super::fork::{self, ChildBody, Forker, enter_child};
 use super::os;
 use super::shm::{IDLE, SharedMemory, WorkerSlot};
-use crate::backend::wire::{self, Header};
+use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
 use crate::job::TaskLimits;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -53,6 +53,11 @@ struct Worker {
     /// Bytes read but not yet cut into frames.
     buffer: Vec<u8>,
     watchdog: Watchdog,
+    /// Frames cut from what it wrote.
+    frames_read: usize,
+    /// Set when it wrote bytes that are not frames (and was killed for
+    /// it): the chunk of the frame that was lost.
+    malformed: Option<usize>,
 }
 
 /// A frame's payload: a range of the bytes read. A large frame that filled
@@ -134,6 +139,9 @@ pub(super) struct Death {
     /// Set when the watchdog killed it: the item and the time spent on it.
     timed_out: Option<(usize, Duration)>,
     limit: Option<Duration>,
+    /// Set when it was killed for writing bytes that are not frames: the
+    /// chunk whose frame was lost.
+    pub(super) malformed: Option<usize>,
 }
 
 impl Death {
@@ -148,7 +156,7 @@ impl Death {
             Some((_, elapsed)) => {
                 Error::timeout(item, total, elapsed, self.limit.unwrap_or(elapsed))
             }
-            None => Error::crash(item, total, os::describe_exit(self.status)),
+            None => Error::crash(item, total, self.how()),
         }
     }
 
@@ -161,6 +169,7 @@ impl Death {
             item: IDLE,
             timed_out: None,
             limit: None,
+            malformed: None,
         }
     }
 
@@ -176,7 +185,7 @@ impl Death {
     /// Where, outside any task, a worker that held a chunk but died on no
     /// item of it died.
     pub(super) fn outside_tasks(&self) -> &'static str {
-        if self.item == crate::job::SENDING_RESULTS {
+        if self.item == crate::job::SENDING_RESULTS || self.malformed.is_some() {
             "while sending the chunk's results"
         } else {
             "before starting the chunk"
@@ -188,11 +197,19 @@ impl Death {
         libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
     }
 
-    /// "killed by signal 6 (SIGABRT)".
+    /// "killed by signal 6 (SIGABRT)", or what it wrote when it was
+    /// killed for writing bytes that are not frames.
     pub(super) fn how(&self) -> String {
-        os::describe_exit(self.status)
+        match self.malformed {
+            Some(_) => MALFORMED.to_string(),
+            None => os::describe_exit(self.status),
+        }
     }
 }
+
+/// How a worker killed for writing bytes that are not frames died.
+pub(super) const MALFORMED: &str =
+    "wrote bytes that are not frames to its result socket and was killed";
 
 /// What a worker does, boxed so that several can be forked in one go.
 pub(super) type ChildWork<'a> = Box<dyn FnOnce(ChildSide<'_>) -> std::io::Result<()> + 'a>;
@@ -278,6 +295,8 @@ impl Fleet {
             state.current_chunk.store(IDLE, Ordering::Release);
             state.current_item.store(IDLE, Ordering::Release);
             state.queued_chunk.store(IDLE, Ordering::Release);
+            state.frames_sent.store(0, Ordering::Release);
+            state.last_sent_chunk.store(IDLE, Ordering::Release);
             ends.push((parent_end, child_end));
         }
         // Every child closes every descriptor of the fleet but its own end:
@@ -334,6 +353,8 @@ impl Fleet {
                         channel: parent_end,
                         buffer: Vec::new(),
                         watchdog: Watchdog::default(),
+                        frames_read: 0,
+                        malformed: None,
                     });
                 }
                 Err(error) => {
@@ -457,12 +478,20 @@ impl Fleet {
             // Its buffer went with a large frame: take one back, if any.
             worker.buffer = self.spares.take().unwrap_or_default();
         }
+        // Frames the worker had written whole before the drain: all their
+        // bytes are read by its end.
+        let state = self.shared.slot(slot);
+        let sent = state.frames_sent.load(Ordering::Acquire);
         if os::drain(&worker.channel, &mut worker.buffer).is_err() {
             os::kill(worker.pid);
         }
         let mut consumed = 0;
         while let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) {
+            if !matches!(header.kind, Some(FrameKind::Results | FrameKind::Failure)) {
+                break; // not a frame a worker writes: judged below
+            }
             worker.watchdog.seen = None;
+            worker.frames_read += 1;
             if consumed == 0 && payload.end == worker.buffer.len() && payload.len() >= HAND_OVER {
                 // The buffer holds exactly this frame: hand it over.
                 let bytes = std::mem::take(&mut worker.buffer);
@@ -492,6 +521,14 @@ impl Fleet {
             });
         }
         worker.buffer.drain(..consumed);
+        if worker.frames_read < sent && worker.malformed.is_none() {
+            // Bytes that are not the frames it wrote (a task wrote to the
+            // socket, or the stream is cut): nothing after them can be
+            // trusted. The worker dies; its chunk is judged as lost.
+            worker.malformed = Some(state.last_sent_chunk.load(Ordering::Acquire));
+            worker.buffer = Vec::new();
+            os::kill(worker.pid);
+        }
     }
 
     /// Reaps the worker of `slot` if it has exited.
@@ -514,6 +551,7 @@ impl Fleet {
                 item: state.current_item.load(Ordering::Acquire),
                 timed_out: worker.watchdog.timed_out,
                 limit: self.limits.timeout,
+                malformed: worker.malformed,
             },
         });
         Ok(())

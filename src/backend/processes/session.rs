@@ -267,7 +267,12 @@ impl SessionEngine {
             return;
         };
         let span = task.span;
-        let started = death.chunk == span.seq as usize && span.items().contains(&death.item);
+        // A worker killed for writing bytes that are not frames lost the
+        // frame of this chunk (the first it had not delivered): charged as
+        // a death outside its tasks.
+        let started = death.malformed.is_none()
+            && death.chunk == span.seq as usize
+            && span.items().contains(&death.item);
         let on_item = started.then(|| death.error(death.item, UNKNOWN_TOTAL));
         let retries = self.job.limits().retries;
         match task.retries.after_death(on_item, death, retries) {
@@ -382,6 +387,7 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
             Ok(bytes) => wire::write(&mut channel, FrameKind::Results, seq, &bytes)?,
             Err(error) => wire::write(&mut channel, FrameKind::Failure, seq, &error.to_wire())?,
         }
+        shm::frame_sent(slot, seq);
         slot.current_chunk.store(IDLE, Ordering::Release);
         super::fork::flush_stdout()?;
     }

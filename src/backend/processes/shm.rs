@@ -34,6 +34,18 @@ pub(super) struct WorkerSlot {
     /// so exactly one of them gets the chunk: see [`take_queued`] and
     /// [`revoke_queued`].
     pub(super) queued_chunk: AtomicUsize,
+    /// Frames the worker has written whole, counted after each one: the
+    /// parent, having read everything written before it looked, must have
+    /// cut as many frames from the bytes, or the bytes are not frames.
+    pub(super) frames_sent: AtomicUsize,
+    /// The chunk of the last frame the worker wrote whole.
+    pub(super) last_sent_chunk: AtomicUsize,
+}
+
+/// The worker's side: frame `chunk` is written whole.
+pub(super) fn frame_sent(slot: &WorkerSlot, chunk: usize) {
+    slot.last_sent_chunk.store(chunk, Ordering::Release);
+    slot.frames_sent.fetch_add(1, Ordering::AcqRel);
 }
 
 /// The mark of a queued chunk the parent took back.
