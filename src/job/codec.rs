@@ -198,13 +198,22 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
 }
 
 /// Appends `value` as one frame: its encoded length, then its bytes.
+/// Encoded in place, after a one-byte length (the common case: under 128
+/// bytes); a longer length is made room for by moving the item's bytes.
 fn push_framed<R: Serialize>(
     bytes: &mut Vec<u8>,
     value: &Result<R, Error>,
 ) -> Result<(), postcard::Error> {
-    let item = postcard::to_stdvec(&to_wire(value))?;
-    bytes.extend_from_slice(&postcard::to_stdvec(&item.len())?);
-    bytes.extend_from_slice(&item);
+    let at = bytes.len();
+    bytes.push(0);
+    *bytes = postcard::to_extend(&to_wire(value), std::mem::take(bytes))?;
+    let mut length = [0u8; 10];
+    let length = postcard::to_slice(&(bytes.len() - at - 1), &mut length)?;
+    if let [byte] = length {
+        bytes[at] = *byte;
+    } else {
+        bytes.splice(at..at + 1, length.iter().copied());
+    }
     Ok(())
 }
 
@@ -480,6 +489,23 @@ mod tests {
                     }
                 }
                 Err(error) => prop_assert!(in_chunk(&error), "{}", error),
+            }
+        }
+
+        /// Items of any size keep their frames: lengths of one byte and of
+        /// several (the item's bytes moved to make room).
+        #[test]
+        fn framed_items_of_every_size_round_trip(
+            lengths in proptest::collection::vec(prop_oneof![0..130usize, 16_000..17_000usize], 0..6),
+        ) {
+            let results: Vec<Result<String, Error>> =
+                lengths.iter().map(|&n| Ok("x".repeat(n))).collect();
+            let codec = Codec::<Result<String, Error>>::results();
+            let bytes = codec.encode_checked(&results, (0, 9), None).unwrap();
+            let back = codec.decode_checked(&bytes, (0, 9), results.len()).unwrap();
+            prop_assert_eq!(back.len(), results.len());
+            for (before, after) in results.iter().zip(&back) {
+                prop_assert_eq!(before.as_ref().ok(), after.as_ref().ok());
             }
         }
 
