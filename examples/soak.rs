@@ -86,19 +86,7 @@ fn count_dir(path: &str) -> usize {
 }
 
 fn children() -> usize {
-    let me = std::process::id().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
-        .filter(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .is_some_and(|parent| parent == me)
-        })
-        .count()
+    child_pids().len()
 }
 
 fn rss_mib() -> u64 {
