@@ -16,7 +16,7 @@ use std::time::Duration;
 ///
 /// | setting | serial | threads | processes | MPI | custom |
 /// |---|---|---|---|---|---|
-/// | [`kind`](PoolBuilder::kind), [`chunk_size`](PoolBuilder::chunk_size), [`in_flight`](PoolBuilder::in_flight), [`progress`](PoolBuilder::progress) | yes | yes | yes | yes | yes (not `kind`) |
+/// | [`kind`](PoolBuilder::kind), [`chunk_size`](PoolBuilder::chunk_size), [`in_flight`](PoolBuilder::in_flight), `progress` | yes | yes | yes | yes | yes (not `kind`) |
 /// | [`workers`](PoolBuilder::workers) | accepted, runs 1 (so one `--workers` flag serves every backend) | threads | processes | threads per rank | no: the backend has its own |
 /// | [`dedicated_threads`](PoolBuilder::dedicated_threads) | no | yes | no | no | no |
 /// | [`timeout`](PoolBuilder::timeout) | no | no | yes | no | if [`can_time_out`](crate::backend::Capabilities::can_time_out) |
