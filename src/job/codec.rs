@@ -21,9 +21,9 @@ type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
 /// Encodes a run without copying the values' memory (see [`EncodedChunk`]).
 type EncodeParts<V> = for<'a> fn(&'a [V]) -> EncodedChunk<'a>;
 
-/// Decodes a run of items framed one by one, items `first..` of `total`: a
-/// value that fails to decode becomes that item's error, the others come
-/// back; `Err` only if the framing itself is broken.
+/// Decodes an indexed run, items `first..` of `total`: a value that fails
+/// to decode becomes that item's error, the others come back; `Err` only
+/// if the run or its index is broken.
 type DecodeItems<V> = fn(&[u8], (usize, usize)) -> Result<Vec<V>, postcard::Error>;
 
 /// The encoded results of a chunk, from [`Job::encode_chunk_in_pieces`]:
@@ -110,8 +110,11 @@ pub struct Codec<V> {
     decode_one: DecodeOne<V>,
     /// A faster `encode` that cannot fail, for the types that have one.
     encode_parts: Option<EncodeParts<V>>,
-    /// For per-item results, whose items are framed one by one: decodes
-    /// every item that can be, in place of `decode` (see [`DecodeItems`]).
+    /// True if a run ends with an index of its items ([`push_index`]):
+    /// `encode_checked` then writes one too.
+    indexed: bool,
+    /// For indexed runs: decodes every item that can be, in place of
+    /// `decode` (see [`DecodeItems`]).
     decode_items: Option<DecodeItems<V>>,
 }
 
@@ -144,6 +147,7 @@ impl<V: Serialize + DeserializeOwned> Codec<V> {
             decode: |bytes| postcard::from_bytes(bytes),
             decode_one: |bytes| postcard::take_from_bytes(bytes),
             encode_parts: None,
+            indexed: false,
             decode_items: None,
         }
     }
@@ -151,44 +155,66 @@ impl<V: Serialize + DeserializeOwned> Codec<V> {
 
 impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
     /// Per-item results (`map_results`, streams), errors in their wire
-    /// form. Each item is framed (its length, then its postcard bytes), so
-    /// a result whose `Deserialize` fails or panics in the parent fails
-    /// that item only: the others are found by their frames.
+    /// form: the postcard run of `Vec<Result<R, ErrorWire>>`, then an index
+    /// of where each item ends ([`push_index`]). The run decodes in one go;
+    /// only if that fails are the items decoded one by one, found through
+    /// the index, so a result whose `Deserialize` fails or panics in the
+    /// parent fails that item only.
     pub(crate) fn results() -> Codec<Result<R, Error>> {
         Codec {
             encode: |values| {
-                let mut bytes = postcard::to_stdvec(&values.len())?;
-                for value in values {
-                    push_framed(&mut bytes, value)?;
-                }
+                let ends = std::cell::RefCell::new(Vec::with_capacity(values.len()));
+                let written = std::cell::Cell::new(0);
+                let run = IndexedRun {
+                    values,
+                    written: &written,
+                    ends: &ends,
+                };
+                let mut bytes = postcard::serialize_with_flavor(
+                    &run,
+                    Counted {
+                        bytes: Vec::new(),
+                        written: &written,
+                    },
+                )?;
+                let mut ends = ends.into_inner();
+                ends.push(bytes.len());
+                // The first end recorded is where the first item starts.
+                let lengths: Vec<usize> = ends.windows(2).map(|pair| pair[1] - pair[0]).collect();
+                push_index(&mut bytes, &lengths)?;
                 Ok(bytes)
             },
-            encode_one: |value| {
-                let mut bytes = Vec::new();
-                push_framed(&mut bytes, value)?;
-                Ok(bytes)
-            },
+            encode_one: |value| postcard::to_stdvec(&to_wire(value)),
             decode: |bytes| {
-                let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
-                let mut values = Vec::with_capacity(count.min(rest.len()));
-                for _ in 0..count {
-                    let (item, after) = take_frame(rest)?;
-                    values.push(from_wire(postcard::from_bytes(item)?));
-                    rest = after;
-                }
-                Ok(values)
+                let (wire, _index) = postcard::take_from_bytes::<Vec<Result<R, ErrorWire>>>(bytes)?;
+                Ok(wire.into_iter().map(from_wire).collect())
             },
             decode_one: |bytes| {
-                let (item, rest) = take_frame(bytes)?;
-                Ok((from_wire(postcard::from_bytes(item)?), rest))
+                let (wire, rest) = postcard::take_from_bytes::<Result<R, ErrorWire>>(bytes)?;
+                Ok((from_wire(wire), rest))
             },
             encode_parts: None,
+            indexed: true,
             decode_items: Some(|bytes, (first, total)| {
+                let decode = |bytes| {
+                    postcard::take_from_bytes::<Vec<Result<R, ErrorWire>>>(bytes)
+                        .map(|(wire, _index)| wire)
+                };
+                if let Ok(Ok(wire)) = unwind::catch_task(|| decode(bytes)) {
+                    return Ok(wire.into_iter().map(from_wire).collect());
+                }
                 let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
-                let mut values = Vec::with_capacity(count.min(rest.len()));
-                for offset in 0..count {
-                    let (item, after) = take_frame(rest)?;
-                    values.push(decode_framed::<R>(item, first + offset, total));
+                let lengths = read_index(bytes)?;
+                if lengths.len() != count {
+                    return Err(postcard::Error::DeserializeBadEncoding);
+                }
+                let mut values = Vec::with_capacity(count);
+                for (offset, length) in lengths.into_iter().enumerate() {
+                    if length > rest.len() {
+                        return Err(postcard::Error::DeserializeUnexpectedEnd);
+                    }
+                    let (item, after) = rest.split_at(length);
+                    values.push(decode_item::<R>(item, first + offset, total));
                     rest = after;
                 }
                 Ok(values)
@@ -197,39 +223,78 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
     }
 }
 
-/// Appends `value` as one frame: its encoded length, then its bytes.
-/// Encoded in place, after a one-byte length (the common case: under 128
-/// bytes); a longer length is made room for by moving the item's bytes.
-fn push_framed<R: Serialize>(
-    bytes: &mut Vec<u8>,
-    value: &Result<R, Error>,
-) -> Result<(), postcard::Error> {
-    let at = bytes.len();
-    bytes.push(0);
-    *bytes = postcard::to_extend(&to_wire(value), std::mem::take(bytes))?;
-    let mut length = [0u8; 10];
-    let length = postcard::to_slice(&(bytes.len() - at - 1), &mut length)?;
-    if let [byte] = length {
-        bytes[at] = *byte;
-    } else {
-        bytes.splice(at..at + 1, length.iter().copied());
+/// A run of results serialized as postcard's `Vec`, noting where each
+/// item starts (the bytes written when the item is handed over).
+struct IndexedRun<'a, R> {
+    values: &'a [Result<R, Error>],
+    written: &'a std::cell::Cell<usize>,
+    ends: &'a std::cell::RefCell<Vec<usize>>,
+}
+
+impl<R: Serialize> Serialize for IndexedRun<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.values.iter().map(|value| {
+            self.ends.borrow_mut().push(self.written.get());
+            to_wire(value)
+        }))
     }
+}
+
+/// postcard's `Vec` output, counting the bytes written as it goes.
+struct Counted<'a> {
+    bytes: Vec<u8>,
+    written: &'a std::cell::Cell<usize>,
+}
+
+impl postcard::ser_flavors::Flavor for Counted<'_> {
+    type Output = Vec<u8>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.bytes.extend_from_slice(data);
+        self.written.set(self.bytes.len());
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.bytes.push(data);
+        self.written.set(self.bytes.len());
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.bytes)
+    }
+}
+
+/// Appends the index of a run: each item's length (a varint), then where
+/// the index starts (8 bytes, little-endian), so it is found from the end.
+fn push_index(bytes: &mut Vec<u8>, lengths: &[usize]) -> Result<(), postcard::Error> {
+    let start = bytes.len() as u64;
+    *bytes = postcard::to_extend(lengths, std::mem::take(bytes))?;
+    bytes.extend_from_slice(&start.to_le_bytes());
     Ok(())
 }
 
-/// The frame at the front of `bytes` and the rest. A length past the end
-/// is an error, never an allocation.
-fn take_frame(bytes: &[u8]) -> Result<(&[u8], &[u8]), postcard::Error> {
-    let (length, rest) = postcard::take_from_bytes::<usize>(bytes)?;
-    if length > rest.len() {
-        return Err(postcard::Error::DeserializeUnexpectedEnd);
-    }
-    Ok(rest.split_at(length))
+/// The item lengths of a run's index (see [`push_index`]). Garbage is an
+/// error, never an allocation of a stated size.
+fn read_index(bytes: &[u8]) -> Result<Vec<usize>, postcard::Error> {
+    let split = bytes
+        .len()
+        .checked_sub(8)
+        .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+    let (body, trailer) = bytes.split_at(split);
+    let mut start = [0u8; 8];
+    start.copy_from_slice(trailer);
+    let start = usize::try_from(u64::from_le_bytes(start))
+        .ok()
+        .filter(|&start| start <= body.len())
+        .ok_or(postcard::Error::DeserializeBadEncoding)?;
+    postcard::from_bytes(&body[start..])
 }
 
-/// One framed item, `index` of `total`: its result, or the error of its
+/// One item's bytes, `index` of `total`: its result, or the error of its
 /// `Deserialize` (which runs as task code, so a panic is caught).
-fn decode_framed<R: DeserializeOwned>(item: &[u8], index: usize, total: usize) -> Result<R, Error> {
+fn decode_item<R: DeserializeOwned>(item: &[u8], index: usize, total: usize) -> Result<R, Error> {
     match unwind::catch_task(|| postcard::from_bytes::<Result<R, ErrorWire>>(item)) {
         Ok(Ok(wire)) => from_wire(wire),
         Ok(Err(error)) => Err(Error::encoding(index, total, "decoded", error)),
@@ -261,6 +326,7 @@ impl<V> Codec<V> {
             decode,
             decode_one,
             encode_parts: Some(encode_parts),
+            indexed: false,
             decode_items: None,
         }
     }
@@ -299,6 +365,7 @@ impl<V> Codec<V> {
             decode: |_| Err(postcard::Error::SerdeDeCustom),
             decode_one: |_| Err(postcard::Error::SerdeDeCustom),
             encode_parts: None,
+            indexed: false,
             decode_items: None,
         }
     }
@@ -336,10 +403,12 @@ impl<V> Codec<V> {
         // Find the values that fail, one by one.
         let mut bytes = postcard::to_stdvec(&values.len())
             .map_err(|e| Error::encoding(first, total, "encoded", e))?;
+        let mut lengths = Vec::with_capacity(values.len());
         for (offset, value) in values.iter().enumerate() {
             let index = first + offset;
             let error = match unwind::catch_task(|| (self.encode_one)(value)) {
                 Ok(Ok(encoded)) => {
+                    lengths.push(encoded.len());
                     bytes.extend_from_slice(&encoded);
                     continue;
                 }
@@ -351,9 +420,16 @@ impl<V> Codec<V> {
             };
             let stand_in = replace(error.clone());
             match unwind::catch_task(|| (self.encode_one)(&stand_in)) {
-                Ok(Ok(encoded)) => bytes.extend_from_slice(&encoded),
+                Ok(Ok(encoded)) => {
+                    lengths.push(encoded.len());
+                    bytes.extend_from_slice(&encoded);
+                }
                 _ => return Err(error),
             }
+        }
+        if self.indexed {
+            push_index(&mut bytes, &lengths)
+                .map_err(|e| Error::encoding(first, total, "encoded", e))?;
         }
         Ok(bytes)
     }
