@@ -58,6 +58,8 @@ fn scenario(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
 /// In a scenario: runs `case` and checks it left no descriptors, children
 /// or threads behind (threads may take a moment to exit).
 fn scenario_without_leaks(case: impl FnOnce()) {
+    // Its threads live as long as the process, by design.
+    common::start_the_shared_thread_pool();
     let fds = open_fds();
     let kids = children();
     let thread_count = threads();
@@ -384,22 +386,36 @@ fn exit_zero_scenario() {
 /// every fast item comes back before the slow one, although the slow
 /// one's worker was handed a second chunk before it started.
 fn unordered_fastest_first_scenario() {
-    let pool = processes(2).chunk_size(1).build().unwrap();
     let task = |x: u64| {
         let pause = if x == 0 { 2000 } else { 10 };
         std::thread::sleep(Duration::from_millis(pause));
         x
     };
-    let order: Vec<usize> = pool
-        .imap_unordered(task, 0..6u64)
-        .unwrap()
-        .map(|(index, result)| {
-            assert_eq!(result.unwrap(), index as u64);
-            index
-        })
-        .collect();
-    assert_eq!(order.len(), 6);
-    assert_eq!(order.last(), Some(&0), "the slow item last: {order:?}");
+    // The thread backend's idle threads take queued chunks by themselves.
+    let threads = Pool::builder()
+        .kind(BackendKind::Threads)
+        .workers(2)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let pool = processes(2).chunk_size(1).build().unwrap();
+    for pool in [&threads, &pool] {
+        let order: Vec<usize> = pool
+            .imap_unordered(task, 0..6u64)
+            .unwrap()
+            .map(|(index, result)| {
+                assert_eq!(result.unwrap(), index as u64);
+                index
+            })
+            .collect();
+        assert_eq!(order.len(), 6);
+        assert_eq!(
+            order.last(),
+            Some(&0),
+            "{:?}: the slow item last: {order:?}",
+            pool.kind()
+        );
+    }
     // The same in a session's stream, twice (the engine is reused).
     let mut session = pool.session(task).unwrap();
     for _ in 0..2 {

@@ -3,10 +3,15 @@
 //! stream's items) and the MPI backend's gathered results.
 //!
 //! ```text
-//! frame = kind (1 byte) | id (u64 LE) | payload length (u64 LE) | payload
+//! frame = kind (1 byte) | id (u64 LE) | payload length (u64 LE) | number (u64 LE) | payload
 //! ```
 //!
 //! `id` is a chunk index (a batch call) or a chunk's position in its stream.
+//! `number` counts a worker's frames from 0, so the parent can tell a frame
+//! from bytes that only look like one (a task that wrote to its socket, a
+//! cut stream): a header whose number is not the next one is not a frame.
+//! Frames that are not a worker's (a stream's tasks, MPI's gathered
+//! results) carry 0.
 //! Payloads are postcard bytes made by the job; a failure's payload is an
 //! [`Error`] in its crate-private wire form.
 
@@ -48,15 +53,17 @@ impl FrameKind {
 }
 
 /// Bytes in a frame header.
-pub(crate) const HEADER_LEN: usize = 17;
+pub(crate) const HEADER_LEN: usize = 25;
 
-/// A frame's header: kind, id, payload length.
+/// A frame's header: kind, id, payload length, and the frame's number
+/// among its sender's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
     /// `None` for a kind byte this version does not know.
     pub(crate) kind: Option<FrameKind>,
     pub(crate) id: usize,
     pub(crate) length: usize,
+    pub(crate) number: usize,
 }
 
 impl Header {
@@ -65,7 +72,20 @@ impl Header {
             kind: Some(kind),
             id,
             length,
+            number: 0,
         }
+    }
+
+    /// The same header, as frame `number` of its sender.
+    pub(crate) fn numbered(self, number: usize) -> Header {
+        Header { number, ..self }
+    }
+
+    /// The header at the front of `buffer`, once it is all there.
+    pub(crate) fn peek(buffer: &[u8]) -> Option<Header> {
+        Some(Header::from_bytes(
+            buffer.get(..HEADER_LEN)?.try_into().ok()?,
+        ))
     }
 
     pub(crate) fn to_bytes(self) -> [u8; HEADER_LEN] {
@@ -73,6 +93,7 @@ impl Header {
         bytes[0] = self.kind.map_or(u8::MAX, FrameKind::byte);
         bytes[1..9].copy_from_slice(&(self.id as u64).to_le_bytes());
         bytes[9..17].copy_from_slice(&(self.length as u64).to_le_bytes());
+        bytes[17..25].copy_from_slice(&(self.number as u64).to_le_bytes());
         bytes
     }
 
@@ -86,6 +107,7 @@ impl Header {
             kind: FrameKind::from_byte(bytes[0]),
             id: word(1..9),
             length: word(9..17),
+            number: word(17..25),
         }
     }
 }
@@ -130,11 +152,10 @@ pub(crate) fn split(mut bytes: &[u8]) -> Option<Vec<(Header, &[u8])>> {
 /// (one socket buffer per frame, not two).
 pub(crate) fn write(
     writer: &mut impl Write,
-    kind: FrameKind,
-    id: usize,
+    header: Header,
     payload: &[u8],
 ) -> std::io::Result<()> {
-    write_pieces(writer, kind, id, [payload])
+    write_pieces(writer, header, [payload])
 }
 
 /// [`write`] of a payload that lies in pieces (an
@@ -142,13 +163,12 @@ pub(crate) fn write(
 /// first: one vectored write takes the header and every piece.
 pub(crate) fn write_pieces<'a>(
     writer: &mut impl Write,
-    kind: FrameKind,
-    id: usize,
+    header: Header,
     pieces: impl IntoIterator<Item = &'a [u8]>,
 ) -> std::io::Result<()> {
     let pieces: Vec<&[u8]> = pieces.into_iter().collect();
     let length = pieces.iter().map(|piece| piece.len()).sum();
-    let header = Header::new(kind, id, length).to_bytes();
+    let header = Header { length, ..header }.to_bytes();
     let mut slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&header[..])
         .chain(pieces)
         .filter(|piece| !piece.is_empty())
@@ -306,7 +326,10 @@ mod tests {
         let mut buffer = Header::new(FrameKind::Results, 7, 3).to_bytes().to_vec();
         assert_eq!(parse(&buffer), None);
         buffer.extend_from_slice(b"abc");
-        let expected = Some((Header::new(FrameKind::Results, 7, 3), 17..20));
+        let expected = Some((
+            Header::new(FrameKind::Results, 7, 3),
+            HEADER_LEN..HEADER_LEN + 3,
+        ));
         assert_eq!(parse(&buffer), expected);
         buffer.push(1);
         assert_eq!(parse(&buffer), expected);
@@ -329,13 +352,19 @@ mod tests {
     #[test]
     fn frames_written_are_read_back() {
         let mut bytes = Vec::new();
-        write(&mut bytes, FrameKind::Task, 3, b"items").unwrap();
+        write(
+            &mut bytes,
+            Header::new(FrameKind::Task, 3, 0).numbered(4),
+            b"items",
+        )
+        .unwrap();
         let mut reader = &bytes[..];
         let (header, payload) = read(&mut reader).unwrap().unwrap();
         assert_eq!(
             (header.kind, header.id, &payload[..]),
             (Some(FrameKind::Task), 3, &b"items"[..])
         );
+        assert_eq!(header.number, 4);
         assert!(read(&mut reader).unwrap().is_none());
     }
 
@@ -370,7 +399,7 @@ mod tests {
         }
         let pieces: [&[u8]; 5] = [b"ab", b"", b"cdefghijk", b"l", b"mnopqrstuvwxyz"];
         let mut out = Trickle(Vec::new());
-        write_pieces(&mut out, FrameKind::Results, 9, pieces).unwrap();
+        write_pieces(&mut out, Header::new(FrameKind::Results, 9, 0), pieces).unwrap();
         let (header, payload) = read(&mut &out.0[..]).unwrap().unwrap();
         assert_eq!(header.id, 9);
         assert_eq!(&payload[..], &b"abcdefghijklmnopqrstuvwxyz"[..]);

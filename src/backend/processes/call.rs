@@ -324,9 +324,10 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
                 job.encode_chunk_in_pieces(chunk)
             });
         let failed = encoded.is_err();
+        let frame = |kind| Header::new(kind, chunk, 0).numbered(shm::next_frame(slot));
         match encoded {
             Ok(encoded) => {
-                wire::write_pieces(&mut channel, FrameKind::Results, chunk, encoded.slices())?
+                wire::write_pieces(&mut channel, frame(FrameKind::Results), encoded.slices())?
             }
             Err(error) => {
                 if !job.keeps_going() {
@@ -334,7 +335,7 @@ fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> s
                     // waiting for the parent to read this failure.
                     header.stop.store(true, Ordering::Release);
                 }
-                wire::write(&mut channel, FrameKind::Failure, chunk, &error.to_wire())?;
+                wire::write(&mut channel, frame(FrameKind::Failure), &error.to_wire())?;
             }
         }
         shm::frame_sent(slot, chunk);

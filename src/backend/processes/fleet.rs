@@ -485,11 +485,25 @@ impl Fleet {
         if os::drain(&worker.channel, &mut worker.buffer).is_err() {
             os::kill(worker.pid);
         }
+        if worker.malformed.is_some() {
+            // Killed for writing bytes that are not frames: nothing more
+            // it wrote is read as a frame, though it may look like one.
+            worker.buffer.clear();
+            return;
+        }
         let mut consumed = 0;
-        while let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) {
-            if !matches!(header.kind, Some(FrameKind::Results | FrameKind::Failure)) {
-                break; // not a frame a worker writes: judged below
+        let mut malformed = false;
+        while let Some(header) = Header::peek(&worker.buffer[consumed..]) {
+            // A worker writes results and failures, numbered from 0.
+            if !matches!(header.kind, Some(FrameKind::Results | FrameKind::Failure))
+                || header.number != worker.frames_read
+            {
+                malformed = true;
+                break;
             }
+            let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) else {
+                break; // the rest is on its way
+            };
             worker.watchdog.seen = None;
             worker.frames_read += 1;
             if consumed == 0 && payload.end == worker.buffer.len() && payload.len() >= HAND_OVER {
@@ -521,11 +535,21 @@ impl Fleet {
             });
         }
         worker.buffer.drain(..consumed);
-        if worker.frames_read < sent && worker.malformed.is_none() {
+        if (malformed || worker.frames_read < sent) && worker.malformed.is_none() {
             // Bytes that are not the frames it wrote (a task wrote to the
-            // socket, or the stream is cut): nothing after them can be
-            // trusted. The worker dies; its chunk is judged as lost.
-            worker.malformed = Some(state.last_sent_chunk.load(Ordering::Acquire));
+            // socket, or the stream is cut): a header of the wrong kind or
+            // number, or fewer frames than it finished writing. Nothing
+            // after them can be trusted. The worker dies; its chunk is
+            // judged as lost.
+            // The lost frame: one it finished writing if some did not cut
+            // into frames, else the one of the chunk it is on.
+            let current = state.current_chunk.load(Ordering::Acquire);
+            let last_sent = state.last_sent_chunk.load(Ordering::Acquire);
+            worker.malformed = Some(if worker.frames_read < sent || current == IDLE {
+                last_sent
+            } else {
+                current
+            });
             worker.buffer = Vec::new();
             os::kill(worker.pid);
         }

@@ -383,9 +383,10 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
             slot.current_chunk.store(seq, Ordering::Release);
             job.run_encoded(span, task.items, &task.skip, &slot.current_item)
         });
+        let frame = |kind| Header::new(kind, seq, 0).numbered(shm::next_frame(slot));
         match reply {
-            Ok(bytes) => wire::write(&mut channel, FrameKind::Results, seq, &bytes)?,
-            Err(error) => wire::write(&mut channel, FrameKind::Failure, seq, &error.to_wire())?,
+            Ok(bytes) => wire::write(&mut channel, frame(FrameKind::Results), &bytes)?,
+            Err(error) => wire::write(&mut channel, frame(FrameKind::Failure), &error.to_wire())?,
         }
         shm::frame_sent(slot, seq);
         slot.current_chunk.store(IDLE, Ordering::Release);

@@ -42,6 +42,11 @@ pub(super) struct WorkerSlot {
     pub(super) last_sent_chunk: AtomicUsize,
 }
 
+/// The worker's side: the number of the next frame it writes.
+pub(super) fn next_frame(slot: &WorkerSlot) -> usize {
+    slot.frames_sent.load(Ordering::Acquire)
+}
+
 /// The worker's side: frame `chunk` is written whole.
 pub(super) fn frame_sent(slot: &WorkerSlot, chunk: usize) {
     slot.last_sent_chunk.store(chunk, Ordering::Release);
