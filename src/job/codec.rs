@@ -183,10 +183,7 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
                 Ok(bytes)
             },
             encode_one: |value| postcard::to_stdvec(&to_wire(value)),
-            decode: |bytes| {
-                let (wire, _index) = postcard::take_from_bytes::<Vec<Result<R, ErrorWire>>>(bytes)?;
-                Ok(wire.into_iter().map(from_wire).collect())
-            },
+            decode: decode_indexed_run::<R>,
             decode_one: |bytes| {
                 let (wire, rest) = postcard::take_from_bytes::<Result<R, ErrorWire>>(bytes)?;
                 Ok((from_wire(wire), rest))
@@ -194,12 +191,8 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
             encode_parts: None,
             indexed: true,
             decode_items: Some(|bytes, (first, total)| {
-                let decode = |bytes| {
-                    postcard::take_from_bytes::<Vec<Result<R, ErrorWire>>>(bytes)
-                        .map(|(wire, _index)| wire)
-                };
-                if let Ok(Ok(wire)) = unwind::catch_task(|| decode(bytes)) {
-                    return Ok(wire.into_iter().map(from_wire).collect());
+                if let Ok(Ok(values)) = unwind::catch_task(|| decode_indexed_run::<R>(bytes)) {
+                    return Ok(values);
                 }
                 let (count, mut rest) = postcard::take_from_bytes::<usize>(bytes)?;
                 let lengths = read_index(bytes)?;
@@ -219,6 +212,15 @@ impl<R: Serialize + DeserializeOwned> Codec<Result<R, Error>> {
             }),
         }
     }
+}
+
+/// An indexed run of results decoded in one go (the index is not read),
+/// failing at the first item that fails.
+fn decode_indexed_run<R: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Vec<Result<R, Error>>, postcard::Error> {
+    let (wire, _index) = postcard::take_from_bytes::<Vec<Result<R, ErrorWire>>>(bytes)?;
+    Ok(wire.into_iter().map(from_wire).collect())
 }
 
 /// A run of results serialized as postcard's `Vec`, noting where each
