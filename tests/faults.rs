@@ -477,9 +477,15 @@ fn one_bad_decode_scenario() {
     check(&streamed, "imap");
     let mut session = pool.session(ParentRefuses).unwrap();
     check(&session.map_results(0..20u32), "session");
-    // map still fails fast, naming the first item that failed.
+    // map still fails fast. Items 13 and 17 are in chunks that run at the
+    // same time, and fail-fast names the lowest failure seen before it
+    // stopped: either one, each failing its own way.
     let error = pool.map(ParentRefuses, 0..20).unwrap_err();
-    assert_eq!(error.task_index(), Some(13), "{error}");
+    match error.task_index() {
+        Some(13) => assert!(error.is_encoding(), "{error}"),
+        Some(17) => assert!(error.is_panic(), "{error}"),
+        _ => panic!("map named neither 13 nor 17: {error}"),
+    }
 }
 
 #[test]
