@@ -182,11 +182,11 @@ impl Probe for SystemProbe {
     }
 
     fn affinity_count(&self) -> Option<usize> {
-        affinity_count()
+        crate::sys::affinity_count()
     }
 
     fn hardware_count(&self) -> usize {
-        hardware_count()
+        crate::sys::hardware_count()
     }
 
     fn proc_self_cgroup(&self) -> Option<String> {
@@ -340,41 +340,6 @@ fn read_cpu_max(path: &Path) -> Option<(u64, u64)> {
 
 fn read_number(path: &Path) -> Option<i64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-#[cfg(target_os = "linux")]
-fn affinity_count() -> Option<usize> {
-    // SAFETY: cpu_set_t is plain data for which all-zero is a valid value.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid, writable cpu_set_t of the size we pass; pid 0
-    // is the calling thread.
-    let status = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
-    if status != 0 {
-        return None;
-    }
-    // SAFETY: `set` was filled in by the successful call above.
-    let count = unsafe { libc::CPU_COUNT(&set) };
-    usize::try_from(count).ok().filter(|&count| count > 0)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn affinity_count() -> Option<usize> {
-    None
-}
-
-#[cfg(unix)]
-fn hardware_count() -> usize {
-    // SAFETY: sysconf has no preconditions; it returns -1 on error.
-    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-    usize::try_from(online)
-        .ok()
-        .filter(|&count| count > 0)
-        .unwrap_or(1)
-}
-
-#[cfg(not(unix))]
-fn hardware_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |count| count.get())
 }
 
 #[cfg(test)]

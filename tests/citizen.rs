@@ -209,6 +209,7 @@ fn nested_in_process() {
 }
 
 fn nested_in_worker_process() {
+    common::start_what_lives_with_the_process();
     let fds = open_fds();
     let top = Pool::builder()
         .kind(BackendKind::Processes)

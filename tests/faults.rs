@@ -59,7 +59,7 @@ fn scenario(name: &str, env: &[(&str, &std::ffi::OsStr)]) -> String {
 /// or threads behind (threads may take a moment to exit).
 fn scenario_without_leaks(case: impl FnOnce()) {
     // Its threads live as long as the process, by design.
-    common::start_the_shared_thread_pool();
+    common::start_what_lives_with_the_process();
     let fds = open_fds();
     let kids = children();
     let thread_count = threads();

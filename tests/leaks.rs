@@ -20,7 +20,7 @@ fn no_threads_descriptors_or_children_outlive_a_pool() {
         }
     }
     // So does the shared thread pool (as rayon's global pool does).
-    common::start_the_shared_thread_pool();
+    common::start_what_lives_with_the_process();
     let fds_before = open_fds();
     let threads_before = threads();
     let children_before = children();

@@ -34,6 +34,7 @@ fn pool_threads() -> usize {
 /// Runs `case` and checks it left no descriptors, pool threads or children.
 fn without_leaks(case: impl FnOnce()) {
     let _one = one_at_a_time();
+    common::start_what_lives_with_the_process();
     let fds_before = open_fds();
     let children_before = children();
     let threads_before = pool_threads();

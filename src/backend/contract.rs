@@ -88,24 +88,23 @@ pub enum BackendKind {
     Serial,
     /// On rayon threads: the process's shared pool, or the pool's own (`threads`, the default).
     Threads,
-    /// In forked worker processes (`processes`, Linux only).
-    #[cfg(target_os = "linux")]
-    #[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
+    /// In forked worker processes (`processes`; every Unix: on Windows,
+    /// which has no `fork`, building it is an error).
     Processes,
-    /// Across MPI ranks (`mpi`, feature `mpi`).
-    #[cfg(feature = "mpi")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
+    /// Across MPI ranks (`mpi`; without the `mpi` feature, building it is
+    /// an error that says how to get it).
     Mpi,
     /// A backend given to [`Pool::with_backend`](crate::Pool::with_backend).
     Custom,
 }
 
 impl BackendKind {
-    /// Every backend compiled into this build, in the order of the docs.
+    /// Every backend that can run in this build on this platform, in the
+    /// order of the docs.
     pub const AVAILABLE: &'static [BackendKind] = &[
         BackendKind::Serial,
         BackendKind::Threads,
-        #[cfg(target_os = "linux")]
+        #[cfg(unix)]
         BackendKind::Processes,
         #[cfg(feature = "mpi")]
         BackendKind::Mpi,
@@ -116,9 +115,7 @@ impl BackendKind {
         match self {
             BackendKind::Serial => "serial",
             BackendKind::Threads => "threads",
-            #[cfg(target_os = "linux")]
             BackendKind::Processes => "processes",
-            #[cfg(feature = "mpi")]
             BackendKind::Mpi => "mpi",
             BackendKind::Custom => "custom",
         }
@@ -160,17 +157,24 @@ pub(crate) fn parse_backend_name(text: &str, setting: &str) -> Result<BackendKin
         return Ok(*kind);
     }
     let reason = match name.as_str() {
-        "mpi" => format!(
-            "the mpi backend is not in this build of parpool: build with `--features mpi` \
-             (needs an MPI library, see the README); available: {}",
-            BackendKind::accepted_names()
-        ),
-        "processes" => format!(
-            "the processes backend is not in this build of parpool (it needs Linux); \
-             available: {}",
-            BackendKind::accepted_names()
-        ),
+        "mpi" | "processes" => unavailable(&name),
         _ => format!("expected one of: {}", BackendKind::accepted_names()),
     };
     Err(Error::invalid_config(setting, text, reason))
+}
+
+/// Why the built-in backend `name` cannot run in this build on this
+/// platform, and what can.
+pub(crate) fn unavailable(name: &str) -> String {
+    let why = match name {
+        "mpi" => "the mpi backend is not in this build of parpool: build with `--features mpi` \
+                  (needs an MPI library, see the README)"
+            .to_string(),
+        _ => format!(
+            "the processes backend needs fork, which {} does not have; the threads backend \
+             runs the same code",
+            std::env::consts::OS
+        ),
+    };
+    format!("{why}; available: {}", BackendKind::accepted_names())
 }

@@ -89,7 +89,10 @@ mod batch;
 pub(crate) mod contract;
 #[cfg(feature = "mpi")]
 mod mpi;
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
+mod processes;
+#[cfg(not(unix))]
+#[path = "processes_unsupported.rs"]
 mod processes;
 mod serial;
 mod threads;
@@ -98,8 +101,6 @@ pub(crate) mod wire;
 #[cfg(feature = "mpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub use mpi::{MpiBackend, RMA_VARIABLE as MPI_RMA_VARIABLE};
-#[cfg(target_os = "linux")]
-#[cfg_attr(docsrs, doc(cfg(target_os = "linux")))]
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
@@ -235,10 +236,17 @@ pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Backend
     Ok(match kind {
         BackendKind::Serial => Arc::new(SerialBackend),
         BackendKind::Threads => Arc::new(ThreadsBackend::new(workers)?),
-        #[cfg(target_os = "linux")]
         BackendKind::Processes => Arc::new(ProcessesBackend::new(workers)?),
         #[cfg(feature = "mpi")]
         BackendKind::Mpi => Arc::new(MpiBackend::new(workers)?),
+        #[cfg(not(feature = "mpi"))]
+        BackendKind::Mpi => {
+            return Err(Error::invalid_config(
+                "backend",
+                "mpi",
+                contract::unavailable("mpi"),
+            ));
+        }
         BackendKind::Custom => {
             return Err(Error::invalid_config(
                 "backend",

@@ -16,7 +16,7 @@
 //! [`Error`] in its crate-private wire form.
 
 // Without the process backend (off Linux) only the MPI backend uses frames.
-#![cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#![cfg_attr(not(unix), allow(dead_code))]
 
 use crate::error::Error;
 use std::io::{Read, Write};

@@ -245,7 +245,7 @@ impl Error {
 
     /// The input of task `index` could not be encoded or decoded on its way
     /// to a worker process.
-    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn input_encoding(
         index: usize,
         total: usize,
@@ -336,6 +336,7 @@ impl Error {
     /// with [`context`](Error::context)); the `io::Error` is the
     /// [`source`](std::error::Error::source), so a report that walks the
     /// chain prints it once.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn os(backend: &str, call: &str, error: std::io::Error) -> Error {
         let mut wrapped = Error::backend(backend, format!("{call} failed"));
         wrapped.source = Some(Arc::new(error));
@@ -345,6 +346,7 @@ impl Error {
     /// The same backend error with `context` after its message ("fork
     /// failed" becomes "fork failed for worker 2"); other kinds as they
     /// are.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Error {
         if let Repr::Backend { message, .. } = &mut *self.kind {
             *message = format!("{message} {context}");

@@ -38,6 +38,7 @@ impl Error {
     }
 
     /// This error in its wire form (postcard bytes).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn to_wire(&self) -> Vec<u8> {
         // Encoding a plain enum of strings and integers into a Vec cannot
         // fail; an empty vector would decode as a garbled report.
@@ -46,6 +47,7 @@ impl Error {
 
     /// An error from its wire form; garbled bytes are a backend error that
     /// says so.
+    #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn from_wire(bytes: &[u8], backend: &str) -> Error {
         postcard::from_bytes::<ErrorWire>(bytes)
             .map(Error::from)

@@ -154,7 +154,7 @@ pub(crate) fn inside_worker_process() -> bool {
 }
 
 /// Marks this process as a pool worker process (called in a forked child).
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn mark_worker_process() {
     INSIDE_WORKER_PROCESS.store(true, Ordering::Relaxed);
 }

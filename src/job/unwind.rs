@@ -94,30 +94,12 @@ pub(crate) fn install_panic_hook() {
         }
         if super::inside_worker_process() {
             let message = format!("parpool worker {}: {info}\n", std::process::id());
-            write_stderr_unlocked(message.as_bytes());
+            crate::sys::write_stderr_unlocked(message.as_bytes());
         } else {
             previous(info);
         }
     }));
     HOOK_INSTALLED.store(true, Ordering::Release);
-}
-
-/// Writes to file descriptor 2 directly, taking no lock.
-fn write_stderr_unlocked(mut bytes: &[u8]) {
-    use std::io::Write;
-    use std::os::fd::FromRawFd;
-    // SAFETY: descriptor 2 is the process's stderr; the File is never
-    // dropped (ManuallyDrop), so it is not closed.
-    let stderr = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(2) });
-    let mut stderr: &std::fs::File = &stderr;
-    while !bytes.is_empty() {
-        match stderr.write(bytes) {
-            Ok(0) => return,
-            Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return,
-        }
-    }
 }
 
 /// True while the calling thread runs a task of some pool.

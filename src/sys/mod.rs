@@ -1,29 +1,28 @@
-//! Operating-system calls shared by the crate's layers (one place for
-//! what differs by platform). Today: the huge-page hint for large fresh
-//! buffers, used by the codec, the process backend's reads and the MPI
-//! gather alike.
+//! Every operating-system call of the crate, in one place, so the layers
+//! above are the same on every platform.
+//!
+//! | what | Linux | other Unix (macOS, the BSDs, illumos) | not Unix (Windows) |
+//! |---|---|---|---|
+//! | fork, waitpid, kill, poll, mmap | POSIX, through rustix (libc for `fork`, `_exit`, `signal`) | the same | no process backend |
+//! | close-on-exec sockets and pipes | `SOCK_CLOEXEC`, `pipe2(O_CLOEXEC)` | `fcntl(FD_CLOEXEC)` right after | - |
+//! | no `SIGPIPE` on a send to a dead worker | `MSG_NOSIGNAL` | `SO_NOSIGPIPE` where it exists (Apple, FreeBSD, NetBSD, DragonFly), else `MSG_NOSIGNAL` (POSIX.1-2008); workers ignore `SIGPIPE` everywhere | - |
+//! | a worker dies with its parent | `prctl(PR_SET_PDEATHSIG)` | end-of-file on a pipe only the parent holds the write end of | - |
+//! | is this process single-threaded (fork without the forker thread) | `/proc/self/stat` | no: always the forker thread | - |
+//! | CPUs this process may use | `sched_getaffinity` | `sched_getaffinity` on FreeBSD (cpuset), else none | none |
+//! | CPUs online | `sysconf(_SC_NPROCESSORS_ONLN)` | the same | `available_parallelism` |
+//! | huge pages for large buffers | `madvise(MADV_HUGEPAGE)` | nothing (FreeBSD promotes superpages by itself) | nothing |
+//! | a raw write to stderr (no lock) | `write(2, ...)` | the same | `std::io::stderr` |
+//!
+//! `RUSTFLAGS="--cfg parpool_portable_unix"` makes Linux take the column
+//! of the other Unix systems, so those paths run in this crate's tests on
+//! Linux too (`.ci/run` runs the process and fault tests that way).
 
-/// Asks Linux to back `len` bytes at `start`, a fresh allocation about to
-/// be written in full, with transparent huge pages where it allows them
-/// (`madvise` mode): one fault and one clear per 2 MiB instead of per
-/// 4 KiB, which is most of the cost of a fresh buffer of hundreds of MB.
-/// A hint only; nothing changes where it is refused.
-pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        if len < 4 * HUGE {
-            return;
-        }
-        let first = (start as usize).next_multiple_of(HUGE);
-        let end = (start as usize + len) / HUGE * HUGE;
-        if end > first {
-            // SAFETY: madvise with MADV_HUGEPAGE only changes how the
-            // kernel backs pages of this process's own mapping, inside an
-            // allocation of `len` bytes; it never changes their contents.
-            unsafe { libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE) };
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (start, len);
-}
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub(crate) use unix::*;
+
+#[cfg(not(unix))]
+mod other;
+#[cfg(not(unix))]
+pub(crate) use other::*;

@@ -58,12 +58,17 @@ pub fn pool_threads() -> usize {
     })
 }
 
-/// Starts the process's shared thread pool, whose threads live as long as
-/// the process by design (as rayon's global pool's do): call it before
-/// counting threads.
-pub fn start_the_shared_thread_pool() {
+/// Starts what parpool keeps for the life of the process, by design: the
+/// shared thread pool (as rayon's global pool) and, off Linux's fast path,
+/// the pipe whose end-of-file tells workers their parent died. Call it
+/// before counting threads or descriptors.
+pub fn start_what_lives_with_the_process() {
     let shared = Pool::builder().kind(BackendKind::Threads).build().unwrap();
     assert_eq!(shared.map(|x: u8| x, [0, 1, 2]).unwrap(), [0, 1, 2]);
+    if BackendKind::AVAILABLE.contains(&BackendKind::Processes) {
+        let forked = processes(1).build().unwrap();
+        assert_eq!(forked.map(|x: u8| x, [0, 1, 2]).unwrap(), [0, 1, 2]);
+    }
 }
 
 /// Threads of this process.
@@ -256,7 +261,7 @@ pub fn without_location(message: impl std::fmt::Display) -> String {
 /// or shared mappings behind.
 pub fn alone_without_leaks(one_at_a_time: &std::sync::Mutex<()>, case: impl FnOnce()) {
     let _alone = one_at_a_time.lock().unwrap_or_else(|e| e.into_inner());
-    start_the_shared_thread_pool();
+    start_what_lives_with_the_process();
     let fds_before = open_fds();
     let children_before = children();
     let mappings_before = shared_mappings();

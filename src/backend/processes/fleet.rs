@@ -24,7 +24,7 @@ use super::shm::{IDLE, SharedMemory, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
 use crate::job::TaskLimits;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -36,7 +36,7 @@ pub(super) struct Fleet {
     limits: TaskLimits,
     /// The longest `poll` sleeps, so the driver can look at cancellation.
     wake: Duration,
-    parent_pid: libc::pid_t,
+    parent_pid: os::Pid,
     /// Forks the workers; dropped after them (field order), so the thread
     /// that forked a worker outlives it.
     forker: Arc<Forker>,
@@ -47,7 +47,7 @@ pub(super) struct Fleet {
 
 /// A running worker, as the parent sees it.
 struct Worker {
-    pid: libc::pid_t,
+    pid: os::Pid,
     /// The parent's end of the worker's socket.
     channel: OwnedFd,
     /// Bytes read but not yet cut into frames.
@@ -131,7 +131,7 @@ pub(super) enum Event {
 /// How a worker ended and what it was doing then.
 #[derive(Clone, Debug)]
 pub(super) struct Death {
-    status: libc::c_int,
+    status: os::ExitStatus,
     /// The chunk (or stream position) in its slot, or [`IDLE`].
     pub(super) chunk: usize,
     /// The item in its slot, or [`IDLE`].
@@ -164,7 +164,7 @@ impl Death {
     /// stand-in when a lost chunk's worker is not known.
     pub(super) fn unknown() -> Death {
         Death {
-            status: 0,
+            status: os::ExitStatus::CLEAN,
             chunk: IDLE,
             item: IDLE,
             timed_out: None,
@@ -175,7 +175,7 @@ impl Death {
 
     /// A worker that ended with wait status `status`, doing nothing.
     #[cfg(test)]
-    pub(super) fn exited(status: libc::c_int) -> Death {
+    pub(super) fn exited(status: os::ExitStatus) -> Death {
         Death {
             status,
             ..Death::unknown()
@@ -194,7 +194,7 @@ impl Death {
 
     /// True for a worker that ended its loop normally (exit status 0).
     pub(super) fn exited_cleanly(&self) -> bool {
-        libc::WIFEXITED(self.status) && libc::WEXITSTATUS(self.status) == 0
+        self.status.is_clean()
     }
 
     /// "killed by signal 6 (SIGABRT)", or what it wrote when it was
@@ -202,7 +202,7 @@ impl Death {
     pub(super) fn how(&self) -> String {
         match self.malformed {
             Some(_) => MALFORMED.to_string(),
-            None => os::describe_exit(self.status),
+            None => self.status.describe(),
         }
     }
 }
@@ -290,7 +290,6 @@ impl Fleet {
         for (slot, _) in &children {
             let for_worker = |error: Error| error.context(format_args!("for worker {slot}"));
             let (parent_end, child_end) = os::socket_pair().map_err(for_worker)?;
-            os::set_nonblocking(&parent_end).map_err(for_worker)?;
             let state = self.shared.slot(*slot);
             state.current_chunk.store(IDLE, Ordering::Release);
             state.current_item.store(IDLE, Ordering::Release);
@@ -380,8 +379,8 @@ impl Fleet {
                     if !os::is_alive(worker.pid) {
                         return Err(Error::backend("processes", "a worker died"));
                     }
-                    let fd = std::iter::once(worker.channel.as_raw_fd());
-                    os::poll(fd, libc::POLLOUT | libc::POLLIN, Duration::from_millis(100));
+                    let fd = std::iter::once(worker.channel.as_fd());
+                    os::poll(fd, os::Ready::ReadOrWrite, Duration::from_millis(100));
                     os::drain(&worker.channel, &mut worker.buffer)?;
                 }
             }
@@ -454,8 +453,8 @@ impl Fleet {
             Some(limit) => (limit / 4).clamp(Duration::from_millis(1), self.wake),
             None => self.wake,
         };
-        let fds = self.workers.iter().flatten().map(|w| w.channel.as_raw_fd());
-        os::poll(fds, libc::POLLIN, interval);
+        let fds = self.workers.iter().flatten().map(|w| w.channel.as_fd());
+        os::poll(fds, os::Ready::Read, interval);
         let mut events = Vec::new();
         for slot in 0..self.workers.len() {
             self.read(slot, &mut events);
@@ -618,7 +617,7 @@ struct Watchdog {
 impl Watchdog {
     /// Reads the worker's slot and kills `pid` if the worker has been on
     /// the same item for longer than `limit`.
-    fn check(&mut self, slot: &WorkerSlot, pid: libc::pid_t, limit: Duration, now: Instant) {
+    fn check(&mut self, slot: &WorkerSlot, pid: os::Pid, limit: Duration, now: Instant) {
         if self.timed_out.is_some() {
             return;
         }
@@ -647,7 +646,7 @@ mod tests {
 
     #[test]
     fn a_timeout_names_the_item_the_watchdog_saw() {
-        let mut timed = Death::exited(9);
+        let mut timed = Death::exited(os::ExitStatus::from_raw(9));
         timed.timed_out = Some((7, Duration::from_millis(1500)));
         timed.limit = Some(Duration::from_secs(1));
         let error = timed.error(5, 10);

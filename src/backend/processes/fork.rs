@@ -10,6 +10,7 @@
 use super::os;
 use crate::error::Error;
 use crate::job::{self, unwind};
+use crate::sys;
 use std::convert::Infallible;
 use std::io::Write;
 use std::os::fd::RawFd;
@@ -47,7 +48,7 @@ type Handoff = Arc<Mutex<Option<Bodies>>>;
 /// What the forker thread is asked to do.
 struct Request {
     bodies: Handoff,
-    answer: mpsc::Sender<Vec<Result<libc::pid_t, Error>>>,
+    answer: mpsc::Sender<Vec<Result<os::Pid, Error>>>,
 }
 
 /// Forks the worker processes of one backend (its calls, streams and
@@ -123,16 +124,22 @@ impl Forker {
     pub(super) unsafe fn fork_many(
         &self,
         bodies: Vec<ChildBody<'_>>,
-    ) -> Vec<Result<libc::pid_t, Error>> {
+    ) -> Vec<Result<os::Pid, Error>> {
         unwind::install_panic_hook();
         let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let count = bodies.len();
+        if let Err(error) = sys::before_fork() {
+            // No way for the children to notice the parent's death: fork
+            // none, and say why for each.
+            let error = os::os_error("pipe", error);
+            return (0..count).map(|_| Err(error.clone())).collect();
+        }
         // SAFETY: only the lifetime changes. The bodies outlive this call
         // only in a handoff that a stuck forker still holds, and this call
         // takes them out of it before returning, so the forker never
         // touches them.
         let bodies: Vec<ChildBody<'static>> = unsafe { std::mem::transmute(bodies) };
-        if single_threaded() {
+        if sys::single_threaded() {
             // No other thread exists to hold stdout or stderr (and none can
             // start: this is the only thread), so this one takes them at
             // once and forks itself, sparing the forker's round trip.
@@ -204,19 +211,6 @@ fn take(handoff: &Mutex<Option<Bodies>>) -> Option<Bodies> {
     handoff.lock().unwrap_or_else(|e| e.into_inner()).take()
 }
 
-/// True if this process has one thread, the caller (from
-/// `/proc/self/stat`; false if it cannot be read).
-fn single_threaded() -> bool {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return false;
-    };
-    // "pid (comm) state ppid ...": comm may hold anything, so count the
-    // fields after its closing parenthesis; num_threads is field 20.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
-        .is_some_and(|threads| threads == "1")
-}
-
 /// The stdout and stderr locks of this thread, stdout flushed first (what
 /// is buffered is printed once, here, not by every child).
 fn stdio_locks() -> (std::io::StdoutLock<'static>, std::io::StderrLock<'static>) {
@@ -235,7 +229,7 @@ fn stdio_locks() -> (std::io::StdoutLock<'static>, std::io::StderrLock<'static>)
 unsafe fn fork_holding(
     bodies: Vec<ChildBody<'_>>,
     locks: (std::io::StdoutLock<'static>, std::io::StderrLock<'static>),
-) -> Vec<Result<libc::pid_t, Error>> {
+) -> Vec<Result<os::Pid, Error>> {
     let mut locks = Some(locks);
     // SAFETY: passed on from this function's contract.
     let pids = unsafe { fork_each(bodies, || drop(locks.take())) };
@@ -279,7 +273,7 @@ pub(super) fn flush_stdout() -> std::io::Result<()> {
 /// # Safety
 ///
 /// As for [`Forker::fork_many`].
-unsafe fn fork_here(bodies: Vec<ChildBody<'_>>) -> Vec<Result<libc::pid_t, Error>> {
+unsafe fn fork_here(bodies: Vec<ChildBody<'_>>) -> Vec<Result<os::Pid, Error>> {
     // SAFETY: passed on from this function's contract.
     unsafe { fork_each(bodies, || STDOUT_MAY_BE_HELD.store(true, Ordering::Relaxed)) }
 }
@@ -292,37 +286,39 @@ unsafe fn fork_here(bodies: Vec<ChildBody<'_>>) -> Vec<Result<libc::pid_t, Error
 unsafe fn fork_each(
     bodies: Vec<ChildBody<'_>>,
     mut prepare: impl FnMut(),
-) -> Vec<Result<libc::pid_t, Error>> {
+) -> Vec<Result<os::Pid, Error>> {
     let mut pids = Vec::with_capacity(bodies.len());
     for body in bodies {
         // SAFETY: fork has no memory-safety preconditions of its own; what
         // the child does is the caller's contract.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
+        let pid = unsafe { sys::fork() };
+        if let Ok(None) = pid {
             prepare();
             body();
         }
         // In the parent: the owner waits for the answer (or forks here), so
         // the body's borrows are alive.
         drop(body);
-        pids.push(if pid < 0 {
-            Err(os::os_error("fork"))
-        } else {
-            Ok(pid)
+        pids.push(match pid {
+            Ok(pid) => Ok(pid.expect("the child never gets here")),
+            Err(error) => Err(os::os_error("fork", error)),
         });
     }
     pids
 }
 
-/// Prepares a freshly forked worker: dies with the parent, closes the
+/// Prepares a freshly forked worker: dies with the parent, ignores
+/// `SIGPIPE` (a parent gone is an error on its socket), closes the
 /// parent's descriptors it does not use, marks itself as a worker (so pools
 /// used inside its tasks run serially and progress meters stay quiet).
-pub(super) fn enter_child(parent_pid: libc::pid_t, close: &[RawFd]) {
-    die_with_parent(parent_pid);
+pub(super) fn enter_child(parent_pid: os::Pid, close: &[RawFd]) {
+    sys::die_with_parent(parent_pid);
+    sys::ignore_sigpipe();
     for &fd in close {
         // SAFETY: these descriptors are the parent's, copied by fork; this
-        // child never uses them, and nothing else in it owns them.
-        unsafe { libc::close(fd) };
+        // child never uses them, and the parent's values that own them never
+        // run their destructors here.
+        unsafe { sys::close_inherited(fd) };
     }
     job::mark_worker_process();
 }
@@ -388,22 +384,5 @@ fn exit_child(outcome: std::thread::Result<std::io::Result<()>>) -> Infallible {
         Ok(Err(_)) => 3, // the channel broke: the parent is gone or stopped us
         Err(_) => 70,    // a bug in this backend, not in a task
     };
-    // SAFETY: _exit ends the process at once, without running atexit
-    // handlers or destructors that belong to the parent's state.
-    unsafe { libc::_exit(code) }
-}
-
-/// Asks the kernel to kill this child when its parent dies, and exits if
-/// the parent already has (it would otherwise have been reparented).
-fn die_with_parent(parent_pid: libc::pid_t) {
-    // SAFETY: PR_SET_PDEATHSIG takes a signal number and has no memory
-    // effects.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != parent_pid {
-        // SAFETY: as in exit_child.
-        unsafe { libc::_exit(4) };
-    }
+    sys::exit_now(code)
 }

@@ -49,8 +49,9 @@
 //! - **No leaks**: every path out of `run` (success, failure, or an error of
 //!   the backend itself) kills and reaps every child, closes every pipe and
 //!   unmaps the shared memory. Children die with the parent
-//!   (`PR_SET_PDEATHSIG` on Linux) and exit at once if the parent is already
-//!   gone when they start.
+//!   (`PR_SET_PDEATHSIG` on Linux; elsewhere a thread of theirs reads
+//!   end-of-file on a pipe whose write end only the parent holds) and exit
+//!   at once if the parent is already gone when they start.
 //!
 //! # Fork hazards, and what this backend does about them
 //!
@@ -132,7 +133,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `os.rs` | the libc wrappers (sockets, `poll`, `waitpid`, `kill`) |
+//! | `os.rs` | the OS calls of [`crate::sys`] (sockets, `poll`, `waitpid`, `kill`) with this crate's errors |
 //! | `shm.rs` | the shared mapping: claim counter, stop flag, worker slots |
 //! | `fork.rs` | the child side: `fork` with its `# Safety` contract, start and exit of a worker |
 //! | `fleet.rs` | the one supervisor: spawn, poll, reap, watchdog, crash attribution |
@@ -142,10 +143,11 @@
 //!
 //! # Platforms
 //!
-//! Linux only: the backend relies on `SOCK_CLOEXEC`, `MSG_NOSIGNAL` and
-//! `PR_SET_PDEATHSIG`, which macOS lacks, and it is tested on Linux alone.
-//! Elsewhere `BackendKind::Processes` does not exist and
-//! `PARPOOL_BACKEND=processes` is an error that says so.
+//! Every Unix: the OS calls are in `crate::sys`, which keeps Linux's fast
+//! paths and gives every other Unix a fallback for each (tested on Linux
+//! with `--cfg parpool_portable_unix`). Without `fork` (Windows),
+//! `ProcessesBackend::new`, the builder and `PARPOOL_BACKEND=processes`
+//! are an error that names the platform.
 
 mod call;
 mod fleet;

@@ -97,8 +97,8 @@ impl ChunkRetries {
 mod tests {
     use super::*;
 
-    fn death(status: libc::c_int) -> Death {
-        Death::exited(status)
+    fn death(status: i32) -> Death {
+        Death::exited(crate::sys::ExitStatus::from_raw(status))
     }
 
     #[test]

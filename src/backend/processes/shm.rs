@@ -95,49 +95,25 @@ pub(super) fn revoke_queued(slot: &WorkerSlot, seq: usize) -> bool {
 
 /// An anonymous `MAP_SHARED` mapping: a header and one slot per worker.
 pub(super) struct SharedMemory {
-    base: *mut libc::c_void,
-    length: usize,
+    mapping: crate::sys::SharedMapping,
     slots: usize,
 }
-
-// SAFETY: the mapping is owned by this value and only reached through it;
-// everything in it is an atomic, so moving the owner to another thread is
-// fine.
-unsafe impl Send for SharedMemory {}
 
 impl SharedMemory {
     pub(super) fn new(slots: usize) -> Result<SharedMemory, Error> {
         let length =
             std::mem::size_of::<SharedHeader>() + slots * std::mem::size_of::<WorkerSlot>();
-        // SAFETY: an anonymous mapping with no address hint touches no
-        // existing memory; the result is checked below.
-        let base = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                length,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if base == libc::MAP_FAILED {
-            return Err(os_error("mmap"));
-        }
         // The mapping is zero-filled: next_chunk 0, stop false; slots are
         // set to IDLE before each fork.
-        Ok(SharedMemory {
-            base,
-            length,
-            slots,
-        })
+        let mapping = crate::sys::SharedMapping::new(length).map_err(|e| os_error("mmap", e))?;
+        Ok(SharedMemory { mapping, slots })
     }
 
     pub(super) fn header(&self) -> &SharedHeader {
         // SAFETY: the mapping is page-aligned, at least as long as the
         // header, zero-initialized (a valid SharedHeader) and lives as long
         // as `self`. The fields are atomics, so sharing with children is fine.
-        unsafe { &*self.base.cast::<SharedHeader>() }
+        unsafe { &*self.mapping.as_ptr().cast::<SharedHeader>() }
     }
 
     pub(super) fn slot(&self, index: usize) -> &WorkerSlot {
@@ -147,20 +123,12 @@ impl SharedMemory {
         // usize-sized atomics, the header padded to a usize multiple).
         unsafe {
             &*self
-                .base
-                .cast::<u8>()
+                .mapping
+                .as_ptr()
                 .add(std::mem::size_of::<SharedHeader>())
                 .cast::<WorkerSlot>()
                 .add(index)
         }
-    }
-}
-
-impl Drop for SharedMemory {
-    fn drop(&mut self) {
-        // SAFETY: base and length come from the successful mmap in `new`,
-        // and no reference into the mapping outlives `self`.
-        unsafe { libc::munmap(self.base, self.length) };
     }
 }
 
