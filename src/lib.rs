@@ -54,7 +54,7 @@
 //! | `Serial` | `serial` | in order on the calling thread |
 //! | `Threads` | `threads` (default) | on the process's shared rayon thread pool, or one of the pool's own |
 //! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank |
-//! | `Processes` | `processes` (Linux) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
+//! | `Processes` | `processes` (every Unix) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
 //!
 //! Write your own with the [`Backend`] trait: implementing
 //! [`run`](Backend::run) alone gives it every call, streams, sessions,
@@ -83,9 +83,12 @@
 //!   replaces it. [`leave_panic_hook_alone`] opts out.
 //! - **Child processes** (process backend): forked per call or per
 //!   session, reaped before the call or session returns; they die with the
-//!   caller (`PR_SET_PDEATHSIG`). A helper thread (`parpool-fork`) may
-//!   fork on the caller's behalf while another thread holds stdout; it
-//!   ends with the backend.
+//!   caller (Linux: `PR_SET_PDEATHSIG`; other Unix systems: each worker
+//!   watches a pipe whose write end only the caller holds, and the caller
+//!   keeps that pipe, two descriptors, from the first fork to its end).
+//!   Workers ignore `SIGPIPE`; your process's disposition is left alone.
+//!   A helper thread (`parpool-fork`) may fork on the caller's behalf
+//!   while another thread holds stdout; it ends with the backend.
 //! - **MPI** (feature `mpi`): the first MPI pool initializes MPI and
 //!   registers an `atexit` handler that finalizes it; a helper thread
 //!   (`parpool-mpi-progress`) drives MPI progress while a stream is open.

@@ -6,7 +6,9 @@
 //! Each case counts the threads of a whole process, so it runs in a
 //! re-executed copy of this test binary (alone there, with a time limit,
 //! so a hang fails the test instead of stalling CI).
-#![cfg(target_os = "linux")]
+// Worker processes need fork: these run on every Unix; on Windows,
+// tests/config.rs checks that asking for them is a clear error.
+#![cfg(unix)]
 
 mod common;
 
@@ -254,7 +256,7 @@ fn os_error_chain() {
     // SAFETY: getrlimit and setrlimit write and read the struct given.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = highest + 1;
+        limit.rlim_cur = (highest + 1) as libc::rlim_t;
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
     }
     // Fill every free descriptor below the limit, so the next one fails.

@@ -81,6 +81,46 @@ fn a_backend_not_compiled_in_says_so() {
         || {
             let message = Pool::from_env().unwrap_err().to_string();
             assert!(message.contains("not in this build"), "{message}");
+            // The same in code: the kind exists in every build.
+            let error = Pool::builder().kind(BackendKind::Mpi).build().unwrap_err();
+            assert!(error.is_invalid_config(), "{error}");
+            assert!(error.to_string().contains("--features mpi"), "{error}");
+            assert!(!BackendKind::AVAILABLE.contains(&BackendKind::Mpi));
+        },
+    );
+}
+
+/// Worker processes run on every Unix; where there is no `fork`, asking
+/// for them, in code or in the environment, is an error naming the
+/// platform, and nothing panics.
+#[test]
+fn processes_run_where_there_is_fork_and_are_a_clear_error_elsewhere() {
+    let built = Pool::builder()
+        .kind(BackendKind::Processes)
+        .workers(2)
+        .build();
+    let direct = parpool::backend::ProcessesBackend::new(2);
+    let available = BackendKind::AVAILABLE.contains(&BackendKind::Processes);
+    assert_eq!(available, cfg!(unix));
+    if cfg!(unix) {
+        assert_eq!(built.unwrap().map(|x: u8| x + 1, [1, 2]).unwrap(), [2, 3]);
+        assert!(direct.is_ok());
+        return;
+    }
+    for error in [built.unwrap_err(), direct.unwrap_err()] {
+        assert!(error.is_invalid_config(), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("needs fork"), "{message}");
+        assert!(message.contains(std::env::consts::OS), "{message}");
+    }
+    with_env(
+        &[
+            ("PARPOOL_BACKEND", Some("processes")),
+            ("PARPOOL_WORKERS", None),
+        ],
+        || {
+            let message = Pool::from_env().unwrap_err().to_string();
+            assert!(message.contains(std::env::consts::OS), "{message}");
         },
     );
 }
@@ -221,8 +261,7 @@ fn settings_a_backend_cannot_honour_are_rejected_by_name() {
                     .is_ok()
             );
             assert!(Pool::local().kind() == BackendKind::Threads);
-            #[cfg(target_os = "linux")]
-            {
+            if cfg!(unix) {
                 let processes = Pool::builder()
                     .kind(BackendKind::Processes)
                     .workers(2)

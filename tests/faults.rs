@@ -6,7 +6,9 @@
 //! Risky cases run in a re-executed child with a time limit, so a hang is
 //! a failure, never a stuck run; the child checks its own descriptors,
 //! children and threads before and after. The others count this process's.
-#![cfg(target_os = "linux")]
+// Worker processes need fork: these run on every Unix; on Windows,
+// tests/config.rs checks that asking for them is a clear error.
+#![cfg(unix)]
 
 mod common;
 

@@ -143,7 +143,6 @@ fn streams_sessions_failures_and_cancellation_work_without_serde() {
 
 #[test]
 fn settings_that_leave_the_process_are_errors_but_the_environment_gives_threads() {
-    #[cfg(target_os = "linux")]
     {
         let error = Pool::builder()
             .kind(BackendKind::Processes)

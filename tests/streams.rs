@@ -212,7 +212,7 @@ fn streams_forward_the_size_of_their_input_failed_items_included() {
     });
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn process_streams_survive_crashes_and_timeouts() {
     without_leaks(|| {
@@ -260,7 +260,7 @@ fn process_streams_survive_crashes_and_timeouts() {
     });
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn process_streams_retry_on_a_fresh_worker() {
     without_leaks(|| {
@@ -293,7 +293,7 @@ fn process_streams_retry_on_a_fresh_worker() {
     });
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn large_items_and_results_both_ways_do_not_deadlock() {
     // 4 MiB in and out per item, far more than a socket buffer, with the
@@ -501,7 +501,7 @@ fn a_panicking_init_names_the_first_item_of_its_chunk() {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_session_forks_once_and_serves_many_calls() {
     without_leaks(|| {
@@ -534,7 +534,7 @@ fn a_session_forks_once_and_serves_many_calls() {
     });
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn a_session_replaces_a_crashed_worker_and_stays_usable() {
     without_leaks(|| {
@@ -577,7 +577,7 @@ fn sessions_work_on_every_backend() {
     }
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(unix)]
 #[test]
 fn inputs_that_fail_to_travel_are_errors_naming_the_item() {
     use serde::{Serialize, Serializer};

@@ -109,20 +109,31 @@ pub fn settles_to(expected: usize, measure: impl Fn() -> usize) -> usize {
 
 /// Counters in an anonymous shared mapping, so that tasks running in forked
 /// worker processes can count too (a plain atomic would count in the
-/// child's copy only).
+/// child's copy only). Without `fork` (Windows), plain memory.
 pub struct SharedCounters {
     base: *mut std::sync::atomic::AtomicUsize,
     len: usize,
 }
 
-// SAFETY: the mapping holds atomics only and lives as long as the value.
+// SAFETY: the memory holds atomics only and lives as long as the value.
 unsafe impl Sync for SharedCounters {}
 // SAFETY: as above.
 unsafe impl Send for SharedCounters {}
 
 impl SharedCounters {
     pub fn new(len: usize) -> SharedCounters {
-        let bytes = len.max(1) * std::mem::size_of::<usize>();
+        SharedCounters {
+            base: Self::allocate(Self::bytes(len)).cast(),
+            len,
+        }
+    }
+
+    fn bytes(len: usize) -> usize {
+        len.max(1) * std::mem::size_of::<usize>()
+    }
+
+    #[cfg(unix)]
+    fn allocate(bytes: usize) -> *mut u8 {
         // SAFETY: a fresh anonymous mapping; checked below. Zeroed memory is
         // a valid array of AtomicUsize.
         let base = unsafe {
@@ -136,15 +147,18 @@ impl SharedCounters {
             )
         };
         assert_ne!(base, libc::MAP_FAILED, "mmap failed");
-        SharedCounters {
-            base: base.cast(),
-            len,
-        }
+        base.cast()
+    }
+
+    #[cfg(not(unix))]
+    fn allocate(bytes: usize) -> *mut u8 {
+        let words = vec![0usize; bytes / std::mem::size_of::<usize>()];
+        Box::into_raw(words.into_boxed_slice()).cast()
     }
 
     pub fn get(&self, index: usize) -> &std::sync::atomic::AtomicUsize {
         assert!(index < self.len);
-        // SAFETY: index < len, inside the mapping.
+        // SAFETY: index < len, inside the memory.
         unsafe { &*self.base.add(index) }
     }
 
@@ -159,14 +173,22 @@ impl SharedCounters {
 }
 
 impl Drop for SharedCounters {
+    #[cfg(unix)]
     fn drop(&mut self) {
         // SAFETY: the mapping from `new`, unmapped once.
-        unsafe {
-            libc::munmap(
-                self.base.cast(),
-                self.len.max(1) * std::mem::size_of::<usize>(),
-            )
-        };
+        unsafe { libc::munmap(self.base.cast(), Self::bytes(self.len)) };
+    }
+
+    #[cfg(not(unix))]
+    fn drop(&mut self) {
+        let words = Self::bytes(self.len) / std::mem::size_of::<usize>();
+        // SAFETY: the boxed slice from `allocate`, freed once.
+        drop(unsafe {
+            Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.base.cast::<usize>(),
+                words,
+            ))
+        });
     }
 }
 

@@ -1,5 +1,5 @@
 //! The process backend: forked workers with fault isolation, timeouts and
-//! retries (Linux).
+//! retries (every Unix).
 //!
 //! # How a call runs
 //!
