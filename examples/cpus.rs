@@ -16,20 +16,24 @@ use parpool::cpus::{self, CpuSource};
 fn main() -> Result<(), parpool::Error> {
     let cpus = cpus::available();
     if let Some(rank) = launcher_rank() {
-        // One line per rank: the lines of several ranks interleave.
+        // One line per rank, then the rank's notes, each naming the rank:
+        // the lines of several ranks interleave.
         println!(
             "rank {rank}: {} worker(s), decided by {}; may run on CPUs {}",
             cpus.count(),
             cpus.source(),
             allowed_cpus()
         );
+        for line in notes(&cpus) {
+            println!("rank {rank}:   {line}");
+        }
         return Ok(());
     }
     println!("parpool will use {} worker(s)", cpus.count());
     println!("  decided by: {}", cpus.source());
     println!("  this machine has {} online CPU(s)", cpus.hardware());
-    for note in cpus.ignored() {
-        println!("  note: {note}");
+    for line in notes(&cpus) {
+        println!("  {line}");
     }
     println!();
     println!("{}", advice(cpus.source()));
@@ -42,6 +46,18 @@ fn main() -> Result<(), parpool::Error> {
         pool.workers()
     );
     Ok(())
+}
+
+/// What the other limits said, and the settings that were ignored.
+fn notes(cpus: &cpus::Cpus) -> Vec<String> {
+    let mut lines: Vec<String> = cpus
+        .considered()
+        .iter()
+        .filter(|(source, _)| source != cpus.source())
+        .map(|(source, count)| format!("also considered: {source} allows {count}"))
+        .collect();
+    lines.extend(cpus.ignored().iter().map(|note| format!("note: {note}")));
+    lines
 }
 
 /// This process's rank, if an MPI launcher or Slurm started it.

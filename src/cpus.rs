@@ -1,21 +1,27 @@
 //! How many CPUs this process may use, and where that number came from.
 //!
-//! [`available`] answers "how many workers should a pool start?" by asking,
-//! in this order, and stopping at the first that answers:
+//! [`available`] answers "how many workers should a pool start?":
 //!
-//! 1. `PARPOOL_WORKERS`, the user's explicit choice;
-//! 2. the batch scheduler's allocation for this task: `SLURM_CPUS_PER_TASK`
-//!    (Slurm's `-c` / `--cpus-per-task`), then `NCPUS` (PBS Pro);
-//! 3. the smaller of the process's CPU affinity mask (`taskset`, `numactl`,
-//!    Slurm's and MPI launchers' CPU binding) and the cgroup CPU quota
-//!    (containers, Kubernetes limits, systemd slices; cgroup v2 `cpu.max` or
-//!    v1 `cpu.cfs_quota_us`, rounded up), whichever limits more;
-//! 4. the number of online CPUs of the machine.
+//! 1. `PARPOOL_WORKERS`, the user's explicit choice, if set;
+//! 2. otherwise the smallest of every limit it finds:
+//!    - the batch scheduler's allocation for this task:
+//!      `SLURM_CPUS_PER_TASK` (Slurm's `-c` / `--cpus-per-task`), else
+//!      `NCPUS` (PBS Pro);
+//!    - the process's CPU affinity mask (`taskset`, `numactl`, Slurm's and
+//!      MPI launchers' CPU binding);
+//!    - the cgroup CPU quota (containers, Kubernetes limits, systemd
+//!      slices; cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`, rounded up);
+//! 3. the number of online CPUs of the machine, if nothing limits it.
 //!
-//! The returned [`Cpus`] carries the count and the [`CpuSource`], so a
-//! program can say why it chose what it chose (`cargo run --example cpus`).
-//! Values that were present but unusable (`SLURM_CPUS_PER_TASK=abc`) are
-//! skipped and listed in [`Cpus::ignored`].
+//! The smallest wins because each is a real limit: under `salloc -c 2`
+//! then `srun -n 2`, Slurm still says 2 CPUs per task while binding each
+//! task to 1, and two threads on one CPU only take turns. The returned
+//! [`Cpus`] carries the count, the [`CpuSource`] that decided it and what
+//! every other limit said ([`Cpus::considered`]), so a program can say why
+//! it chose what it chose (`cargo run --example cpus`). Values that were
+//! present but unusable (`SLURM_CPUS_PER_TASK=abc`, `NCPUS=0`) are
+//! skipped and listed in [`Cpus::ignored`]; an unusable `PARPOOL_WORKERS`
+//! is an error when a pool is built (`Pool::from_env`).
 //!
 //! Why not just the hardware count: on a shared cluster node the hardware
 //! count is the whole node (say 128) while the job was given 2 CPUs; a pool
@@ -37,6 +43,7 @@ pub struct Cpus {
     count: usize,
     source: CpuSource,
     hardware: usize,
+    considered: Vec<(CpuSource, usize)>,
     ignored: Vec<String>,
 }
 
@@ -56,7 +63,8 @@ pub enum CpuSource {
         /// The variable that held the count.
         variable: &'static str,
     },
-    /// The CPU affinity mask allows fewer CPUs than the machine has.
+    /// The CPU affinity mask allows fewer CPUs than the machine has (or
+    /// than the other limits allow).
     AffinityMask,
     /// A cgroup CPU quota allows fewer CPUs than the affinity mask.
     CgroupQuota {
@@ -85,6 +93,14 @@ impl Cpus {
     /// The number of online CPUs of the whole machine.
     pub fn hardware(&self) -> usize {
         self.hardware
+    }
+
+    /// Every limit found and the count it allows, the deciding one
+    /// included, in the order of the [module docs](self): so a program can
+    /// say, for example, that Slurm allocated 2 CPUs but the binding allows
+    /// 1. Empty when `PARPOOL_WORKERS` decided.
+    pub fn considered(&self) -> &[(CpuSource, usize)] {
+        &self.considered
     }
 
     /// Settings that were present but unusable, and why they were skipped.
@@ -216,44 +232,57 @@ pub(crate) fn detect(probe: &dyn Probe) -> Cpus {
             .map_err(|reason| ignored.push(format!("{variable}={text:?} ignored: {reason}")))
             .ok()
     };
-    let mut chosen = found(WORKERS_VARIABLE).map(|count| {
-        (
+    if let Some(count) = found(WORKERS_VARIABLE) {
+        return Cpus {
             count,
-            CpuSource::EnvOverride {
+            source: CpuSource::EnvOverride {
                 variable: WORKERS_VARIABLE,
             },
-        )
-    });
-    for (variable, scheduler) in SCHEDULER_VARIABLES {
-        if chosen.is_none() {
-            chosen = found(variable).map(|count| {
+            hardware,
+            considered: Vec::new(),
+            ignored,
+        };
+    }
+    let mut considered = Vec::new();
+    let scheduler = SCHEDULER_VARIABLES
+        .iter()
+        .find_map(|&(variable, scheduler)| {
+            found(variable).map(|count| {
                 (
-                    count,
                     CpuSource::Scheduler {
                         scheduler,
                         variable,
                     },
+                    count,
                 )
-            });
+            })
+        });
+    considered.extend(scheduler);
+    if let Some(mask) = probe.affinity_count() {
+        // A mask of every CPU is no limit: the machine's count says it.
+        if mask < hardware {
+            considered.push((CpuSource::AffinityMask, mask.max(1)));
         }
     }
-    let (count, source) = chosen.unwrap_or_else(|| {
-        let mut best = (hardware, CpuSource::Hardware);
-        if let Some(mask) = probe.affinity_count().filter(|&mask| mask < best.0) {
-            best = (mask.max(1), CpuSource::AffinityMask);
-        }
-        if let Some((quota, source)) =
-            cgroup_quota(&probe.cgroup_root(), probe.proc_self_cgroup().as_deref())
-            && quota < best.0
-        {
-            best = (quota, source);
-        }
-        best
-    });
+    considered.extend(
+        cgroup_quota(&probe.cgroup_root(), probe.proc_self_cgroup().as_deref())
+            .map(|(count, source)| (source, count)),
+    );
+    considered.push((CpuSource::Hardware, hardware));
+    // The smallest limit; on a tie the earlier one (the more specific).
+    let (source, count) = considered
+        .iter()
+        .fold(None::<&(CpuSource, usize)>, |best, candidate| match best {
+            Some(best) if best.1 <= candidate.1 => Some(best),
+            _ => Some(candidate),
+        })
+        .cloned()
+        .expect("the hardware count is always there");
     Cpus {
         count,
         source,
         hardware,
+        considered,
         ignored,
     }
 }
@@ -442,6 +471,64 @@ mod tests {
         assert_eq!(
             cpus.ignored(),
             ["PARPOOL_WORKERS=\"lots\" ignored: not a positive integer"]
+        );
+    }
+
+    #[test]
+    fn a_binding_narrower_than_the_allocation_wins_and_both_are_reported() {
+        // `salloc -c 2`, then `srun -n 2`: each task bound to 1 CPU.
+        for variable in ["SLURM_CPUS_PER_TASK", "NCPUS"] {
+            let mut probe = FakeProbe::new(&format!("narrow-{variable}"));
+            probe.env.insert(variable, "2");
+            probe.affinity = Some(1);
+            let cpus = detect(&probe);
+            assert_eq!((cpus.count(), cpus.source()), (1, &CpuSource::AffinityMask));
+            let scheduler = cpus
+                .considered()
+                .iter()
+                .find(|(source, _)| matches!(source, CpuSource::Scheduler { .. }));
+            assert!(
+                matches!(scheduler, Some((CpuSource::Scheduler { variable: v, .. }, 2)) if *v == variable),
+                "{:?}",
+                cpus.considered()
+            );
+            assert!(cpus.considered().contains(&(CpuSource::Hardware, 64)));
+        }
+    }
+
+    #[test]
+    fn a_quota_narrower_than_the_allocation_wins_and_ties_name_the_scheduler() {
+        let mut probe = FakeProbe::new("quota-vs-slurm");
+        probe.env.insert("SLURM_CPUS_PER_TASK", "4");
+        probe.cgroup_lines = Some("0::/job\n");
+        probe.file("job/cpu.max", "300000 100000\n");
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 3);
+        assert!(matches!(cpus.source(), CpuSource::CgroupQuota { .. }));
+        probe.env.insert("SLURM_CPUS_PER_TASK", "3");
+        let cpus = detect(&probe);
+        assert_eq!(cpus.count(), 3);
+        assert!(
+            matches!(cpus.source(), CpuSource::Scheduler { .. }),
+            "{:?}",
+            cpus.source()
+        );
+    }
+
+    #[test]
+    fn unusable_scheduler_values_are_ignored_with_a_note() {
+        let mut probe = FakeProbe::new("bad-scheduler");
+        probe.env.insert("SLURM_CPUS_PER_TASK", "abc");
+        probe.env.insert("NCPUS", "0");
+        probe.affinity = Some(8);
+        let cpus = detect(&probe);
+        assert_eq!((cpus.count(), cpus.source()), (8, &CpuSource::AffinityMask));
+        assert_eq!(
+            cpus.ignored(),
+            [
+                "SLURM_CPUS_PER_TASK=\"abc\" ignored: not a positive integer",
+                "NCPUS=\"0\" ignored: must be at least 1"
+            ]
         );
     }
 

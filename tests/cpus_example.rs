@@ -54,16 +54,54 @@ fn the_cpus_example_reports_one_cpu_under_taskset() {
 
 #[test]
 fn the_cpus_example_follows_slurm() {
+    // One CPU is the least any machine has, so the allocation is the
+    // narrowest limit.
     let output = Command::new(cpus_example())
         .env_remove("PARPOOL_WORKERS")
         .env_remove("PARPOOL_BACKEND")
-        .env("SLURM_CPUS_PER_TASK", "5")
+        .env("SLURM_CPUS_PER_TASK", "1")
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("parpool will use 5 worker(s)"), "{stdout}");
+    assert!(stdout.contains("parpool will use 1 worker(s)"), "{stdout}");
     assert!(
-        stdout.contains("the Slurm allocation (SLURM_CPUS_PER_TASK)"),
+        stdout.contains("decided by: the Slurm allocation (SLURM_CPUS_PER_TASK)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn an_allocation_wider_than_the_machine_is_reported_but_not_used() {
+    let output = Command::new(cpus_example())
+        .env_remove("PARPOOL_WORKERS")
+        .env_remove("PARPOOL_BACKEND")
+        .env("SLURM_CPUS_PER_TASK", "100000")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("use 100000 worker(s)"), "{stdout}");
+    assert!(
+        stdout
+            .contains("also considered: the Slurm allocation (SLURM_CPUS_PER_TASK) allows 100000"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn notes_are_printed_in_the_per_rank_form_too() {
+    let output = Command::new(cpus_example())
+        .env_remove("PARPOOL_WORKERS")
+        .env_remove("PARPOOL_BACKEND")
+        .env("SLURM_PROCID", "3")
+        .env("SLURM_CPUS_PER_TASK", "lots")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("rank 3: "), "{stdout}");
+    assert!(
+        stdout.contains(
+            "rank 3:   note: SLURM_CPUS_PER_TASK=\"lots\" ignored: not a positive integer"
+        ),
         "{stdout}"
     );
 }
