@@ -13,17 +13,36 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Set in the environment of the launched ranks.
 const ROLE: &str = "PARPOOL_MPI_TEST_ROLE";
+
+/// How long one launch may take before it counts as hung. A debug build
+/// takes about 40 s for every scenario on 4 ranks oversubscribing 2 cores
+/// (the ranks spin while they wait for each other), and a loaded machine
+/// several times that.
+const HANG_LIMIT: Duration = Duration::from_secs(300);
 
 fn main() {
     match std::env::var(ROLE).as_deref() {
         Ok("rank") => rank_main(),
         Ok("crash") => crash_main(),
+        Ok("adopt") => adopt_main(),
+        Ok("singleton") => singleton_main(),
+        Ok("adopt-single") => adopt_single_main(),
         _ => launcher_main(),
     }
+}
+
+/// The launcher: `mpiexec`, or the words of `MPIEXEC` (for another MPI's,
+/// e.g. `mpiexec.openmpi --oversubscribe`).
+fn mpiexec_command() -> Command {
+    let words = std::env::var("MPIEXEC").unwrap_or_else(|_| "mpiexec".to_owned());
+    let mut words = words.split_whitespace();
+    let mut command = Command::new(words.next().expect("MPIEXEC names a program"));
+    command.args(words);
+    command
 }
 
 /// Runs `mpiexec -n ranks <this binary>` with `role`, killing it after
@@ -32,39 +51,28 @@ fn mpiexec(ranks: usize, role: &str, limit: Duration) -> (bool, String) {
     mpiexec_with(ranks, role, limit, &[])
 }
 
-/// [`mpiexec`] with extra environment variables for the ranks.
+/// [`mpiexec`] with extra environment variables for the ranks. Its output
+/// is read while it runs: ranks that print more than a pipe holds (panic
+/// backtraces under `RUST_BACKTRACE=1`) would otherwise block on writing,
+/// and look hung.
 fn mpiexec_with(ranks: usize, role: &str, limit: Duration, env: &[(&str, &str)]) -> (bool, String) {
     let me = std::env::current_exe().expect("own path");
-    let mut child = Command::new("mpiexec")
+    let mut command = mpiexec_command();
+    command
         .args(["-n", &ranks.to_string()])
         .arg(&me)
         .env(ROLE, role)
-        .envs(env.iter().copied())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("mpiexec is installed (see the README)");
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            let output = child.wait_with_output().expect("output");
-            let text = format!(
+        .envs(env.iter().copied());
+    match common::output_within(command, limit) {
+        Ok(output) => (
+            output.status.success(),
+            format!(
                 "{}{}",
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
-            );
-            return (status.success(), text);
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("output");
-            panic!(
-                "mpiexec -n {ranks} ({role}) hung for {limit:?}:\n{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+            ),
+        ),
+        Err(hung) => panic!("mpiexec -n {ranks} ({role}) hung: {hung}"),
     }
 }
 
@@ -83,7 +91,7 @@ fn launcher_main() {
     }
     println!("without mpiexec: every scenario passed as a single rank");
     for ranks in [1, 2, 4] {
-        let (success, output) = mpiexec(ranks, "rank", Duration::from_secs(120));
+        let (success, output) = mpiexec(ranks, "rank", HANG_LIMIT);
         assert!(success, "mpiexec -n {ranks} failed:\n{output}");
         for rank in 0..ranks {
             for scenario in SCENARIOS {
@@ -97,7 +105,7 @@ fn launcher_main() {
     // this one machine.
     let rma = [(parpool::backend::MPI_RMA_VARIABLE, "1")];
     for ranks in [2, 3] {
-        let (success, output) = mpiexec_with(ranks, "rank", Duration::from_secs(120), &rma);
+        let (success, output) = mpiexec_with(ranks, "rank", HANG_LIMIT, &rma);
         assert!(success, "mpiexec -n {ranks} (one-sided) failed:\n{output}");
         for rank in 0..ranks {
             for scenario in SCENARIOS {
@@ -107,6 +115,49 @@ fn launcher_main() {
         }
         println!("mpiexec -n {ranks} with one-sided atomics: every scenario passed on every rank");
     }
+    // A program that initialised MPI itself adopts the pool, on the world
+    // and on a sub-communicator, then makes its own collective.
+    for ranks in [1, 2, 4] {
+        let (success, output) = mpiexec(ranks, "adopt", HANG_LIMIT);
+        assert!(success, "mpiexec -n {ranks} (adopt) failed:\n{output}");
+        for rank in 0..ranks {
+            let line = format!("rank {rank}/{ranks} ok adopt");
+            assert!(output.contains(&line), "missing {line:?} in:\n{output}");
+        }
+        println!("mpiexec -n {ranks}: a program's own MPI adopted, sub-communicators too");
+    }
+    // Started by a launcher of several tasks that MPI did not join: a clear
+    // error, not a silent one-rank job. Each launcher's variable in turn.
+    for variable in ["SLURM_STEP_NUM_TASKS", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE"] {
+        let output = Command::new(&me)
+            .env(ROLE, "singleton")
+            .env(variable, "2")
+            .output()
+            .expect("runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{variable}: {text}");
+        assert!(text.contains("singleton: refused"), "{variable}: {text}");
+        assert!(text.contains(variable), "{variable}: {text}");
+        println!("{variable}=2 on a one-rank world: refused with the fix");
+    }
+    // A program's own MPI at MPI_THREAD_SINGLE is refused, naming the
+    // level the pool needs.
+    let output = Command::new(&me)
+        .env(ROLE, "adopt-single")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("adopt-single: ok"), "{text}");
+    println!("{}", text.trim());
     // A rank that dies (abort) must not leave mpiexec hanging.
     let (success, output) = mpiexec(2, "crash", Duration::from_secs(60));
     assert!(!success, "a dead rank must make mpiexec fail:\n{output}");
@@ -118,7 +169,7 @@ const SCENARIOS: &[&str] = &[
     "bit-identical-float-sum",
     "panic-on-one-rank-is-everyones-error",
     "try-map-keeps-going",
-    "64-mb-results",
+    "128-mb-of-results",
     "second-pool-reuses-mpi",
     "pi-matches-serial",
     "imap-and-sessions",
@@ -128,6 +179,7 @@ const SCENARIOS: &[&str] = &[
     "a-cancel-on-one-rank-is-everyones-error",
     "streams-overlap-and-stay-bounded",
     "streams-dropped-early-and-failed-sessions-go-on",
+    "map-gather-to-rank-0",
 ];
 
 fn rank_main() {
@@ -196,16 +248,20 @@ fn rank_main() {
     }
     ok("try-map-keeps-going");
 
-    // One 64 MB result per rank's chunk.
+    // 128 MB of results in all, one result per rank's chunk (64 MB each
+    // on 2 ranks). Compared a MiB at a time (memcmp): byte by byte, a debug
+    // build takes most of a minute.
+    let each = (128 << 20) / size;
     let big = one_item_chunks
-        .map(|x: usize| vec![x as u8; 64 << 20], 0..size)
+        .map(move |x: usize| vec![x as u8; each], 0..size)
         .unwrap();
-    assert!(
-        big.iter()
-            .enumerate()
-            .all(|(i, v)| v.len() == 64 << 20 && v.iter().all(|&b| b == i as u8))
-    );
-    ok("64-mb-results");
+    assert!(big.iter().enumerate().all(|(i, v)| {
+        let template = vec![i as u8; each.min(1 << 20)];
+        v.len() == each
+            && v.chunks(1 << 20)
+                .all(|piece| piece == &template[..piece.len()])
+    }));
+    ok("128-mb-of-results");
 
     let again = Pool::builder().kind(BackendKind::Mpi).build().unwrap();
     assert_eq!(again.map(|x: i32| -x, [1, 2, 3]).unwrap(), [-1, -2, -3]);
@@ -247,6 +303,7 @@ fn rank_main() {
     ok("imap-and-sessions");
 
     cluster_scale(rank, size, &ok);
+    map_gather(&pool, rank, &ok);
 }
 
 /// The scenarios of issue 14: threads in ranks, run-time balance, fail
@@ -439,6 +496,117 @@ fn cluster_scale(rank: usize, size: usize, ok: &dyn Fn(&str)) {
         (0..10).collect::<Vec<_>>()
     );
     ok("streams-dropped-early-and-failed-sessions-go-on");
+}
+
+/// `map_gather`: every result on rank 0 only, in order; a failure is every
+/// rank's `Err`; `map_reduce` is unchanged beside it.
+fn map_gather(pool: &Pool, rank: usize, ok: &dyn Fn(&str)) {
+    let serial = Pool::builder().kind(BackendKind::Serial).build().unwrap();
+    let square = |x: u64| x * x;
+    let gathered = pool.map_gather(square, 0..1000u64).unwrap();
+    let expected = serial.map(square, 0..1000u64).unwrap();
+    match rank {
+        0 => assert_eq!(gathered.as_deref(), Some(&expected[..])),
+        _ => assert!(gathered.is_none(), "rank {rank} got results"),
+    }
+    let empty = pool.map_gather(square, Vec::new()).unwrap();
+    assert_eq!(empty.is_some(), rank == 0);
+    let one_item_chunks = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .chunk_size(1)
+        .build()
+        .unwrap();
+    let error = one_item_chunks
+        .map_gather(
+            |x: u32| {
+                assert!(x != 7, "seven fails");
+                x
+            },
+            0..20,
+        )
+        .unwrap_err();
+    assert_eq!(
+        common::without_location(&error),
+        "task 7 of 20 panicked: seven fails"
+    );
+    let values: Vec<f64> = (0..10_000).map(|i| f64::from(i).sqrt()).collect();
+    let sum = pool.map_reduce(|x: f64| x * 1.5, values.clone(), 0.0, |a, b| a + b);
+    let reference = serial.map_reduce(|x: f64| x * 1.5, values, 0.0, |a, b| a + b);
+    assert_eq!(sum.unwrap().to_bits(), reference.unwrap().to_bits());
+    ok("map-gather-to-rank-0");
+}
+
+/// A program that initialises MPI itself (rsmpi, `MPI_THREAD_FUNNELED`),
+/// then uses pools on the world and on half of it, then makes its own
+/// collective, and finalises MPI itself when the universe drops.
+fn adopt_main() {
+    use mpi::traits::*;
+    let (universe, level) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+        .expect("the program initialises MPI");
+    assert!(level >= mpi::Threading::Funneled, "{level:?}");
+    let world = universe.world();
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let serial = Pool::builder().kind(BackendKind::Serial).build().unwrap();
+    let pool = Pool::builder().kind(BackendKind::Mpi).build().unwrap();
+    assert_eq!((pool.rank(), pool.ranks()), (rank, size));
+    let square = |x: u64| x * x;
+    let expected = serial.map(square, 0..500u64).unwrap();
+    assert_eq!(pool.map(square, 0..500u64).unwrap(), expected);
+    // Even and odd ranks each run a pool of their own, at the same time.
+    let color = mpi::topology::Color::with_value((rank % 2) as i32);
+    let half = world.split_by_color(color).expect("a color for every rank");
+    let backend = parpool::backend::MpiBackend::with_communicator(&half, 2).unwrap();
+    let sub = Pool::with_backend(backend);
+    assert_eq!(sub.ranks(), half.size() as usize);
+    assert_eq!(sub.rank(), half.rank() as usize);
+    assert_eq!(sub.map(square, 0..500u64).unwrap(), expected);
+    let gathered = sub.map_gather(square, 0..500u64).unwrap();
+    assert_eq!(gathered.is_some(), half.rank() == 0);
+    drop(sub);
+    drop(pool);
+    // The program's own collective, after the pools: MPI still works.
+    let mut total = 0usize;
+    world.all_reduce_into(&rank, &mut total, mpi::collective::SystemOperation::sum());
+    assert_eq!(total, size * (size - 1) / 2);
+    println!("rank {rank}/{size} ok adopt");
+    // The program's communicators go before MPI does.
+    drop(half);
+    drop(universe);
+}
+
+/// A program that initialised MPI at `MPI_THREAD_SINGLE`: the pool is an
+/// error naming the level it needs (or, if the library gave more than was
+/// asked, it works).
+fn adopt_single_main() {
+    let (universe, level) = mpi::initialize_with_threading(mpi::Threading::Single)
+        .expect("the program initialises MPI");
+    let built = Pool::builder().kind(BackendKind::Mpi).build();
+    if level == mpi::Threading::Single {
+        let message = built.expect_err("MPI_THREAD_SINGLE is refused").to_string();
+        assert!(message.contains("MPI_THREAD_FUNNELED"), "{message}");
+        assert!(message.contains("initialize_with_threading"), "{message}");
+        println!("adopt-single: ok: refused: {message}");
+    } else {
+        let pool = built.expect("the library gave more than SINGLE");
+        assert_eq!(pool.map(|x: u8| x, [1, 2]).unwrap(), [1, 2]);
+        println!("adopt-single: ok: the library gave {level:?}, and the pool used it");
+    }
+    drop(universe);
+}
+
+/// A one-rank world whose environment says a launcher started more: making
+/// the MPI pool must fail and say how to launch it.
+fn singleton_main() {
+    let error = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .build()
+        .expect_err("a one-rank world under a launcher of 2 tasks");
+    let message = error.to_string();
+    assert!(error.is_invalid_config(), "{message}");
+    assert!(message.contains("started 2 tasks"), "{message}");
+    assert!(message.contains("world has 1 rank"), "{message}");
+    assert!(message.contains("srun --mpi=pmi2"), "{message}");
+    println!("singleton: refused: {message}");
 }
 
 /// Rank 1 aborts inside a task; rank 0 would wait in the agreement step.

@@ -16,6 +16,8 @@ const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const FAILED: u8 = 3;
+/// Done, and its results dropped after they were sent elsewhere.
+const RELEASED: u8 = 4;
 
 /// Per-chunk state and the failure record, common to all job types.
 ///
@@ -172,6 +174,16 @@ impl ChunkBook {
         Error::cancelled("the call was cancelled before all tasks ran")
     }
 
+    /// Marks done chunk `chunk` released; true if it was done (the caller
+    /// may then drop its outputs, which nobody reads any more).
+    pub(super) fn release(&self, chunk: usize) -> bool {
+        self.states.get(chunk).is_some_and(|state| {
+            state
+                .compare_exchange(DONE, RELEASED, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
+    }
+
     pub(super) fn is_done(&self, chunk: usize) -> bool {
         self.states
             .get(chunk)
@@ -201,7 +213,7 @@ impl ChunkBook {
     }
 
     /// The failure with the lowest item index (errors without an index last).
-    fn first_failure(&self) -> Option<Error> {
+    pub(super) fn first_failure(&self) -> Option<Error> {
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures
             .iter()

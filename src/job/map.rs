@@ -33,6 +33,8 @@ pub(crate) struct MapJob<T, O, S, I, F> {
     failure_output: Option<fn(Error) -> O>,
     codec: Codec<O>,
     limits: TaskLimits,
+    /// Set for `map_gather`: results are wanted on rank 0 only.
+    to_root: bool,
 }
 
 impl<T, O, S, I, F> MapJob<T, O, S, I, F>
@@ -64,7 +66,20 @@ where
             failure_output,
             codec,
             limits,
+            to_root: false,
         }
+    }
+
+    /// Asks for the results on rank 0 only (`map_gather`).
+    pub(crate) fn gathered_to_root(mut self) -> Self {
+        self.to_root = true;
+        self
+    }
+
+    /// The failure of a call whose results went elsewhere (`map_gather` on
+    /// a rank other than 0): the first failure recorded, if any.
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.book.first_failure()
     }
 
     /// `Ok(outputs)` if every chunk is done, else the first failure.
@@ -241,5 +256,18 @@ where
 
     fn limits(&self) -> TaskLimits {
         self.limits
+    }
+
+    fn gathers_to_root(&self) -> bool {
+        self.to_root
+    }
+
+    fn release_chunk(&self, chunk: usize) {
+        if self.book.release(chunk) {
+            // SAFETY: the chunk was done and is now released, so nobody
+            // reads its slots (encoding and collecting need it done), and the
+            // state change happened once, here.
+            unsafe { self.outputs.release_chunk(chunk) };
+        }
     }
 }

@@ -106,6 +106,23 @@ pub trait Job: Sync + sealed::Sealed {
     /// The per-task limits of this call (timeout, retries), for backends
     /// that can enforce them.
     fn limits(&self) -> TaskLimits;
+
+    /// True for [`map_gather`](crate::Pool::map_gather): only rank 0 needs
+    /// every result. A backend with several ranks sends the results there
+    /// and nowhere else; on the other ranks the job stays incomplete, and
+    /// that is expected. A backend of one rank ignores it.
+    fn gathers_to_root(&self) -> bool {
+        false
+    }
+
+    /// Drops the results of done chunk `chunk`, encoded and sent to another
+    /// process, which this one will not need (a rank other than 0 in a
+    /// call that [gathers to the root](Job::gathers_to_root)): the rank
+    /// then holds only encoded bytes. The chunk is no longer done here. A
+    /// job without droppable results ignores it.
+    fn release_chunk(&self, chunk: usize) {
+        let _ = chunk;
+    }
 }
 
 pub(crate) mod sealed {

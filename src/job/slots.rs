@@ -158,6 +158,22 @@ impl<O> Outputs<O> {
         }
     }
 
+    /// Drops the values of `chunk` (their results were sent elsewhere).
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the done chunk alone: nobody reads or writes its
+    /// slots during or after this call (its state no longer says done).
+    pub(super) unsafe fn release_chunk(&self, chunk: usize) {
+        let written = self.written[chunk].swap(0, Ordering::AcqRel);
+        let start = self.plan.chunk_range(chunk).start;
+        for index in start..start + written {
+            // SAFETY: the first `written` slots hold values, now counted as
+            // not written, so `Drop` skips them; nobody else touches them.
+            unsafe { (*self.slots[index].get()).assume_init_drop() };
+        }
+    }
+
     /// Moves the values of `chunk` out.
     ///
     /// # Safety

@@ -198,3 +198,38 @@ fn reduce_partials_travel_and_combine_in_chunk_order() {
     }
     assert_eq!(parent.into_result().unwrap(), "abcde");
 }
+
+#[test]
+fn a_released_chunk_drops_its_results_once_and_is_no_longer_done() {
+    // Strings count their drops through a shared counter.
+    struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let made = drops.clone();
+    let job = MapJob::new(
+        (0..6u32).collect(),
+        ChunkPlan::new(6, 3),
+        (|| (), move |_: &mut (), _: u32| Counted(made.clone())),
+        (None, Codec::local()),
+        Watch::default(),
+        TaskLimits::default(),
+    );
+    job.run_chunk(0, None).unwrap();
+    job.run_chunk(1, None).unwrap();
+    job.release_chunk(0);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(!job.is_chunk_done(0));
+    assert!(job.is_chunk_done(1));
+    // Released once: a second release drops nothing more.
+    job.release_chunk(0);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert!(job.encode_chunk(0).is_err());
+    let error = job.into_outputs().map(|_| ()).expect_err("chunk 0 is gone");
+    assert!(error.to_string().contains("chunk 0"), "{error}");
+    // The rest dropped with the job, each value once.
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 6);
+}

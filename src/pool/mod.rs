@@ -329,6 +329,59 @@ impl<C> PoolOf<C> {
         job.into_outputs()
     }
 
+    /// [`map`](Pool::map), with the results wanted on rank 0 only: MPI's
+    /// `comm.gather(root=0)`. On rank 0 it returns `Some(results)`, in
+    /// input order; on every other MPI rank `None`, and that rank held only
+    /// the results of the chunks it ran while the call lasted, never the
+    /// whole (with `map`, every rank ends up holding every result). A
+    /// failure is the same `Err` on every rank, as with `map`. On every
+    /// backend but MPI there is one rank, and it is `Some(map(..))`.
+    ///
+    /// ```
+    /// let pool = parpool::Pool::new();
+    /// if let Some(squares) = pool.map_gather(|x: u64| x * x, 0..5)? {
+    ///     // Rank 0 (the only rank here) has every result.
+    ///     assert_eq!(squares, [0, 1, 4, 9, 16]);
+    /// }
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn map_gather<T, R, F>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+    ) -> Result<Option<Vec<R>>, Error>
+    where
+        F: Fn(T) -> R + Sync,
+        T: Send,
+        R: Send,
+        C: Carries<R>,
+    {
+        // A nested call runs serially, here: its results are here too.
+        let here = self.rank() == 0 || job::inside_task();
+        let items: Vec<T> = items.into_iter().collect();
+        if items.is_empty() {
+            return Ok(here.then(Vec::new));
+        }
+        let plan = self.plan(items.len());
+        let job = MapJob::new(
+            items,
+            plan,
+            (|| (), |_: &mut (), item| f(item)),
+            (None, <C as CodecFor<R>>::values()),
+            self.watch(plan),
+            self.limits,
+        )
+        .gathered_to_root();
+        self.execute(&job)?;
+        if here {
+            return job.into_outputs().map(Some);
+        }
+        match job.failure() {
+            Some(error) => Err(error),
+            None => Ok(None),
+        }
+    }
+
     /// Applies `f` to every item and returns one result per item, in input
     /// order: `Ok(value)` or the `Err` of that item's task. Keeps going
     /// past failures; nothing computed is thrown away. (Unlike a `try_`

@@ -1,9 +1,9 @@
 //! A plain call (`map`, `map_results`, `map_reduce`) across the ranks: claim
 //! chunks from the shared counter while the call runs, agree on failures,
-//! then all-gather the results.
+//! then all-gather the results (or gather them to rank 0, for `map_gather`).
 
 use super::counter::{Counter, STOP};
-use super::gather::all_gather_bytes;
+use super::gather::{all_gather_bytes, gather_bytes_to_root};
 use crate::backend::wire::{self, FrameKind};
 use crate::error::Error;
 use crate::job::Job;
@@ -42,7 +42,13 @@ pub(super) fn run(
     let host = world.rank() == 0 && !one_node;
     // One rank has nobody to send results to: they stay where they are.
     let alone = world.size() == 1;
-    let outcome = claim_and_run(&counter, (host, !alone), threads, workers, job);
+    // Gathered to rank 0 (`map_gather`): rank 0 keeps its own as they are.
+    let to_root = job.gathers_to_root();
+    let receives_all = to_root && world.rank() == 0;
+    let encode = !(alone || receives_all);
+    // The other ranks of a `map_gather` keep only the encoded bytes.
+    let release = to_root && world.rank() != 0;
+    let outcome = claim_and_run(&counter, (host, encode, release), threads, workers, job);
     // Collective: returns once every rank has stopped claiming.
     drop(counter);
     // Agree: everyone learns every rank's first failure (no bytes for
@@ -63,10 +69,18 @@ pub(super) fn run(
     if any_failed || alone {
         return Ok(());
     }
-    // Exchange results; accept the chunks the other ranks ran.
+    // Exchange results; accept the chunks the other ranks ran. For
+    // `map_gather` only rank 0 receives them.
     let rank = world.rank() as usize;
-    let blobs = all_gather_bytes(world, &outcome.blob)?;
+    let blobs = if to_root {
+        gather_bytes_to_root(world, &outcome.blob)?
+    } else {
+        Some(all_gather_bytes(world, &outcome.blob)?)
+    };
     drop(outcome.blob);
+    let Some(blobs) = blobs else {
+        return Ok(());
+    };
     for other in (0..blobs.ranks()).filter(|&other| other != rank) {
         let blob = blobs.of(other);
         let frames = wire::split(blob)
@@ -83,10 +97,11 @@ pub(super) fn run(
 /// Claims chunks from `counter` whenever one of `workers` threads is free
 /// and runs them there, until no chunk is left or the call stops. `host`:
 /// other ranks reach the counter through this rank's MPI calls; `encode`:
-/// other ranks need the results.
+/// other ranks need the results; `release`: this rank does not (they are
+/// dropped once encoded).
 fn claim_and_run(
     counter: &Counter,
-    (host, encode): (bool, bool),
+    (host, encode, release): (bool, bool, bool),
     threads: &rayon::ThreadPool,
     workers: usize,
     job: &dyn Job,
@@ -127,11 +142,14 @@ fn claim_and_run(
                 scope.spawn(move |_| {
                     let chunk = ticket as usize;
                     let result = job.run_chunk(chunk, None).and_then(|()| {
-                        if encode {
-                            job.encode_chunk(chunk)
-                        } else {
-                            Ok(Vec::new())
+                        if !encode {
+                            return Ok(Vec::new());
                         }
+                        let bytes = job.encode_chunk(chunk);
+                        if release && bytes.is_ok() {
+                            job.release_chunk(chunk);
+                        }
+                        bytes
                     });
                     // The receiver outlives the scope.
                     let _ = sender.send((chunk, result));

@@ -1,10 +1,10 @@
-//! All-gather of byte blobs of any size, in rounds that keep MPI's 32-bit
-//! counts.
+//! Gathers of byte blobs of any size, to every rank or to rank 0, in
+//! rounds that keep MPI's 32-bit counts.
 
 use crate::error::Error;
 use mpi::Count;
 use mpi::datatype::PartitionMut;
-use mpi::topology::SimpleCommunicator;
+use mpi::topology::{Rank, SimpleCommunicator};
 use mpi::traits::*;
 
 /// The largest piece one rank sends in one all-gather round: the whole
@@ -38,19 +38,38 @@ pub(super) fn all_gather_bytes(
     world: &SimpleCommunicator,
     local: &[u8],
 ) -> Result<Gathered, Error> {
-    all_gather_bytes_in_rounds(world, local, round_limit(world.size() as usize))
+    let limit = round_limit(world.size() as usize);
+    let gathered = gather_bytes_in_rounds(world, local, limit, None)?;
+    Ok(gathered.expect("every rank receives an all-gather"))
 }
 
-/// [`all_gather_bytes`] with at most `limit` bytes per rank per round. In
-/// one round (results under `limit` per rank) MPI receives straight into
-/// the returned buffer; otherwise each round's pieces are copied into
-/// place.
-fn all_gather_bytes_in_rounds(
+/// Every rank's `local` bytes, in rank order, on rank 0 only (`Some` there,
+/// `None` elsewhere): what `map_gather` asks for. Only rank 0 holds the
+/// whole; the others hold their own bytes, and the network carries each
+/// byte once.
+pub(super) fn gather_bytes_to_root(
+    world: &SimpleCommunicator,
+    local: &[u8],
+) -> Result<Option<Gathered>, Error> {
+    let limit = round_limit(world.size() as usize);
+    gather_bytes_in_rounds(world, local, limit, Some(0))
+}
+
+/// Gathers every rank's `local` bytes to `root` (or to every rank, for
+/// `None`), with at most `limit` bytes per rank per round. In one round
+/// (contributions under `limit`) MPI receives straight into the returned
+/// buffer; otherwise each round's pieces are copied into place. `None` on
+/// a rank that receives nothing.
+fn gather_bytes_in_rounds(
     world: &SimpleCommunicator,
     local: &[u8],
     limit: usize,
-) -> Result<Gathered, Error> {
+    root: Option<Rank>,
+) -> Result<Option<Gathered>, Error> {
     let size = world.size() as usize;
+    let receives = root.is_none_or(|root| root == world.rank());
+    // Every rank learns every length (8 bytes each): all of them need the
+    // number of rounds.
     let mut lengths = vec![0u64; size];
     world.all_gather_into(&(local.len() as u64), &mut lengths[..]);
     let ends: Vec<usize> = lengths
@@ -60,7 +79,11 @@ fn all_gather_bytes_in_rounds(
             Some(*end)
         })
         .collect();
-    let total = ends.last().copied().unwrap_or(0);
+    let total = if receives {
+        ends.last().copied().unwrap_or(0)
+    } else {
+        0
+    };
     let rounds = lengths
         .iter()
         .map(|&length| (length as usize).div_ceil(limit))
@@ -72,6 +95,19 @@ fn all_gather_bytes_in_rounds(
         .chain(ends.iter().copied())
         .take(size)
         .collect();
+    // One round of the collective: `into` is the receive side, on a rank
+    // that receives.
+    let exchange =
+        |send: &[u8], into: Option<&mut PartitionMut<'_, [u8], Vec<Count>, Vec<Count>>>| match (
+            root, into,
+        ) {
+            (None, Some(partition)) => world.all_gather_varcount_into(send, partition),
+            (Some(root), Some(partition)) => world
+                .process_at_rank(root)
+                .gather_varcount_into_root(send, partition),
+            (Some(root), None) => world.process_at_rank(root).gather_varcount_into(send),
+            (None, None) => unreachable!("every rank receives an all-gather"),
+        };
     for round in 0..rounds {
         let piece = |length: u64| -> usize {
             let start = (round * limit).min(length as usize);
@@ -80,12 +116,15 @@ fn all_gather_bytes_in_rounds(
         let counts: Vec<Count> = lengths.iter().map(|&l| piece(l) as Count).collect();
         let start = (round * limit).min(local.len());
         let send = &local[start..start + piece(local.len() as u64)];
+        if !receives {
+            exchange(send, None);
+            continue;
+        }
         if rounds == 1 {
             // Everything fits one round: receive in place.
             let displacements: Vec<Count> = starts.iter().map(|&s| s as Count).collect();
-            let mut partition =
-                PartitionMut::new(&mut gathered[..], &counts[..], &displacements[..]);
-            world.all_gather_varcount_into(send, &mut partition);
+            let mut partition = PartitionMut::new(&mut gathered[..], counts, displacements);
+            exchange(send, Some(&mut partition));
             break;
         }
         let displacements: Vec<Count> = counts
@@ -100,8 +139,8 @@ fn all_gather_bytes_in_rounds(
         let mut receive = vec![0u8; received];
         {
             let mut partition =
-                PartitionMut::new(&mut receive[..], &counts[..], &displacements[..]);
-            world.all_gather_varcount_into(send, &mut partition);
+                PartitionMut::new(&mut receive[..], counts.clone(), displacements.clone());
+            exchange(send, Some(&mut partition));
         }
         for (rank, (&offset, &count)) in displacements.iter().zip(&counts).enumerate() {
             let at = starts[rank] + round * limit;
@@ -109,10 +148,10 @@ fn all_gather_bytes_in_rounds(
                 .copy_from_slice(&receive[offset as usize..(offset + count) as usize]);
         }
     }
-    Ok(Gathered {
+    Ok(receives.then_some(Gathered {
         bytes: gathered,
         ends,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -137,10 +176,18 @@ mod tests {
         let world = SimpleCommunicator::world();
         let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
         for limit in [1, 7, 999, 1000, 4096] {
-            let gathered = all_gather_bytes_in_rounds(&world, &data, limit).unwrap();
-            assert_eq!(gathered.ranks(), 1);
-            assert_eq!(gathered.of(0), &data[..], "limit {limit}");
+            for root in [None, Some(0)] {
+                let gathered = gather_bytes_in_rounds(&world, &data, limit, root)
+                    .unwrap()
+                    .expect("rank 0 receives");
+                assert_eq!(gathered.ranks(), 1);
+                assert_eq!(gathered.of(0), &data[..], "limit {limit}, root {root:?}");
+            }
         }
+        assert_eq!(
+            gather_bytes_to_root(&world, &data).unwrap().unwrap().of(0),
+            &data[..]
+        );
         assert_eq!(all_gather_bytes(&world, &[]).unwrap().of(0), &[] as &[u8]);
     }
 }

@@ -96,10 +96,27 @@
 //! `MPI_THREAD_SERIALIZED` (the backend's MPI calls come from whichever
 //! thread calls the pool, one at a time, under a lock). A library that
 //! offers only `MPI_THREAD_FUNNELED` is accepted, and then calls must come
-//! from the thread that created the first MPI pool; one that offers only
+//! from the thread that initialised MPI; one that offers only
 //! `MPI_THREAD_SINGLE` is refused with an error. Later pools reuse MPI. MPI
 //! is finalised once, when the process exits normally (an `atexit`
 //! handler). A program started without `mpiexec` runs as a single rank.
+//!
+//! A program that initialised MPI itself (rsmpi's
+//! `mpi::initialize_with_threading`, or C or Fortran code linked in) keeps
+//! it: the pool uses that MPI if it offers `MPI_THREAD_FUNNELED` or more
+//! (else its error names the level it needs), never finalises it, and can
+//! run on a communicator of the program's
+//! ([`MpiBackend::with_communicator`]). Its messages travel on its own
+//! duplicate of the communicator, so they never meet the program's. With
+//! `MPI_THREAD_SERIALIZED`, do not call MPI on another thread while a pool
+//! call runs.
+//!
+//! When a launcher started several tasks (`OMPI_COMM_WORLD_SIZE`,
+//! `PMI_SIZE`, `SLURM_STEP_NUM_TASKS`) but MPI's world has one rank, the
+//! binary's MPI did not join the launcher's job (`srun` without `--mpi`,
+//! the `mpiexec` of another MPI), and every task would silently run the
+//! whole job alone: making the pool is an error that names both numbers
+//! and the fix.
 //!
 //! # Large results
 //!
@@ -122,8 +139,8 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Runs chunks across the ranks of `MPI_COMM_WORLD`, on `workers` threads
-/// in every rank.
+/// Runs chunks across the ranks of `MPI_COMM_WORLD` (or of a communicator
+/// the program gives it), on `workers` threads in every rank.
 #[derive(Debug)]
 pub struct MpiBackend {
     rank: usize,
@@ -133,6 +150,8 @@ pub struct MpiBackend {
     /// Every rank runs on this node (the chunk counter can live in shared
     /// memory).
     one_node: bool,
+    /// The communicator it runs on (its own duplicate).
+    comm: OwnComm,
 }
 
 /// Set to `1`, the chunk counter uses MPI one-sided atomics even when every
@@ -140,22 +159,24 @@ pub struct MpiBackend {
 /// one machine. Read when a pool is built; every rank must see the same.
 pub const RMA_VARIABLE: &str = "PARPOOL_MPI_RMA";
 
-/// MPI as this process started it.
+/// MPI as this process has it.
 struct Started {
-    /// Dropping it calls MPI_Finalize.
-    universe: mpi::environment::Universe,
+    /// Dropping it calls MPI_Finalize: `Some` only if parpool initialised
+    /// MPI. An MPI the program initialised itself is never finalised here.
+    universe: Option<mpi::environment::Universe>,
     /// The thread level MPI provides.
     level: Threading,
 }
 
-/// MPI, initialised by the first MPI pool and finalised at exit. The lock
-/// also serialises every MPI call this backend makes.
+/// MPI, initialised (or adopted) by the first MPI pool and, if parpool
+/// initialised it, finalised at exit. The lock also serialises every MPI
+/// call this backend makes.
 static MPI: Mutex<Option<Started>> = Mutex::new(None);
 
 /// Finalises MPI at normal process exit.
 extern "C" fn finalize_at_exit() {
     let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
-    drop(started.take().map(|started| started.universe));
+    drop(started.take().and_then(|started| started.universe));
 }
 
 /// The right to make MPI calls: the lock, taken on a thread MPI allows
@@ -168,6 +189,13 @@ fn enter() -> Result<Entered, Error> {
     let Some(level) = started.as_ref().map(|started| started.level) else {
         return Err(Error::backend("mpi", "MPI was finalized"));
     };
+    if mpi::environment::is_finalized() {
+        // The program finalised the MPI it had initialised itself.
+        return Err(Error::backend(
+            "mpi",
+            "MPI was finalized by the program; make and use MPI pools before finalizing MPI",
+        ));
+    }
     if level == Threading::Funneled && !is_thread_main() {
         return Err(Error::backend(
             "mpi",
@@ -263,7 +291,12 @@ impl Drop for Progress {
     }
 }
 
-/// Initialises MPI if no MPI pool did yet.
+/// The thread level the MPI backend needs, as its error messages name it.
+const NEEDED_LEVEL: &str = "MPI_THREAD_FUNNELED";
+
+/// Initialises MPI if no MPI pool did yet, or adopts the MPI the program
+/// initialised itself (at [`NEEDED_LEVEL`] or above); then checks that
+/// the launcher and MPI agree on the number of tasks.
 fn start_mpi() -> Result<(), Error> {
     let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
     if started.is_some() {
@@ -273,44 +306,169 @@ fn start_mpi() -> Result<(), Error> {
         return Err(Error::backend("mpi", "MPI was already finalized"));
     }
     if mpi::environment::is_initialized() {
-        return Err(Error::backend(
-            "mpi",
-            "MPI was initialized outside parpool; create parpool's MPI pool first",
-        ));
+        // The program (rsmpi's `initialize_with_threading`, or C or Fortran
+        // code linked in) started MPI: use it, never finalise it.
+        let level = mpi::environment::threading_support();
+        if level == Threading::Single {
+            return Err(Error::backend(
+                "mpi",
+                format!(
+                    "the program initialized MPI with MPI_THREAD_SINGLE; parpool's MPI backend \
+                     needs at least {NEEDED_LEVEL} (its worker threads never call MPI): \
+                     initialize with `mpi::initialize_with_threading(Threading::Funneled)` \
+                     (`MPI_Init_thread` in C or Fortran), or let parpool initialize MPI"
+                ),
+            ));
+        }
+        *started = Some(Started {
+            universe: None,
+            level,
+        });
+    } else {
+        let (universe, level) = mpi::initialize_with_threading(Threading::Serialized)
+            .ok_or_else(|| Error::backend("mpi", "MPI could not be initialized"))?;
+        *started = Some(Started {
+            universe: Some(universe),
+            level,
+        });
+        // SAFETY: registering a plain extern "C" function with atexit has
+        // no preconditions; it runs once, at normal exit.
+        unsafe { libc::atexit(finalize_at_exit) };
+        if level == Threading::Single {
+            return Err(Error::backend(
+                "mpi",
+                format!(
+                    "this MPI library provides only MPI_THREAD_SINGLE; parpool's MPI backend \
+                     needs at least {NEEDED_LEVEL} (its worker threads never call MPI)"
+                ),
+            ));
+        }
     }
-    let (universe, level) = mpi::initialize_with_threading(Threading::Serialized)
-        .ok_or_else(|| Error::backend("mpi", "MPI could not be initialized"))?;
-    let single = level == Threading::Single;
-    *started = Some(Started { universe, level });
-    // SAFETY: registering a plain extern "C" function with atexit has no
-    // preconditions; it runs once, at normal exit.
-    unsafe { libc::atexit(finalize_at_exit) };
-    if single {
-        return Err(Error::backend(
-            "mpi",
-            "this MPI library provides only MPI_THREAD_SINGLE; parpool's MPI backend needs at \
-             least MPI_THREAD_FUNNELED (its worker threads never call MPI)",
+    let world = SimpleCommunicator::world().size() as usize;
+    launched_as_started(world, |name| std::env::var(name).ok())
+}
+
+/// The variables launchers set to the number of tasks they started, in
+/// the order they are believed: Open MPI's `mpiexec` (`OMPI_COMM_WORLD_SIZE`),
+/// MPICH's Hydra and other PMI launchers (`PMI_SIZE`), and `srun` (the
+/// step's task count, `SLURM_STEP_NUM_TASKS`, set for the tasks of a job
+/// step and not in the batch script itself, so a one-rank program run
+/// from the script is not mistaken for a launch).
+pub(crate) const LAUNCHER_VARIABLES: &[&str] =
+    &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
+
+/// `Err` if a launcher started several tasks but MPI's world has one rank:
+/// the binary's MPI did not join the launcher's job (`srun` without
+/// `--mpi`, another MPI's `mpiexec`), and every task would run the whole
+/// job alone.
+fn launched_as_started(world: usize, env: impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+    if world != 1 {
+        return Ok(());
+    }
+    for &variable in LAUNCHER_VARIABLES {
+        let Some(text) = env(variable) else {
+            continue;
+        };
+        let Ok(tasks) = text.trim().parse::<usize>() else {
+            continue;
+        };
+        if tasks <= 1 {
+            return Ok(());
+        }
+        let library = mpi::environment::library_version()
+            .ok()
+            .and_then(|version| {
+                let first = version.lines().next()?;
+                Some(first.split_whitespace().collect::<Vec<_>>().join(" "))
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        return Err(Error::invalid_config(
+            variable,
+            text.trim(),
+            format!(
+                "the launcher started {tasks} tasks, but MPI's world has 1 rank: the MPI this \
+                 binary is linked with ({library}) did not join the launcher's job, so every \
+                 task would run the whole job alone. Under Slurm start it with \
+                 `srun --mpi=pmi2` (MPICH) or `srun --mpi=pmix` (Open MPI; `srun --mpi=list` \
+                 shows what your Slurm offers); otherwise use the `mpiexec` of the MPI it was \
+                 built with (on Debian and Ubuntu `mpiexec.mpich` or `mpiexec.openmpi`)"
+            ),
         ));
     }
     Ok(())
 }
 
 impl MpiBackend {
-    /// Joins the MPI job (initialising MPI if this is the first MPI pool),
-    /// with `workers` threads (at least 1) to run this rank's chunks.
+    /// Joins the MPI job on `MPI_COMM_WORLD` (initialising MPI if this is
+    /// the first MPI pool and the program did not), with `workers` threads
+    /// (at least 1) to run this rank's chunks.
+    ///
+    /// Collective: every rank of the world calls it.
     pub fn new(workers: usize) -> Result<MpiBackend, Error> {
+        Self::build(workers, |_| SimpleCommunicator::world().duplicate())
+    }
+
+    /// Runs on the ranks of `communicator` instead of the whole world, so
+    /// a program can give parpool part of its ranks (a sub-communicator from
+    /// `split_by_color`) and keep the rest for its own work. MPI must have
+    /// been initialised by the program, at `MPI_THREAD_FUNNELED` or above
+    /// (rsmpi: `mpi::initialize_with_threading(Threading::Funneled)`);
+    /// parpool then never finalises it. The backend works on its own
+    /// duplicate of `communicator`, so its messages never meet the
+    /// program's, and frees it when dropped.
+    ///
+    /// Collective over `communicator`: every rank of it calls this.
+    ///
+    /// ```no_run
+    /// use mpi::traits::*;
+    /// use parpool::backend::MpiBackend;
+    /// use parpool::Pool;
+    ///
+    /// let (universe, _level) = mpi::initialize_with_threading(mpi::Threading::Funneled).unwrap();
+    /// let world = universe.world();
+    /// // Even ranks run a pool; odd ranks do something else.
+    /// let color = mpi::topology::Color::with_value(world.rank() % 2);
+    /// let half = world.split_by_color(color).unwrap();
+    /// if world.rank() % 2 == 0 {
+    ///     let pool = Pool::with_backend(MpiBackend::with_communicator(&half, 2)?);
+    ///     let squares = pool.map(|x: u64| x * x, 0..100)?;
+    ///     assert_eq!(squares[9], 81);
+    /// }
+    /// # Ok::<(), parpool::Error>(())
+    /// ```
+    pub fn with_communicator(
+        communicator: &impl Communicator,
+        workers: usize,
+    ) -> Result<MpiBackend, Error> {
+        if !mpi::environment::is_initialized() {
+            return Err(Error::backend(
+                "mpi",
+                "MpiBackend::with_communicator needs MPI initialized by the program (a \
+                 communicator cannot exist before); use MpiBackend::new for the world",
+            ));
+        }
+        Self::build(workers, |_| communicator.duplicate())
+    }
+
+    /// A backend on the communicator `duplicate` makes (with the MPI lock
+    /// held).
+    fn build(
+        workers: usize,
+        duplicate: impl FnOnce(&Entered) -> SimpleCommunicator,
+    ) -> Result<MpiBackend, Error> {
         super::check_workers(workers)?;
         start_mpi()?;
         let threads = LazyThreads::new(workers, "parpool-mpi")?;
-        let _entered = enter()?;
-        let world = SimpleCommunicator::world();
+        let entered = enter()?;
+        let comm = duplicate(&entered);
         let forced_rma = std::env::var_os(RMA_VARIABLE).is_some_and(|value| value == "1");
-        let one_node = !forced_rma && world.split_shared(0).size() == world.size();
+        let one_node = !forced_rma && comm.split_shared(0).size() == comm.size();
         Ok(MpiBackend {
-            rank: world.rank() as usize,
-            size: world.size() as usize,
+            rank: comm.rank() as usize,
+            size: comm.size() as usize,
             threads,
             one_node,
+            comm: OwnComm(Some(comm)),
         })
     }
 
@@ -322,9 +480,9 @@ impl MpiBackend {
         body: impl FnOnce(&Entered, &SimpleCommunicator) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let entered = enter()?;
-        let world = SimpleCommunicator::world();
+        let comm = self.comm.get();
         let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&entered, &world)));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&entered, comm)));
         match outcome {
             Ok(result) => result,
             Err(_) => {
@@ -333,8 +491,46 @@ impl MpiBackend {
                      MPI job so the other ranks do not wait forever",
                     self.rank
                 );
-                world.abort(70)
+                SimpleCommunicator::world().abort(70)
             }
+        }
+    }
+}
+
+/// The communicator a backend works on: its own duplicate (of the world or
+/// of the program's communicator), freed when the backend is dropped.
+struct OwnComm(Option<SimpleCommunicator>);
+
+// SAFETY: a communicator handle is an opaque identifier (an integer in
+// MPICH, a pointer in Open MPI) that any thread may pass to MPI; every MPI
+// call on it is made with the backend's lock held.
+unsafe impl Send for OwnComm {}
+// SAFETY: as above: shared references only pass the handle to MPI, under
+// the lock.
+unsafe impl Sync for OwnComm {}
+
+impl OwnComm {
+    fn get(&self) -> &SimpleCommunicator {
+        self.0.as_ref().expect("freed only when dropped")
+    }
+}
+
+impl std::fmt::Debug for OwnComm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnComm")
+    }
+}
+
+impl Drop for OwnComm {
+    fn drop(&mut self) {
+        let Some(comm) = self.0.take() else {
+            return;
+        };
+        // Freed under the lock, on a thread MPI allows calls from, and only
+        // while MPI lives; otherwise left to MPI_Finalize (or to the exit).
+        match enter() {
+            Ok(_entered) => drop(comm),
+            Err(_) => std::mem::forget(comm),
         }
     }
 }

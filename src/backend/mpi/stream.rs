@@ -65,6 +65,12 @@ struct Outgoing {
     bytes: Vec<u8>,
 }
 
+// SAFETY: a request handle is an opaque identifier (an integer in MPICH, a
+// pointer in Open MPI, which is why the compiler cannot see it is Send)
+// that any thread may pass to MPI; the engine tests and frees its requests
+// only with the backend's lock held, and the bytes are a plain Vec.
+unsafe impl Send for Outgoing {}
+
 /// The stream engine of the MPI backend; see the module docs.
 pub(super) struct MpiEngine {
     /// A duplicate of the world communicator, so the stream's messages
