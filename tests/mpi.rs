@@ -89,6 +89,9 @@ fn launcher_main() {
     for scenario in SCENARIOS {
         assert!(text.contains(&format!("rank 0/1 ok {scenario}")), "{text}");
     }
+    if let Some(line) = text.lines().find(|line| line.starts_with("MPI library:")) {
+        println!("{line}");
+    }
     println!("without mpiexec: every scenario passed as a single rank");
     for ranks in [1, 2, 4] {
         let (success, output) = mpiexec(ranks, "rank", HANG_LIMIT);
@@ -188,6 +191,17 @@ fn rank_main() {
         .build()
         .expect("MPI starts");
     let (rank, size) = (pool.rank(), pool.ranks());
+    if rank == 0 {
+        // For the docs: which MPI, and the thread level it gives the pool
+        // (which asks for MPI_THREAD_SERIALIZED).
+        let library = mpi::environment::library_version().unwrap_or_default();
+        let library = library.split_whitespace().take(3).collect::<Vec<_>>();
+        println!(
+            "MPI library: {}; thread level given: {:?}",
+            library.join(" "),
+            mpi::environment::threading_support()
+        );
+    }
     let ok = |scenario: &str| println!("rank {rank}/{size} ok {scenario}");
     let serial = Pool::builder().kind(BackendKind::Serial).build().unwrap();
     assert_eq!(pool.kind(), BackendKind::Mpi);
