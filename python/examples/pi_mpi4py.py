@@ -32,16 +32,18 @@ def main():
     comm = MPI.COMM_WORLD
     rank, size = comm.Get_rank(), comm.Get_size()
     started = MPI.Wtime()
-    # Rank r takes every size-th task (r, r + size, ...) and runs them with
-    # its own seed, seed + r, so no two ranks draw the same darts.
-    my_tasks = len(range(rank, args.tasks, size))
+    # Rank r takes every size-th task (r, r + size, ...). Task t draws from
+    # its own stream (seed, t), whichever rank runs it, so the ranks'
+    # counts add up to the same estimate on any number of ranks (and to
+    # what `cargo run --example pi` prints for the same tasks and seed).
+    my_tasks = range(rank, args.tasks, size)
     inside = total = 0
     if my_tasks:
-        result = parpool.pi(my_tasks, args.samples, workers=args.workers, seed=args.seed + rank)
+        result = parpool.pi(my_tasks, args.samples, workers=args.workers, seed=args.seed)
         inside, total = result.inside, result.total
     threads = args.workers or parpool.cpus().count
     print(
-        f"rank {rank}/{size}: {my_tasks} task(s) on {threads} thread(s): "
+        f"rank {rank}/{size}: {len(my_tasks)} task(s) on {threads} thread(s): "
         f"{inside} of {total} inside (before gather)",
         flush=True,
     )

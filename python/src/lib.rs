@@ -173,6 +173,10 @@ fn at_least(name: &str, value: i64, least: u64) -> PyResult<u64> {
 /// backend ("serial", "threads", "processes") and worker count, and the
 /// same numbers `cargo run --example pi` prints.
 ///
+/// `tasks` is a number (tasks 0 to tasks - 1) or the task numbers
+/// themselves, such as one MPI rank's share, `range(rank, tasks, size)`:
+/// the shares' counts add up to the whole run's, on any number of ranks.
+///
 /// Returns a named tuple (estimate, inside, total). The GIL is released
 /// while Rust computes; Ctrl-C stops the call within about a second with
 /// KeyboardInterrupt.
@@ -181,25 +185,36 @@ fn at_least(name: &str, value: i64, least: u64) -> PyResult<u64> {
 /// >>> r = parpool.pi(4, 100_000, workers=2)
 /// >>> r.total
 /// 400000
+/// >>> parpool.pi(range(0, 4, 2), 100_000).inside + parpool.pi(range(1, 4, 2), 100_000).inside == r.inside
+/// True
 #[pyfunction]
 #[pyo3(name = "pi", signature = (tasks, samples, *, workers=None, backend="threads", seed=2026))]
 fn pi_py(
     py: Python<'_>,
-    tasks: i64,
+    tasks: &Bound<'_, PyAny>,
     samples: i64,
     workers: Option<i64>,
     backend: &str,
     seed: i64,
 ) -> PyResult<Py<PyAny>> {
-    let tasks = at_least("tasks", tasks, 1)?;
+    let tasks: Vec<u64> = match tasks.extract::<i64>() {
+        Ok(count) => (0..at_least("tasks", count, 1)?).collect(),
+        Err(_) => tasks
+            .try_iter()
+            .map_err(|_| {
+                PyTypeError::new_err("tasks must be a number or an iterable of task numbers")
+            })?
+            .map(|task| at_least("a task number", task?.extract::<i64>()?, 0))
+            .collect::<PyResult<_>>()?,
+    };
     let samples = at_least("samples", samples, 1)?;
     let seed = at_least("seed", seed, 0)?;
-    if tasks.checked_mul(samples).is_none() {
+    if (tasks.len() as u64).checked_mul(samples).is_none() {
         return Err(PyValueError::new_err("tasks * samples must fit in 64 bits"));
     }
     let pool = build_pool(backend, workers)?;
     let estimate = run_interruptible(py, |token| {
-        pi::estimate(&pool.with_cancel(token), tasks, samples, seed)
+        pi::estimate_tasks(&pool.with_cancel(token), tasks, samples, seed)
     })?
     .map_err(|error| PyValueError::new_err(error.to_string()))?;
     let result_type = py.import("parpool")?.getattr("PiResult")?;

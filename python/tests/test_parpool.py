@@ -49,10 +49,22 @@ def test_pi_gives_the_numbers_the_rust_example_prints():
     assert result == (3.221, 3221, 4000)
 
 
+def test_shares_of_the_task_numbers_add_up_to_the_whole_run():
+    # What each mpi4py rank of examples/pi_mpi4py.py passes: its share.
+    whole = parpool.pi(10, 5_000, seed=3)
+    for ranks in [1, 2, 3, 4]:
+        shares = [parpool.pi(range(rank, 10, ranks), 5_000, seed=3) for rank in range(ranks)]
+        assert sum(share.inside for share in shares) == whole.inside
+        assert sum(share.total for share in shares) == whole.total
+    assert parpool.pi([9, 2], 5_000, seed=3).total == 10_000
+
+
 @pytest.mark.parametrize(
     "call, kind, words",
     [
         (lambda: parpool.pi(0, 10), ValueError, "tasks"),
+        (lambda: parpool.pi([1, -2], 10), ValueError, "task number"),
+        (lambda: parpool.pi(None, 10), TypeError, "task numbers"),
         (lambda: parpool.pi(10, -1), ValueError, "samples"),
         (lambda: parpool.pi(10, 0), ValueError, "samples"),
         (lambda: parpool.pi(1, 1, seed=-5), ValueError, "seed"),

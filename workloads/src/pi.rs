@@ -236,12 +236,36 @@ pub fn estimate(
     samples_per_task: u64,
     seed: u64,
 ) -> Result<PiEstimate, Error> {
+    estimate_tasks(pool, 0..tasks, samples_per_task, seed)
+}
+
+/// [`estimate`] over the given task numbers only: each task `t` draws from
+/// its stream (seed, t), so the counts of any split of `0..tasks` (one
+/// share per MPI rank, say) add up to `estimate(pool, tasks, ..)`'s.
+///
+/// ```
+/// use parpool::{BackendKind, Pool};
+/// use parpool_workloads::pi;
+///
+/// let pool = Pool::builder().kind(BackendKind::Serial).build()?;
+/// let whole = pi::estimate(&pool, 10, 10_000, 7)?;
+/// let even = pi::estimate_tasks(&pool, (0..10).step_by(2), 10_000, 7)?;
+/// let odd = pi::estimate_tasks(&pool, (1..10).step_by(2), 10_000, 7)?;
+/// assert_eq!(whole.inside, even.inside + odd.inside);
+/// # Ok::<(), parpool::Error>(())
+/// ```
+pub fn estimate_tasks(
+    pool: &Pool,
+    tasks: impl IntoIterator<Item = u64>,
+    samples_per_task: u64,
+    seed: u64,
+) -> Result<PiEstimate, Error> {
     pool.map_reduce(
         |task: u64| {
             let (darts, inside) = sample(samples_per_task, &mut PiStream::new(seed, task));
             PiEstimate { darts, inside }
         },
-        0..tasks,
+        tasks,
         PiEstimate {
             darts: 0,
             inside: 0,
