@@ -353,6 +353,45 @@ def mpi_section(folder):
     return "\n".join(out) + "\n"
 
 
+def gather_memory_section(folder):
+    runs = {call: read(folder, f"mpi-gather-memory-{call}.txt") for call in ("map", "gather")}
+    if None in runs.values():
+        return ""
+    pattern = re.compile(
+        r"rank (\d+)/(\d+): \S+ of (\d+) MiB of results: peak RSS (\d+) MiB, (\d+) MiB before "
+        r"the call: the call cost (\d+) MiB; holds (\d+) MiB"
+    )
+    rows = {}
+    commands = []
+    total = "?"
+    for call, text in runs.items():
+        command, _, body = text.partition("\n")
+        commands.append(f"`{command.removeprefix('$ ')}`")
+        for match in pattern.finditer(body):
+            rank, _, total, peak, before, cost, held = match.groups()
+            rows.setdefault(int(rank), {})[call] = (peak, before, cost, held)
+    out = [
+        "## Results where they are needed: `map` against `map_gather`",
+        "",
+        f"{' and '.join(commands)}, each in a job of its own: 32 results of `Vec<u8>` making "
+        f"{total} MiB in all, one chunk each, one thread per rank. Peak resident memory "
+        "(`VmHWM`) of each rank before and after the call; the difference is what the call "
+        "cost that rank. With `map` every rank ends up holding every result; with "
+        "`map_gather` only rank 0 does, and the others drop each result once encoded.",
+        "",
+        "| rank | `map`: peak, cost of the call | `map_gather`: peak, cost of the call | results held after `map_gather` |",
+        "|---|---|---|---|",
+    ]
+    for rank in sorted(rows):
+        mapped = rows[rank].get("map", ("?",) * 4)
+        gathered = rows[rank].get("gather", ("?",) * 4)
+        out.append(
+            f"| {rank} | {mapped[0]} MiB, {mapped[2]} MiB | {gathered[0]} MiB, {gathered[2]} MiB "
+            f"| {gathered[3]} MiB |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def stream_section(folder):
     return "\n".join([
         "## Streaming a file larger than memory",
@@ -409,6 +448,7 @@ def main():
         compare_section(folder, facts),
         pi_invert_criterion_section(folder),
         mpi_section(folder),
+        gather_memory_section(folder),
         stream_section(folder),
         python_section(folder),
     ]

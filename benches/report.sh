@@ -21,6 +21,7 @@ criterion_args=()
 runs=(1 2 3)
 pi_samples=400000000
 large_mib=200
+gather_mib=1024
 stream_mb=300
 python_args=()
 if [[ $quick == 1 ]]; then
@@ -29,6 +30,7 @@ if [[ $quick == 1 ]]; then
     runs=(1 2)
     pi_samples=4000000
     large_mib=8
+    gather_mib=64
     stream_mb=20
     python_args=(--quick)
 fi
@@ -92,7 +94,7 @@ else
 fi
 
 if command -v mpiexec >/dev/null && cargo build --quiet --release --features mpi \
-    --example mpi_balance --example pi_mpi --example mpi_large_results; then
+    --example mpi_balance --example pi_mpi --example mpi_large_results --example mpi_gather_memory; then
     say "MPI"
     for layout in 2x1 2x2 4x1; do
         ranks=${layout%x*} threads=${layout#*x}
@@ -108,6 +110,11 @@ if command -v mpiexec >/dev/null && cargo build --quiet --release --features mpi
     done
     for ranks in 1 2; do
         record "mpi-large-$ranks.txt" mpiexec -n "$ranks" target/release/examples/mpi_large_results "$large_mib"
+    done
+    # Each call in a job of its own: a process's peak memory never goes down.
+    for call in map gather; do
+        record "mpi-gather-memory-$call.txt" mpiexec -n 4 target/release/examples/mpi_gather_memory \
+            --total-mib "$gather_mib" --call "$call"
     done
 fi
 
