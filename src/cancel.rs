@@ -50,6 +50,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 #[derive(Clone, Debug, Default)]
 pub struct CancelToken {
     cancelled: Arc<AtomicBool>,
+    /// The flags of the tokens this one was made from: cancelling any of
+    /// them cancels this one too, not the other way round.
+    ancestors: Vec<Arc<AtomicBool>>,
 }
 
 impl CancelToken {
@@ -63,8 +66,25 @@ impl CancelToken {
         self.cancelled.store(true, Ordering::Release);
     }
 
-    /// True once [`cancel`](CancelToken::cancel) has been called.
+    /// True once [`cancel`](CancelToken::cancel) has been called (on this
+    /// token, or on the one it was made from).
     pub fn is_cancelled(&self) -> bool {
         self.cancelled.load(Ordering::Acquire)
+            || self
+                .ancestors
+                .iter()
+                .any(|ancestor| ancestor.load(Ordering::Acquire))
+    }
+
+    /// A new token that is cancelled with this one, and can also be
+    /// cancelled alone (a dropped future cancels its own call only).
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    pub(crate) fn child(&self) -> CancelToken {
+        let mut ancestors = self.ancestors.clone();
+        ancestors.push(self.cancelled.clone());
+        CancelToken {
+            cancelled: Arc::default(),
+            ancestors,
+        }
     }
 }

@@ -46,6 +46,10 @@
 //! - [`CancelToken`]: stop a running call from another thread.
 //! - `PoolBuilder::progress`: a progress bar (cargo feature `progress`,
 //!   on by default).
+//! - `Pool::map_async` and friends, and `Imap` as a `futures_core::Stream`,
+//!   for async code on any runtime (cargo feature `async`, off by
+//!   default; see the `future` module).
+//! - [`map_gather`](Pool::map_gather): results on MPI rank 0 only.
 //!
 //! ## Backends
 //!
@@ -53,7 +57,7 @@
 //! |---|---|---|
 //! | `Serial` | `serial` | in order on the calling thread |
 //! | `Threads` | `threads` (default) | on the process's shared rayon thread pool, or one of the pool's own |
-//! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank |
+//! | `Mpi` | `mpi` (feature `mpi`) | across MPI ranks, results all-gathered to every rank (or gathered to rank 0, `map_gather`) |
 //! | `Processes` | `processes` (every Unix) | in forked worker processes, with crash isolation, [timeouts](PoolBuilder::timeout) and [retries](PoolBuilder::retries) |
 //!
 //! Write your own with the [`Backend`] trait: implementing
@@ -108,6 +112,9 @@ mod cancel;
 pub mod carries;
 pub mod cpus;
 mod error;
+#[cfg(feature = "async")]
+#[cfg_attr(docsrs, doc(cfg(feature = "async")))]
+pub mod future;
 mod job;
 mod plan;
 mod pool;

@@ -3,6 +3,8 @@
 
 use super::StreamSettings;
 use crate::backend::{Backend, StreamContext, StreamEngine, stream_cancelled};
+#[cfg(feature = "async")]
+use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::job::{StreamChunk, Watch};
 use crate::progress::Meter;
@@ -44,7 +46,7 @@ impl EngineRef<'_> {
 /// adapter knows the total. A cancellation or a backend failure ends the
 /// stream early, with one `Err`.
 pub struct Imap<'a, I: Iterator, O> {
-    pub(super) stream: Stream<'a, I, O>,
+    pub(super) stream: Source<'a, I, O>,
 }
 
 /// The iterator returned by [`Pool::imap_unordered`](crate::Pool::imap_unordered)
@@ -52,7 +54,141 @@ pub struct Imap<'a, I: Iterator, O> {
 /// they finish. Otherwise the same as [`Imap`]; a cancellation is reported
 /// with the index of the first item not handed out yet.
 pub struct ImapUnordered<'a, I: Iterator, O> {
-    pub(super) stream: Stream<'a, I, O>,
+    pub(super) stream: Source<'a, I, O>,
+}
+
+/// Where a stream's results come from: the stream itself, driven by the
+/// caller's `next`, or (once polled as a `futures_core::Stream`, feature
+/// `async`) a helper thread that drives it.
+pub(super) enum Source<'a, I: Iterator, O> {
+    Here(Stream<'a, I, O>),
+    #[cfg(feature = "async")]
+    Relayed(crate::future::Relay<(usize, Result<O, Error>)>),
+    /// Between the two, for a moment (or for good, if the helper could not
+    /// be set up).
+    #[cfg(feature = "async")]
+    Moving,
+}
+
+impl<'a, I: Iterator, O> From<Stream<'a, I, O>> for Source<'a, I, O> {
+    fn from(stream: Stream<'a, I, O>) -> Self {
+        Source::Here(stream)
+    }
+}
+
+impl<I, O> Source<'_, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    fn next_result(&mut self) -> Option<(usize, Result<O, Error>)> {
+        match self {
+            Source::Here(stream) => stream.next_result(),
+            #[cfg(feature = "async")]
+            Source::Relayed(relay) => relay.next_blocking(),
+            #[cfg(feature = "async")]
+            Source::Moving => None,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Source::Here(stream) => stream.size_hint(),
+            // The helper pulls ahead: what is left is not known here.
+            #[cfg(feature = "async")]
+            _ => (0, None),
+        }
+    }
+}
+
+impl<I: Iterator, O> Source<'_, I, O> {
+    fn describe(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Here(stream) => stream.describe(name, f),
+            #[cfg(feature = "async")]
+            _ => f
+                .debug_struct(name)
+                .field("polled_as_a_stream", &true)
+                .finish(),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl<I, O> Source<'static, I, O>
+where
+    I: Iterator<Item: Send + 'static> + Send + 'static,
+    O: Send + 'static,
+{
+    /// `Stream::poll_next` for both streams: at the first poll the stream
+    /// moves to a helper thread that drives it, one result ahead; the
+    /// helper watches a token of its own, cancelled when this is dropped.
+    fn poll_relayed(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<(usize, Result<O, Error>)>> {
+        if matches!(self, Source::Here(_)) {
+            let Source::Here(mut stream) = std::mem::replace(self, Source::Moving) else {
+                unreachable!("matched above")
+            };
+            let token = stream
+                .watch
+                .cancel
+                .as_ref()
+                .map_or_else(CancelToken::new, CancelToken::child);
+            stream.watch.cancel = Some(token.clone());
+            let results = std::iter::from_fn(move || stream.next_result());
+            *self = Source::Relayed(crate::future::Relay::start(results, token));
+        }
+        match self {
+            Source::Relayed(relay) => relay.poll_next(context.waker()),
+            _ => std::task::Poll::Ready(None),
+        }
+    }
+}
+
+// Neither stream is structurally pinned (nothing projects a pin into it),
+// so both may be moved after a poll, whatever their input and outputs are.
+impl<I: Iterator, O> Unpin for Imap<'_, I, O> {}
+impl<I: Iterator, O> Unpin for ImapUnordered<'_, I, O> {}
+
+#[cfg(feature = "async")]
+impl<I, O> futures_core::Stream for Imap<'static, I, O>
+where
+    I: Iterator<Item: Send + 'static> + Send + 'static,
+    O: Send + 'static,
+{
+    type Item = Result<O, Error>;
+
+    /// Never blocks: see [`parpool::future`](crate::future). The same
+    /// results, in the same order, as the `Iterator` side. Dropping the
+    /// stream before its end cancels the chunks that have not started.
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut()
+            .stream
+            .poll_relayed(context)
+            .map(|item| item.map(|(_, result)| result))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<I, O> futures_core::Stream for ImapUnordered<'static, I, O>
+where
+    I: Iterator<Item: Send + 'static> + Send + 'static,
+    O: Send + 'static,
+{
+    type Item = (usize, Result<O, Error>);
+
+    /// Never blocks: see [`parpool::future`](crate::future).
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.get_mut().stream.poll_relayed(context)
+    }
 }
 
 /// The machinery behind both iterators.
@@ -358,7 +494,9 @@ where
     O: 'static,
 {
     let stream = Stream::new(settings, input, EngineRef::Owned(engine), true);
-    Imap { stream }
+    Imap {
+        stream: stream.into(),
+    }
 }
 
 /// An unordered stream over `input` on an engine of its own.
@@ -372,5 +510,7 @@ where
     O: 'static,
 {
     let stream = Stream::new(settings, input, EngineRef::Owned(engine), false);
-    ImapUnordered { stream }
+    ImapUnordered {
+        stream: stream.into(),
+    }
 }

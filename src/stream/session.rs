@@ -93,7 +93,7 @@ where
         I: IntoIterator<Item = T>,
     {
         Imap {
-            stream: self.stream(input.into_iter(), true),
+            stream: self.stream(input.into_iter(), true).into(),
         }
     }
 
@@ -104,7 +104,7 @@ where
         I: IntoIterator<Item = T>,
     {
         ImapUnordered {
-            stream: self.stream(input.into_iter(), false),
+            stream: self.stream(input.into_iter(), false).into(),
         }
     }
 

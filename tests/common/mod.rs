@@ -71,6 +71,21 @@ pub fn start_what_lives_with_the_process() {
     }
 }
 
+/// Initializes MPI (a one-rank world), if the build has it, for a test
+/// that counts resources with MPI pools among its cases: MPI keeps its
+/// shared memory until the process ends. Not for tests whose workers
+/// `exit`, which would run MPI's `atexit` handler in a forked child.
+pub fn start_mpi_if_built() {
+    if BackendKind::AVAILABLE.contains(&BackendKind::Mpi) {
+        let before = pool_threads();
+        let ranks = Pool::builder().kind(BackendKind::Mpi).build().unwrap();
+        assert_eq!(ranks.map(|x: u8| x, [0, 1, 2]).unwrap(), [0, 1, 2]);
+        drop(ranks);
+        // Its threads exit soon after the drop; count without them.
+        settles_to(before, pool_threads);
+    }
+}
+
 /// Threads of this process.
 pub fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())

@@ -1,0 +1,263 @@
+//! Futures and streams of the pool's calls, for async code (feature
+//! `async`).
+//!
+//! A call awaited from async code runs where the same call runs when it
+//! blocks: on the pool's threads, worker processes or MPI ranks. What the
+//! blocking call's caller would do (hand out chunks, wait for them) is done
+//! by a helper thread of its own (`parpool-async`), so no thread of the
+//! runtime ever blocks: the future waits on a [`Waker`], and
+//! [`Imap`](crate::Imap) and [`ImapUnordered`](crate::ImapUnordered) as
+//! [`Stream`](futures_core::Stream)s never block in `poll_next`. Any
+//! executor works (tokio, async-std, smol, `futures::executor`): nothing
+//! here depends on one.
+//!
+//! **Dropping is cancelling.** A [`CallFuture`] or stream dropped before
+//! it ends cancels its call, as a [`CancelToken`] would: no chunk starts
+//! after the drop, and the helper thread ends once the chunks running then
+//! are done (the drop itself never waits).
+
+use crate::cancel::CancelToken;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex};
+use std::task::{Context, Poll, Waker};
+
+/// What a helper thread hands back, and the waker to call when it does.
+struct Slot<T> {
+    state: Mutex<(Option<T>, Option<Waker>)>,
+}
+
+/// The result of a call made with one of the pool's `*_async` methods:
+/// await it. Dropping it before it is ready cancels the call.
+#[must_use = "a call's future does nothing useful unless awaited, and dropping it cancels the call"]
+pub struct CallFuture<T> {
+    slot: Arc<Slot<T>>,
+    cancel: CancelToken,
+    finished: bool,
+}
+
+impl<T> std::fmt::Debug for CallFuture<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallFuture")
+            .field("finished", &self.finished)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> CallFuture<T> {
+    /// Runs `call` on a helper thread with `cancel` (a token of its own);
+    /// the future is ready with its value. If no thread can be started,
+    /// the call runs here, now (blocking), rather than not at all.
+    pub(crate) fn spawn(cancel: CancelToken, call: impl FnOnce() -> T + Send + 'static) -> Self {
+        let slot = Arc::new(Slot {
+            state: Mutex::new((None, None)),
+        });
+        let call = Arc::new(Mutex::new(Some(call)));
+        let filler = slot.clone();
+        let on_thread = call.clone();
+        let started = std::thread::Builder::new()
+            .name("parpool-async".to_string())
+            .spawn(move || {
+                let call = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(call) = call {
+                    filler.fill(call());
+                }
+            });
+        if started.is_err() {
+            let call = call.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(call) = call {
+                slot.fill(call());
+            }
+        }
+        CallFuture {
+            slot,
+            cancel,
+            finished: false,
+        }
+    }
+}
+
+impl<T> Slot<T> {
+    fn fill(&self, value: T) {
+        let waker = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.0 = Some(value);
+            state.1.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl<T> Future for CallFuture<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<T> {
+        let this = self.get_mut();
+        let mut state = this.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.0.take() {
+            Some(value) => {
+                this.finished = true;
+                Poll::Ready(value)
+            }
+            None => {
+                state.1 = Some(context.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T> Drop for CallFuture<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancel.cancel();
+        }
+    }
+}
+
+/// Items a helper thread pulls from a blocking iterator, for a stream's
+/// `poll_next`: at most one waits here, so the iterator's own bounds
+/// (chunks in flight) still hold.
+pub(crate) struct Relay<T> {
+    shared: Arc<RelayShared<T>>,
+    cancel: CancelToken,
+}
+
+struct RelayShared<T> {
+    state: Mutex<RelayState<T>>,
+    /// Wakes the helper when the item was taken, or the consumer left.
+    room: Condvar,
+    /// Wakes a blocking consumer (the `Iterator` side) when an item came.
+    arrived: Condvar,
+}
+
+struct RelayState<T> {
+    items: VecDeque<T>,
+    /// The iterator is exhausted.
+    ended: bool,
+    /// The consumer dropped the stream.
+    left: bool,
+    waker: Option<Waker>,
+}
+
+impl<T: Send + 'static> Relay<T> {
+    /// Starts a helper thread that pulls `iterator` (which watches
+    /// `cancel`) one item ahead of the consumer.
+    pub(crate) fn start<I>(iterator: I, cancel: CancelToken) -> Relay<T>
+    where
+        I: Iterator<Item = T> + Send + 'static,
+    {
+        let shared = Arc::new(RelayShared {
+            state: Mutex::new(RelayState {
+                items: VecDeque::new(),
+                ended: false,
+                left: false,
+                waker: None,
+            }),
+            room: Condvar::new(),
+            arrived: Condvar::new(),
+        });
+        let helper = shared.clone();
+        let pull = move |mut iterator: I| {
+            loop {
+                {
+                    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                    while !state.left && !state.items.is_empty() {
+                        state = helper.room.wait(state).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if state.left {
+                        break;
+                    }
+                }
+                let item = iterator.next();
+                let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                match item {
+                    Some(item) => state.items.push_back(item),
+                    None => state.ended = true,
+                }
+                let waker = state.waker.take();
+                let ended = state.ended;
+                drop(state);
+                helper.arrived.notify_all();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                if ended {
+                    break;
+                }
+            }
+            // Dropping the iterator here ends the call (a dropped stream
+            // cancels what has not started).
+            drop(iterator);
+        };
+        let mut iterator = Some(iterator);
+        let started = std::thread::Builder::new()
+            .name("parpool-async".to_string())
+            .spawn({
+                let iterator = iterator.take().expect("not taken yet");
+                move || pull(iterator)
+            });
+        if started.is_err() {
+            // No thread: the stream ends with nothing rather than block.
+            shared.state.lock().unwrap_or_else(|e| e.into_inner()).ended = true;
+        }
+        Relay { shared, cancel }
+    }
+}
+
+impl<T> Relay<T> {
+    /// The next item if one is here; else registers `waker` (`Pending`).
+    pub(crate) fn poll_next(&self, waker: &Waker) -> Poll<Option<T>> {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(item) = state.items.pop_front() {
+            drop(state);
+            self.shared.room.notify_all();
+            return Poll::Ready(Some(item));
+        }
+        if state.ended {
+            return Poll::Ready(None);
+        }
+        state.waker = Some(waker.clone());
+        Poll::Pending
+    }
+
+    /// The next item, waiting for it (the `Iterator` side of a stream that
+    /// was polled as a `Stream` before).
+    pub(crate) fn next_blocking(&self) -> Option<T> {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(item) = state.items.pop_front() {
+                drop(state);
+                self.shared.room.notify_all();
+                return Some(item);
+            }
+            if state.ended {
+                return None;
+            }
+            state = self
+                .shared
+                .arrived
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl<T> Drop for Relay<T> {
+    fn drop(&mut self) {
+        let ended = {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.left = true;
+            state.items.clear();
+            state.ended
+        };
+        if !ended {
+            // The helper may wait for a chunk: no new chunk starts.
+            self.cancel.cancel();
+        }
+        self.shared.room.notify_all();
+    }
+}
