@@ -530,6 +530,18 @@ fn map_gather(pool: &Pool, rank: usize, ok: &dyn Fn(&str)) {
         .chunk_size(1)
         .build()
         .unwrap();
+    // Fewer items than ranks: some ranks send nothing (an empty slice's
+    // address is Open MPI's MPI_IN_PLACE, which a non-root rank may not
+    // pass to a gather).
+    for items in [1u32, 2, 3] {
+        let few = one_item_chunks
+            .map_gather(|x: u32| x * 3, 0..items)
+            .unwrap();
+        match rank {
+            0 => assert_eq!(few, Some((0..items).map(|x| x * 3).collect())),
+            _ => assert_eq!(few, None),
+        }
+    }
     let error = one_item_chunks
         .map_gather(
             |x: u32| {

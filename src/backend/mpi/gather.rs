@@ -116,6 +116,11 @@ fn gather_bytes_in_rounds(
         let counts: Vec<Count> = lengths.iter().map(|&l| piece(l) as Count).collect();
         let start = (round * limit).min(local.len());
         let send = &local[start..start + piece(local.len() as u64)];
+        // An empty slice's address is a dangling 0x1, which is Open MPI's
+        // MPI_IN_PLACE: a rank with nothing to send would be refused
+        // (MPI_ERR_ARG). Send nothing from a real address instead.
+        let nothing = [0u8; 1];
+        let send = if send.is_empty() { &nothing[..0] } else { send };
         if !receives {
             exchange(send, None);
             continue;
