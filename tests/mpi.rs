@@ -185,6 +185,20 @@ const SCENARIOS: &[&str] = &[
     "map-gather-to-rank-0",
 ];
 
+/// Panics on item 7, which (one item per chunk) runs on one rank only.
+fn seven_fails(x: u32) -> u32 {
+    assert!(x != 7, "seven fails");
+    x
+}
+
+/// The error every rank must get from a call of [`seven_fails`] over 0..20.
+fn assert_seven_failed(error: &parpool::Error) {
+    assert_eq!(
+        common::without_location(error),
+        "task 7 of 20 panicked: seven fails"
+    );
+}
+
 fn rank_main() {
     let pool = Pool::builder()
         .kind(BackendKind::Mpi)
@@ -228,19 +242,8 @@ fn rank_main() {
         .chunk_size(1)
         .build()
         .unwrap();
-    let error = one_item_chunks
-        .map(
-            |x: u32| {
-                assert!(x != 7, "seven fails");
-                x
-            },
-            0..20,
-        )
-        .unwrap_err();
-    assert_eq!(
-        common::without_location(&error),
-        "task 7 of 20 panicked: seven fails"
-    );
+    let error = one_item_chunks.map(seven_fails, 0..20).unwrap_err();
+    assert_seven_failed(&error);
     // Every rank learns where the task panicked, whichever rank ran it.
     let location = error.panic_location().expect("a panic location");
     assert!(location.starts_with("tests/mpi.rs:"), "{location}");
@@ -542,19 +545,8 @@ fn map_gather(pool: &Pool, rank: usize, ok: &dyn Fn(&str)) {
             _ => assert_eq!(few, None),
         }
     }
-    let error = one_item_chunks
-        .map_gather(
-            |x: u32| {
-                assert!(x != 7, "seven fails");
-                x
-            },
-            0..20,
-        )
-        .unwrap_err();
-    assert_eq!(
-        common::without_location(&error),
-        "task 7 of 20 panicked: seven fails"
-    );
+    let error = one_item_chunks.map_gather(seven_fails, 0..20).unwrap_err();
+    assert_seven_failed(&error);
     let values: Vec<f64> = (0..10_000).map(|i| f64::from(i).sqrt()).collect();
     let sum = pool.map_reduce(|x: f64| x * 1.5, values.clone(), 0.0, |a, b| a + b);
     let reference = serial.map_reduce(|x: f64| x * 1.5, values, 0.0, |a, b| a + b);
