@@ -23,6 +23,7 @@ fn no_threads_descriptors_or_children_outlive_a_pool() {
     common::start_what_lives_with_the_process();
     let fds_before = open_fds();
     let threads_before = threads();
+    let names_before = common::thread_names();
     let children_before = children();
     for _ in 0..3 {
         for pool in every_pool() {
@@ -45,7 +46,8 @@ fn no_threads_descriptors_or_children_outlive_a_pool() {
     assert_eq!(
         settles_to(threads_before, threads),
         threads_before,
-        "worker threads outlived their pools"
+        "worker threads outlived their pools: before {names_before:?}, after {:?}",
+        common::thread_names()
     );
     assert_eq!(open_fds(), fds_before, "file descriptors leaked");
     assert_eq!(children(), children_before, "child processes left behind");

@@ -68,6 +68,20 @@ pub fn start_what_lives_with_the_process() {
     if BackendKind::AVAILABLE.contains(&BackendKind::Processes) {
         let forked = processes(1).build().unwrap();
         assert_eq!(forked.map(|x: u8| x, [0, 1, 2]).unwrap(), [0, 1, 2]);
+        drop(forked);
+        // The drop joins the forker thread, but the kernel may list an
+        // ended thread in /proc/self/task a moment longer: count without it.
+        let forkers = || {
+            thread_names()
+                .iter()
+                .filter(|name| name.as_str() == "parpool-fork")
+                .count()
+        };
+        assert_eq!(
+            settles_to(0, forkers),
+            0,
+            "the forker thread ends with its pool"
+        );
     }
 }
 
@@ -84,6 +98,18 @@ pub fn start_mpi_if_built() {
         // Its threads exit soon after the drop; count without them.
         settles_to(before, pool_threads);
     }
+}
+
+/// Names of this process's threads, sorted: what a failed count prints.
+pub fn thread_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/proc/self/task").map_or(Vec::new(), |dir| {
+        dir.filter_map(Result::ok)
+            .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+            .map(|name| name.trim_end().to_string())
+            .collect()
+    });
+    names.sort();
+    names
 }
 
 /// Threads of this process.
