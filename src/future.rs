@@ -15,6 +15,10 @@
 //! it ends cancels its call, as a [`CancelToken`] would: no chunk starts
 //! after the drop, and the helper thread ends once the chunks running then
 //! are done (the drop itself never waits).
+//!
+//! Should the system refuse a new thread (a thread limit reached), a call
+//! runs on the thread that polls it instead, blocking it, rather than
+//! fail or lose results.
 
 use crate::cancel::CancelToken;
 use std::collections::VecDeque;
@@ -53,28 +57,48 @@ impl<T: Send + 'static> CallFuture<T> {
         let slot = Arc::new(Slot {
             state: Mutex::new((None, None)),
         });
-        let call = Arc::new(Mutex::new(Some(call)));
         let filler = slot.clone();
-        let on_thread = call.clone();
-        let started = std::thread::Builder::new()
-            .name("parpool-async".to_string())
-            .spawn(move || {
-                let call = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-                if let Some(call) = call {
-                    filler.fill(call());
-                }
-            });
-        if started.is_err() {
-            let call = call.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(call) = call {
-                slot.fill(call());
-            }
+        if let Err(call) = start_helper(call, move |call| filler.fill(call())) {
+            slot.fill(call());
         }
         CallFuture {
             slot,
             cancel,
             finished: false,
         }
+    }
+}
+
+/// Runs `work(payload)` on a new helper thread (`parpool-async`), or gives
+/// `payload` back if no thread can be started, so the caller can do the
+/// work itself rather than lose it.
+fn start_helper<P: Send + 'static>(
+    payload: P,
+    work: impl FnOnce(P) + Send + 'static,
+) -> Result<(), P> {
+    #[cfg(test)]
+    if tests::REFUSE_HELPERS.get() {
+        return Err(payload);
+    }
+    // Held outside the thread's closure too: `spawn` drops the closure
+    // when it fails, and the payload must survive that.
+    let held = Arc::new(Mutex::new(Some(payload)));
+    let on_thread = held.clone();
+    let started = std::thread::Builder::new()
+        .name("parpool-async".to_string())
+        .spawn(move || {
+            let payload = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(payload) = payload {
+                work(payload);
+            }
+        });
+    match started {
+        Ok(_) => Ok(()),
+        Err(_) => held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map_or(Ok(()), Err),
     }
 }
 
@@ -123,6 +147,9 @@ impl<T> Drop for CallFuture<T> {
 /// (chunks in flight) still hold.
 pub(crate) struct Relay<T> {
     shared: Arc<RelayShared<T>>,
+    /// The iterator itself, when no helper thread could be started: then
+    /// the consumer pulls it, blocking, rather than lose its items.
+    inline: Option<Mutex<Box<dyn Iterator<Item = T> + Send>>>,
     cancel: CancelToken,
 }
 
@@ -145,7 +172,9 @@ struct RelayState<T> {
 
 impl<T: Send + 'static> Relay<T> {
     /// Starts a helper thread that pulls `iterator` (which watches
-    /// `cancel`) one item ahead of the consumer.
+    /// `cancel`) one item ahead of the consumer. If no thread can be
+    /// started, the consumer pulls `iterator` itself, blocking, rather than
+    /// lose its items.
     pub(crate) fn start<I>(iterator: I, cancel: CancelToken) -> Relay<T>
     where
         I: Iterator<Item = T> + Send + 'static,
@@ -193,24 +222,23 @@ impl<T: Send + 'static> Relay<T> {
             // cancels what has not started).
             drop(iterator);
         };
-        let mut iterator = Some(iterator);
-        let started = std::thread::Builder::new()
-            .name("parpool-async".to_string())
-            .spawn({
-                let iterator = iterator.take().expect("not taken yet");
-                move || pull(iterator)
-            });
-        if started.is_err() {
-            // No thread: the stream ends with nothing rather than block.
-            shared.state.lock().unwrap_or_else(|e| e.into_inner()).ended = true;
+        let inline = start_helper(iterator, pull)
+            .err()
+            .map(|iterator| Mutex::new(Box::new(iterator) as Box<dyn Iterator<Item = T> + Send>));
+        Relay {
+            shared,
+            inline,
+            cancel,
         }
-        Relay { shared, cancel }
     }
 }
 
 impl<T> Relay<T> {
     /// The next item if one is here; else registers `waker` (`Pending`).
     pub(crate) fn poll_next(&self, waker: &Waker) -> Poll<Option<T>> {
+        if let Some(inline) = &self.inline {
+            return Poll::Ready(inline.lock().unwrap_or_else(|e| e.into_inner()).next());
+        }
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(item) = state.items.pop_front() {
             drop(state);
@@ -227,6 +255,9 @@ impl<T> Relay<T> {
     /// The next item, waiting for it (the `Iterator` side of a stream that
     /// was polled as a `Stream` before).
     pub(crate) fn next_blocking(&self) -> Option<T> {
+        if let Some(inline) = &self.inline {
+            return inline.lock().unwrap_or_else(|e| e.into_inner()).next();
+        }
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(item) = state.items.pop_front() {
@@ -259,5 +290,77 @@ impl<T> Drop for Relay<T> {
             self.cancel.cancel();
         }
         self.shared.room.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CallFuture, Relay};
+    use crate::cancel::CancelToken;
+    use std::cell::Cell;
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    thread_local! {
+        /// Set by a test: `start_helper` acts as if the system refused a
+        /// new thread, for helpers started from this thread.
+        pub(super) static REFUSE_HELPERS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Runs `body` with every helper it starts refused.
+    fn without_helpers<R>(body: impl FnOnce() -> R) -> R {
+        REFUSE_HELPERS.set(true);
+        let result = body();
+        REFUSE_HELPERS.set(false);
+        result
+    }
+
+    #[test]
+    fn without_a_helper_a_future_is_ready_with_its_value() {
+        let mut future = pin!(without_helpers(|| CallFuture::spawn(
+            CancelToken::new(),
+            || 42
+        )));
+        let poll = future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+        assert_eq!(poll, Poll::Ready(42));
+    }
+
+    #[test]
+    fn without_a_helper_a_relay_hands_out_every_item() {
+        let relay = without_helpers(|| Relay::start(0..10u32, CancelToken::new()));
+        let polled: Vec<_> = std::iter::from_fn(|| match relay.poll_next(Waker::noop()) {
+            Poll::Ready(item) => item,
+            Poll::Pending => panic!("a relay without a helper never waits"),
+        })
+        .collect();
+        assert_eq!(polled, (0..10).collect::<Vec<_>>());
+        let relay = without_helpers(|| Relay::start(0..3u32, CancelToken::new()));
+        let pulled: Vec<_> = std::iter::from_fn(|| relay.next_blocking()).collect();
+        assert_eq!(pulled, [0, 1, 2]);
+    }
+
+    #[test]
+    fn without_a_helper_a_pool_stream_still_yields_every_result() {
+        use futures_core::Stream;
+        let pool = crate::Pool::builder()
+            .kind(crate::BackendKind::Threads)
+            .workers(2)
+            .build()
+            .unwrap();
+        let mut stream = pool.imap(|x: u32| x * 2, 0..50u32).unwrap();
+        let mut context = Context::from_waker(Waker::noop());
+        let results = without_helpers(|| {
+            std::iter::from_fn(
+                || match std::pin::Pin::new(&mut stream).poll_next(&mut context) {
+                    Poll::Ready(item) => item,
+                    Poll::Pending => panic!("a stream without a helper never waits"),
+                },
+            )
+            .collect::<Result<Vec<_>, _>>()
+        });
+        assert_eq!(results.unwrap(), (0..50).map(|x| x * 2).collect::<Vec<_>>());
     }
 }

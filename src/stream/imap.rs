@@ -64,8 +64,7 @@ pub(super) enum Source<'a, I: Iterator, O> {
     Here(Stream<'a, I, O>),
     #[cfg(feature = "async")]
     Relayed(crate::future::Relay<(usize, Result<O, Error>)>),
-    /// Between the two, for a moment (or for good, if the helper could not
-    /// be set up).
+    /// Between the two, for a moment.
     #[cfg(feature = "async")]
     Moving,
 }
