@@ -6,14 +6,14 @@
 //! PARPOOL_BACKEND=serial cargo run --example square
 //! ```
 
-use parpool::{BACKEND_VARIABLE, BackendKind, Pool};
+use parpool::{BackendKind, Pool};
 
 fn square(x: u64) -> u64 {
     x * x
 }
 
 fn main() -> Result<(), parpool::Error> {
-    let pools = if std::env::var_os(BACKEND_VARIABLE).is_some() {
+    let pools = if std::env::var_os(parpool::env::BACKEND).is_some() {
         vec![Pool::from_env()?]
     } else {
         BackendKind::AVAILABLE

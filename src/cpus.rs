@@ -31,11 +31,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// The environment variable that overrides detection (and the pool size).
-pub const WORKERS_VARIABLE: &str = "PARPOOL_WORKERS";
-
-/// Scheduler variables consulted, in order, with the scheduler's name.
-const SCHEDULER_VARIABLES: &[(&str, &str)] = &[("SLURM_CPUS_PER_TASK", "Slurm"), ("NCPUS", "PBS")];
+use crate::env::{SCHEDULER_CPUS as SCHEDULER_VARIABLES, WORKERS as WORKERS_VARIABLE};
 
 /// The number of CPUs to use and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]

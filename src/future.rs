@@ -21,6 +21,7 @@
 //! fail or lose results.
 
 use crate::cancel::CancelToken;
+use crate::sync::LockUnpoisoned;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
@@ -87,25 +88,21 @@ fn start_helper<P: Send + 'static>(
     let started = std::thread::Builder::new()
         .name("parpool-async".to_string())
         .spawn(move || {
-            let payload = on_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+            let payload = on_thread.lock_unpoisoned().take();
             if let Some(payload) = payload {
                 work(payload);
             }
         });
     match started {
         Ok(_) => Ok(()),
-        Err(_) => held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .map_or(Ok(()), Err),
+        Err(_) => held.lock_unpoisoned().take().map_or(Ok(()), Err),
     }
 }
 
 impl<T> Slot<T> {
     fn fill(&self, value: T) {
         let waker = {
-            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.state.lock_unpoisoned();
             state.0 = Some(value);
             state.1.take()
         };
@@ -120,7 +117,7 @@ impl<T> Future for CallFuture<T> {
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<T> {
         let this = self.get_mut();
-        let mut state = this.slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = this.slot.state.lock_unpoisoned();
         match state.0.take() {
             Some(value) => {
                 this.finished = true;
@@ -193,16 +190,16 @@ impl<T: Send + 'static> Relay<T> {
         let pull = move |mut iterator: I| {
             loop {
                 {
-                    let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                    let mut state = helper.state.lock_unpoisoned();
                     while !state.left && !state.items.is_empty() {
-                        state = helper.room.wait(state).unwrap_or_else(|e| e.into_inner());
+                        state = crate::sync::wait(&helper.room, state);
                     }
                     if state.left {
                         break;
                     }
                 }
                 let item = iterator.next();
-                let mut state = helper.state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut state = helper.state.lock_unpoisoned();
                 match item {
                     Some(item) => state.items.push_back(item),
                     None => state.ended = true,
@@ -237,9 +234,9 @@ impl<T> Relay<T> {
     /// The next item if one is here; else registers `waker` (`Pending`).
     pub(crate) fn poll_next(&self, waker: &Waker) -> Poll<Option<T>> {
         if let Some(inline) = &self.inline {
-            return Poll::Ready(inline.lock().unwrap_or_else(|e| e.into_inner()).next());
+            return Poll::Ready(inline.lock_unpoisoned().next());
         }
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.state.lock_unpoisoned();
         if let Some(item) = state.items.pop_front() {
             drop(state);
             self.shared.room.notify_all();
@@ -256,9 +253,9 @@ impl<T> Relay<T> {
     /// was polled as a `Stream` before).
     pub(crate) fn next_blocking(&self) -> Option<T> {
         if let Some(inline) = &self.inline {
-            return inline.lock().unwrap_or_else(|e| e.into_inner()).next();
+            return inline.lock_unpoisoned().next();
         }
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.state.lock_unpoisoned();
         loop {
             if let Some(item) = state.items.pop_front() {
                 drop(state);
@@ -280,7 +277,7 @@ impl<T> Relay<T> {
 impl<T> Drop for Relay<T> {
     fn drop(&mut self) {
         let ended = {
-            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.shared.state.lock_unpoisoned();
             state.left = true;
             state.items.clear();
             state.ended

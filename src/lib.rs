@@ -20,8 +20,9 @@
 //! ## What you can rely on
 //!
 //! - **Same answer everywhere.** Results come back in input order, and
-//!   `map_reduce` groups its combining steps by a [`ChunkPlan`] that depends
-//!   only on the number of items, so even floating-point sums are
+//!   `map_reduce` groups its combining steps by a
+//!   [chunk plan](backend::ChunkPlan) that depends only on the number of
+//!   items, so even floating-point sums are
 //!   bit-identical on every backend and worker count.
 //! - **Errors name the item.** A panicking task comes back as an [`Error`]
 //!   such as `task 3 of 10 panicked at src/main.rs:5:36: boom`; it never
@@ -62,7 +63,9 @@
 //!
 //! Write your own with the [`Backend`] trait: implementing
 //! [`run`](Backend::run) alone gives it every call, streams, sessions,
-//! cancellation and progress.
+//! cancellation and progress. Everything a backend author needs is in
+//! [`backend`], apart from the pools users name; that protocol is
+//! unstable before 1.0.
 //!
 //! ## What parpool does to your process
 //!
@@ -96,9 +99,8 @@
 //! - **MPI** (feature `mpi`): the first MPI pool initializes MPI and
 //!   registers an `atexit` handler that finalizes it; a helper thread
 //!   (`parpool-mpi-progress`) drives MPI progress while a stream is open.
-//! - **Environment variables** read, never written: `PARPOOL_BACKEND`,
-//!   `PARPOOL_WORKERS`, and for CPU detection `SLURM_CPUS_PER_TASK` and
-//!   `NCPUS`.
+//! - **Environment variables** read, never written: every one is listed
+//!   in [`env`].
 //!
 //! No signal handler is installed in your process, and nothing else is
 //! changed.
@@ -111,6 +113,7 @@ pub mod backend;
 mod cancel;
 pub mod carries;
 pub mod cpus;
+pub mod env;
 mod error;
 #[cfg(feature = "async")]
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
@@ -120,13 +123,18 @@ mod plan;
 mod pool;
 mod progress;
 mod stream;
+mod sync;
 mod sys;
 
-pub use backend::contract::{Backend, BackendKind};
+pub use backend::{Backend, BackendKind};
 pub use cancel::CancelToken;
 pub use error::{Error, ErrorKind};
 pub use job::unwind::leave_panic_hook_alone;
-pub use job::{EncodedChunk, Job, TaskLimits};
-pub use plan::ChunkPlan;
-pub use pool::{BACKEND_VARIABLE, LocalPool, Pool, PoolBuilder, PoolOf};
+pub use pool::{LocalPool, Pool, PoolBuilder, PoolOf};
 pub use stream::{Imap, ImapUnordered, STREAM_CHUNK_SIZE, Session};
+
+/// The README's Rust examples, compiled and run as doctests, so a moved
+/// name cannot leave the README behind.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

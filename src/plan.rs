@@ -38,7 +38,7 @@ pub const TARGET_CHUNK_COUNT: usize = 128;
 /// (the last chunk may be shorter). Chunks are never empty.
 ///
 /// ```
-/// use parpool::ChunkPlan;
+/// use parpool::backend::ChunkPlan;
 ///
 /// let plan = ChunkPlan::new(10, 4);
 /// assert_eq!(plan.chunk_count(), 3);

@@ -74,6 +74,7 @@ impl Drop for Meter {
 #[cfg(feature = "progress")]
 mod bar {
     use super::ProgressMode;
+    use crate::sync::LockUnpoisoned;
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
     use std::io::{IsTerminal, Write};
     use std::sync::Mutex;
@@ -153,7 +154,7 @@ mod bar {
             if text.is_empty() {
                 return Ok(());
             }
-            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self.last.lock_unpoisoned();
             let now = Instant::now();
             if last.is_some_and(|at| now - at < Duration::from_secs(1)) {
                 return Ok(());

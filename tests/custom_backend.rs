@@ -7,8 +7,9 @@ mod common;
 
 #[cfg(feature = "progress")]
 use common::scenario_command;
+use parpool::backend::Job;
 use parpool::backend::{Capabilities, SerialBackend, ThreadsBackend};
-use parpool::{Backend, BackendKind, CancelToken, Error, Job, Pool};
+use parpool::{Backend, BackendKind, CancelToken, Error, Pool};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,11 +28,11 @@ struct Seen {
     /// The most items one `run` was given.
     largest_job: AtomicUsize,
     /// The limits of the last job.
-    limits: Mutex<Option<parpool::TaskLimits>>,
+    limits: Mutex<Option<parpool::backend::TaskLimits>>,
 }
 
 impl Backend for Backwards {
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &Job<'_>) -> Result<(), Error> {
         let plan = job.plan();
         self.seen
             .chunk_sizes
@@ -46,7 +47,7 @@ impl Backend for Backwards {
             if job.should_stop() {
                 break;
             }
-            let _ = job.run_chunk(chunk, None);
+            let _ = job.run_chunk(chunk);
         }
         Ok(())
     }
@@ -58,7 +59,7 @@ impl Backend for Backwards {
 struct ClaimsTimeouts(Backwards);
 
 impl Backend for ClaimsTimeouts {
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &Job<'_>) -> Result<(), Error> {
         self.0.run(job)
     }
 

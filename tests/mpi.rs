@@ -106,7 +106,7 @@ fn launcher_main() {
     }
     // The cross-node counter (MPI one-sided atomics on rank 0), forced on
     // this one machine.
-    let rma = [(parpool::backend::MPI_RMA_VARIABLE, "1")];
+    let rma = [(parpool::env::MPI_RMA, "1")];
     for ranks in [2, 3] {
         let (success, output) = mpiexec_with(ranks, "rank", HANG_LIMIT, &rma);
         assert!(success, "mpiexec -n {ranks} (one-sided) failed:\n{output}");

@@ -1,30 +1,32 @@
-//! The [`Backend`] trait: where the chunks of a job run. The design note
-//! beside this file (`src/backend/README.md`) walks through the data flow
-//! of a call, a stream and a session; this page holds the contract.
+//! For backend authors: the [`Backend`] trait, the [`Job`] it is
+//! handed, and the built-in backends by type. Users of pools need none of
+//! it; they choose a backend with [`BackendKind`](crate::BackendKind) or
+//! `PARPOOL_BACKEND`.
+//!
+//! **Unstable before 1.0.** This protocol may change in any 0.x release;
+//! the [CHANGELOG](https://github.com/parpool/parpool/blob/main/CHANGELOG.md)
+//! says what moved. The design note beside this file
+//! (`src/backend/README.md`) walks through the data flow of a call, a
+//! stream and a session; this page holds the contract.
 //!
 //! # How a call reaches a backend
 //!
 //! `Pool::map(f, items)` collects the items into a `Vec`, cuts them into a
-//! [`ChunkPlan`](crate::ChunkPlan) (which depends only on the item count and
-//! the chunk size), and wraps `f`, the items and one output slot per item
-//! into a job. The backend receives `&dyn Job` and sees nothing but chunk
-//! indices; all generic code stays in `pool.rs` and the `job` module. A
-//! stream (`imap`) or a session reaches the backend through
-//! [`Backend::open_stream`] with an `Arc<dyn StreamJob>`: the function,
-//! with chunks of items submitted to the engine the backend returns. A
-//! backend is one file in this directory (plus one line in the private
-//! `build` function below if it is built in).
+//! [`ChunkPlan`] (which depends only on the item count and the chunk
+//! size), and wraps `f`, the items and one output slot per item into a
+//! job. The backend is handed a [`Job`] and sees nothing but chunk
+//! indices; all generic code stays in the `pool` and `job` modules.
+//! Streams (`imap`) and sessions reach a third-party backend through the
+//! same [`run`](Backend::run): the chunks submitted so far run together as
+//! one batch job when the stream's caller wants a result. (The built-in
+//! backends have stream engines of their own, which are not public.)
 //!
 //! ```text
-//! Pool::map ──► MapJob<T, R, F> ──► &dyn Job ──► Backend::run
+//! Pool::map ──► MapJob<T, R, F> ──► Job ──► Backend::run
 //!                                                   │
-//!                  in this process:  job.run_chunk(i, current_item)
-//!                  in another one:   child: job.run_chunk(i), job.encode_chunk(i)
-//!                                    parent: job.accept_chunk(i, bytes)
-//!
-//! Pool::imap ──► TypedStreamJob ──► Arc<dyn StreamJob> ──► Backend::open_stream
-//!                                                   │
-//!                  engine.submit(StreamChunk) … engine.next_done() -> ChunkResults
+//!                  in this process:  job.run_chunk(i)
+//!                  in another one:   copy: job.run_chunk(i), job.encode_chunk(i)
+//!                                    caller: job.accept_chunk(i, bytes)
 //! ```
 //!
 //! # The contract
@@ -34,7 +36,7 @@
 //! 1. **Give every chunk a result, or stop early on failure.** Each chunk
 //!    index in `0..job.plan().chunk_count()` is either run in this process
 //!    with [`Job::run_chunk`] or run in another process (a copy of the job
-//!    made by `fork`, or the same program on another MPI rank) and brought
+//!    made by `fork`, or the same program on another rank) and brought
 //!    back with [`Job::encode_chunk`] and [`Job::accept_chunk`]. Once
 //!    [`Job::should_stop`] is true (a fail-fast job has a failure, or the
 //!    call was cancelled) the backend hands out no new chunks and returns
@@ -49,13 +51,12 @@
 //!    `run_chunk` is recorded by the job itself. A worker that dies, or a
 //!    task that passes its time limit ([`Job::limits`]), is the backend's
 //!    to report, with [`Job::record_failure`] and an error naming the item
-//!    ([`Error::crash`], [`Error::timeout`]). The `current_item` argument of
-//!    `run_chunk` exists for this: a worker process publishes the item it is
-//!    on in memory its supervisor can read. For a job that keeps going, the
-//!    backend then runs the rest of that chunk again; the job skips the
-//!    items recorded as failed.
+//!    ([`crash_error`], [`timeout_error`]). For a job that keeps going,
+//!    the backend then runs the rest of that chunk again; the job skips
+//!    the items recorded as failed.
 //! 4. **Return `Err` only for its own failures** (an OS call that failed, a
-//!    lost connection): task failures travel inside the job.
+//!    lost connection: [`backend_error`]): task failures travel inside the
+//!    job.
 //! 5. **Leave nothing behind**: no threads still touching the job, no child
 //!    processes, no file descriptors, no temporary files. The job borrows
 //!    the caller's data and is freed right after `run` returns.
@@ -65,28 +66,20 @@
 //!    handle re-entry; it must not rely on anything the forking of a child
 //!    loses (other threads, held locks) inside that child.
 //!
-//! A stream engine from [`open_stream`](Backend::open_stream) keeps the
-//! same rules per chunk: every submitted chunk comes back from
-//! [`next_done`](StreamEngine::next_done) exactly once (in any order), with
-//! one result per item, failures in their places; `cancel` stops what runs
-//! and waits until nothing of the engine runs; dropping the engine leaves
-//! nothing behind. The default engine runs the chunks submitted so far as
-//! one batch job on [`run`](Backend::run), so a backend that implements only
-//! `run` gets streams and sessions too.
-//!
 //! # Capabilities
 //!
 //! What a backend can do is asked of it ([`Backend::capabilities`]), never
-//! read off its [`BackendKind`]: whether it can stop a running task (so
+//! read off its kind: whether it can stop a running task (so
 //! [`PoolBuilder::timeout`](crate::PoolBuilder::timeout) is accepted),
 //! whether tasks share the caller's memory, how many chunks a stream keeps
 //! in flight per worker, and its MPI rank and ranks.
 //!
 //! The shared test suite in `tests/contract.rs` checks every built-in
-//! backend against these rules.
+//! backend, and a third-party one, against these rules.
 
 mod batch;
-pub(crate) mod contract;
+pub(crate) mod driver;
+mod kind;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(unix)]
@@ -94,23 +87,27 @@ mod processes;
 #[cfg(not(unix))]
 #[path = "processes_unsupported.rs"]
 mod processes;
+mod protocol;
 mod serial;
 mod threads;
 pub(crate) mod wire;
 
 #[cfg(feature = "mpi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
-pub use mpi::{MpiBackend, RMA_VARIABLE as MPI_RMA_VARIABLE};
+pub use mpi::MpiBackend;
 pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
 pub(crate) use threads::shared_size as shared_threads_size;
 
+pub use crate::job::TaskLimits;
+pub use crate::plan::ChunkPlan;
+pub use kind::BackendKind;
+pub(crate) use kind::parse_backend_name;
+pub use protocol::{Backend, Job, backend_error, crash_error, timeout_error};
+
 use crate::error::Error;
-use crate::job::Job;
-pub use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
-pub(crate) use contract::{Backend, BackendKind, parse_backend_name};
-use std::fmt;
+pub(crate) use driver::{Driver, StreamContext, StreamEngine};
 use std::sync::Arc;
 
 /// What a backend can do, as [`Backend::capabilities`] reports it. Read
@@ -172,59 +169,7 @@ impl Default for Capabilities {
 }
 
 /// Chunks in flight per worker when neither the pool nor the backend says.
-pub const DEFAULT_IN_FLIGHT_PER_WORKER: usize = 4;
-
-/// Runs the chunks of one stream or session: made by
-/// [`Backend::open_stream`], driven by the stream.
-///
-/// Item failures travel inside [`ChunkResults`]; `Err` from a method means
-/// the engine itself failed or the wait was cancelled.
-pub trait StreamEngine: Send {
-    /// Starts (or queues) a chunk.
-    fn submit(&mut self, chunk: StreamChunk) -> Result<(), Error>;
-
-    /// Blocks until a submitted chunk is finished and returns it, in any
-    /// order. Returns `Err` (for which
-    /// [`Error::is_cancelled`](crate::Error::is_cancelled) is true) soon
-    /// after [`StreamContext::is_cancelled`] turns true. Called only while
-    /// some submitted chunk has not been returned.
-    fn next_done(&mut self, context: &StreamContext<'_>) -> Result<ChunkResults, Error>;
-
-    /// Abandons every submitted chunk, stopping what runs as soon as it
-    /// can, and waits until nothing runs. The engine stays usable.
-    fn cancel(&mut self);
-}
-
-/// What a stream gives its engine while it waits for a chunk: the backend
-/// that opened the engine, and whether the stream was cancelled.
-pub struct StreamContext<'a> {
-    backend: &'a dyn Backend,
-    cancelled: &'a dyn Fn() -> bool,
-}
-
-impl<'a> StreamContext<'a> {
-    pub(crate) fn new(backend: &'a dyn Backend, cancelled: &'a dyn Fn() -> bool) -> Self {
-        StreamContext { backend, cancelled }
-    }
-
-    /// True once the stream's [`CancelToken`](crate::CancelToken) fired.
-    pub fn is_cancelled(&self) -> bool {
-        (self.cancelled)()
-    }
-
-    /// Runs a batch job on the backend that opened the engine.
-    pub fn run(&self, job: &dyn Job) -> Result<(), Error> {
-        self.backend.run(job)
-    }
-}
-
-impl fmt::Debug for StreamContext<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamContext")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
-    }
-}
+pub(crate) const DEFAULT_IN_FLIGHT_PER_WORKER: usize = 4;
 
 /// The error of a stream whose wait was cancelled.
 pub(crate) fn stream_cancelled() -> Error {
@@ -232,7 +177,7 @@ pub(crate) fn stream_cancelled() -> Error {
 }
 
 /// Builds the built-in backend `kind` with `workers` workers.
-pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Backend>, Error> {
+pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Driver>, Error> {
     Ok(match kind {
         BackendKind::Serial => Arc::new(SerialBackend),
         BackendKind::Threads => Arc::new(ThreadsBackend::new(workers)?),
@@ -244,7 +189,7 @@ pub(crate) fn build(kind: BackendKind, workers: usize) -> Result<Arc<dyn Backend
             return Err(Error::invalid_config(
                 "backend",
                 "mpi",
-                contract::unavailable("mpi"),
+                kind::unavailable("mpi"),
             ));
         }
         BackendKind::Custom => {

@@ -2,9 +2,10 @@
 //! exists, so code that names it compiles everywhere, but it cannot be
 //! made.
 
-use super::{Backend, BackendKind, Capabilities, StreamEngine};
+use super::driver::{Driver, backend_through_driver};
+use super::{BackendKind, Capabilities, StreamEngine};
 use crate::error::Error;
-use crate::job::{Job, StreamJob};
+use crate::job::{ChunkJob, StreamJob};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -22,12 +23,14 @@ impl ProcessesBackend {
         Err(Error::invalid_config(
             "backend",
             "processes",
-            super::contract::unavailable("processes"),
+            super::kind::unavailable("processes"),
         ))
     }
 }
 
-impl Backend for ProcessesBackend {
+backend_through_driver!(ProcessesBackend);
+
+impl Driver for ProcessesBackend {
     fn kind(&self) -> BackendKind {
         match self.never {}
     }
@@ -40,7 +43,7 @@ impl Backend for ProcessesBackend {
         match self.never {}
     }
 
-    fn run(&self, _job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, _job: &dyn ChunkJob) -> Result<(), Error> {
         match self.never {}
     }
 

@@ -7,15 +7,18 @@
 //! with one chunk in flight: reading ahead would gain nothing and cost
 //! cache.
 
-use super::{Backend, BackendKind, Capabilities};
+use super::driver::{Driver, backend_through_driver};
+use super::{BackendKind, Capabilities};
 use crate::error::Error;
-use crate::job::Job;
+use crate::job::ChunkJob;
 
 /// Runs chunks one after another on the calling thread.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SerialBackend;
 
-impl Backend for SerialBackend {
+backend_through_driver!(SerialBackend);
+
+impl Driver for SerialBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Serial
     }
@@ -32,7 +35,7 @@ impl Backend for SerialBackend {
         }
     }
 
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &dyn ChunkJob) -> Result<(), Error> {
         for chunk in 0..job.plan().chunk_count() {
             if job.should_stop() {
                 break;

@@ -30,10 +30,11 @@
 //! still running on it); dropping the last of them never waits for them:
 //! they exit soon after, as a dropped `rayon::ThreadPool`'s do.
 
-use super::{Backend, BackendKind, Capabilities, StreamContext, StreamEngine, stream_cancelled};
+use super::driver::{Driver, backend_through_driver};
+use super::{BackendKind, Capabilities, StreamContext, StreamEngine, stream_cancelled};
 use crate::cpus;
 use crate::error::Error;
-use crate::job::{ChunkResults, Job, StreamChunk, StreamJob};
+use crate::job::{ChunkJob, ChunkResults, StreamChunk, StreamJob};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::Duration;
@@ -94,7 +95,7 @@ impl LazyThreads {
 pub(crate) fn shared_size() -> usize {
     static SIZE: OnceLock<usize> = OnceLock::new();
     *SIZE.get_or_init(|| {
-        std::env::var(cpus::WORKERS_VARIABLE)
+        std::env::var(crate::env::WORKERS)
             .ok()
             .and_then(|text| cpus::parse_count(&text).ok())
             .unwrap_or_else(cpus::detected_count)
@@ -128,7 +129,9 @@ impl ThreadsBackend {
     }
 }
 
-impl Backend for ThreadsBackend {
+backend_through_driver!(ThreadsBackend);
+
+impl Driver for ThreadsBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Threads
     }
@@ -144,7 +147,7 @@ impl Backend for ThreadsBackend {
         }
     }
 
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &dyn ChunkJob) -> Result<(), Error> {
         let threads = self.threads.get()?;
         let chunk_count = job.plan().chunk_count();
         let next_chunk = AtomicUsize::new(0);

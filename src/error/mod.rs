@@ -53,7 +53,7 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct Error {
-    kind: Box<Repr>,
+    repr: Box<Repr>,
     /// The OS error behind a backend failure, for [`source`](std::error::Error::source).
     /// Stays in the process that saw it: the wire form carries only its text.
     source: Option<Arc<std::io::Error>>,
@@ -151,8 +151,8 @@ enum Repr {
         total: usize,
         /// "result", or "input" for the items of a stream on their way to a
         /// worker process.
-        what: String,
-        action: String,
+        what: Carried,
+        action: Step,
         message: String,
     },
     /// A setting (builder call or environment variable) has a bad value.
@@ -168,6 +168,43 @@ enum Repr {
     /// The backend itself failed (an OS call, a broken pipe, MPI).
     #[error("{backend} backend failed: {message}")]
     Backend { backend: String, message: String },
+}
+
+/// What an encoding error was carrying between processes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Carried {
+    /// A task's result, on its way back.
+    Result,
+    /// An item of a stream, on its way to a worker process.
+    Input,
+}
+
+impl fmt::Display for Carried {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Carried::Result => "result",
+            Carried::Input => "input",
+        })
+    }
+}
+
+/// Which way an encoding error failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Step {
+    Encoded,
+    Decoded,
+    /// Lost between processes (a frame that did not arrive whole).
+    Transferred,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Step::Encoded => "encoded",
+            Step::Decoded => "decoded",
+            Step::Transferred => "transferred",
+        })
+    }
 }
 
 /// The `total` of a task in a stream (`imap`), whose length is unknown.
@@ -193,7 +230,7 @@ fn of_total(total: usize) -> String {
 impl Error {
     fn new(kind: Repr) -> Error {
         Error {
-            kind: Box::new(kind),
+            repr: Box::new(kind),
             source: None,
         }
     }
@@ -215,7 +252,7 @@ impl Error {
 
     /// The worker running task `index` died; `how` says how ("killed by
     /// signal 9 (SIGKILL)").
-    pub fn crash(index: usize, total: usize, how: impl Into<String>) -> Error {
+    pub(crate) fn crash(index: usize, total: usize, how: impl Into<String>) -> Error {
         Error::new(Repr::Crash {
             index,
             total,
@@ -224,7 +261,7 @@ impl Error {
     }
 
     /// Task `index` was still running after `elapsed`, past `limit`.
-    pub fn timeout(index: usize, total: usize, elapsed: Duration, limit: Duration) -> Error {
+    pub(crate) fn timeout(index: usize, total: usize, elapsed: Duration, limit: Duration) -> Error {
         Error::new(Repr::Timeout {
             index,
             total,
@@ -237,10 +274,10 @@ impl Error {
     pub(crate) fn encoding(
         index: usize,
         total: usize,
-        action: &str,
+        action: Step,
         message: impl fmt::Display,
     ) -> Error {
-        Error::encoding_of("result", index, total, action, message)
+        Error::encoding_of(Carried::Result, index, total, action, message)
     }
 
     /// The input of task `index` could not be encoded or decoded on its way
@@ -249,33 +286,33 @@ impl Error {
     pub(crate) fn input_encoding(
         index: usize,
         total: usize,
-        action: &str,
+        action: Step,
         message: impl fmt::Display,
     ) -> Error {
-        Error::encoding_of("input", index, total, action, message)
+        Error::encoding_of(Carried::Input, index, total, action, message)
     }
 
     /// The same encoding error for an input rather than a result (the
     /// codec names neither).
     pub(crate) fn into_input(mut self) -> Error {
-        if let Repr::Encoding { what, .. } = &mut *self.kind {
-            *what = "input".to_string();
+        if let Repr::Encoding { what, .. } = &mut *self.repr {
+            *what = Carried::Input;
         }
         self
     }
 
     fn encoding_of(
-        what: &str,
+        what: Carried,
         index: usize,
         total: usize,
-        action: &str,
+        action: Step,
         message: impl fmt::Display,
     ) -> Error {
         Error::new(Repr::Encoding {
             index,
             total,
-            what: what.to_string(),
-            action: action.to_string(),
+            what,
+            action,
             message: message.to_string(),
         })
     }
@@ -301,7 +338,7 @@ impl Error {
     /// The same error for item `index` of `total` (a task of a batch that
     /// is part of a longer stream).
     pub(crate) fn for_task(mut self, index: usize, total: usize) -> Error {
-        match &mut *self.kind {
+        match &mut *self.repr {
             Repr::Panic {
                 index: i, total: t, ..
             }
@@ -323,8 +360,8 @@ impl Error {
     }
 
     /// The backend named `backend` failed for a reason not tied to one task
-    /// (for use by [`Backend`](crate::Backend) implementations).
-    pub fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
+    /// (for backends: [`backend_error`](crate::backend::backend_error)).
+    pub(crate) fn backend(backend: impl Into<String>, message: impl fmt::Display) -> Error {
         Error::new(Repr::Backend {
             backend: backend.into(),
             message: message.to_string(),
@@ -348,7 +385,7 @@ impl Error {
     /// are.
     #[cfg_attr(not(unix), allow(dead_code))]
     pub(crate) fn context(mut self, context: impl fmt::Display) -> Error {
-        if let Repr::Backend { message, .. } = &mut *self.kind {
+        if let Repr::Backend { message, .. } = &mut *self.repr {
             *message = format!("{message} {context}");
         }
         self
@@ -356,7 +393,7 @@ impl Error {
 
     /// What went wrong; see [`ErrorKind`].
     pub fn kind(&self) -> ErrorKind {
-        match &*self.kind {
+        match &*self.repr {
             Repr::Panic { .. } => ErrorKind::Panic,
             Repr::Crash { .. } => ErrorKind::Crash,
             Repr::Timeout { .. } => ErrorKind::Timeout,
@@ -369,7 +406,7 @@ impl Error {
 
     /// The index of the item whose task failed, if the error belongs to one.
     pub fn task_index(&self) -> Option<usize> {
-        match &*self.kind {
+        match &*self.repr {
             Repr::Panic { index, .. }
             | Repr::Crash { index, .. }
             | Repr::Timeout { index, .. }
@@ -424,7 +461,7 @@ impl Error {
     /// pool call; a hook you install after that replaces it, and then the
     /// location is not known.
     pub fn panic_location(&self) -> Option<&str> {
-        match &*self.kind {
+        match &*self.repr {
             Repr::Panic { location, .. } => location.as_deref(),
             _ => None,
         }
@@ -432,7 +469,7 @@ impl Error {
 
     /// The panic message, if the task panicked.
     pub fn panic_message(&self) -> Option<&str> {
-        match &*self.kind {
+        match &*self.repr {
             Repr::Panic { message, .. } => Some(message),
             _ => None,
         }
@@ -441,7 +478,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.kind, f)
+        fmt::Display::fmt(&self.repr, f)
     }
 }
 
@@ -529,7 +566,10 @@ mod tests {
                 Error::timeout(0, 1, Duration::from_secs(2), Duration::from_secs(1)),
                 ErrorKind::Timeout,
             ),
-            (Error::encoding(0, 1, "encoded", "no"), ErrorKind::Encoding),
+            (
+                Error::encoding(0, 1, Step::Encoded, "no"),
+                ErrorKind::Encoding,
+            ),
             (
                 Error::invalid_config("workers", "0", "no"),
                 ErrorKind::InvalidConfig,

@@ -26,14 +26,14 @@ pub(crate) struct ErrorWireRef<'a>(Cow<'a, Repr>);
 impl Error {
     /// This error's wire form, for encoding.
     pub(crate) fn wire(&self) -> ErrorWireRef<'_> {
-        match (&self.source, &*self.kind) {
+        match (&self.source, &*self.repr) {
             (Some(source), Repr::Backend { backend, message }) => {
                 ErrorWireRef(Cow::Owned(Repr::Backend {
                     backend: backend.clone(),
                     message: format!("{message}: {source}"),
                 }))
             }
-            _ => ErrorWireRef(Cow::Borrowed(&self.kind)),
+            _ => ErrorWireRef(Cow::Borrowed(&self.repr)),
         }
     }
 
@@ -60,7 +60,7 @@ impl Error {
 impl From<ErrorWire> for Error {
     fn from(wire: ErrorWire) -> Error {
         Error {
-            kind: wire.0,
+            repr: wire.0,
             source: None,
         }
     }
@@ -74,7 +74,7 @@ mod tests {
     fn errors_survive_a_round_trip_through_their_wire_form() {
         let err = Error::panic(7, 8, "lost".into(), Some("src/lib.rs:1:2".into()));
         let back = Error::from_wire(&err.to_wire(), "test");
-        assert_eq!(back.kind, err.kind);
+        assert_eq!(back.repr, err.repr);
         assert_eq!(back.panic_location(), Some("src/lib.rs:1:2"));
         assert_eq!(
             back.to_string(),

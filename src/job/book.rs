@@ -8,6 +8,7 @@ use super::unwind;
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::plan::ChunkPlan;
+use crate::sync::LockUnpoisoned;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -16,6 +17,7 @@ const PENDING: u8 = 0;
 const RUNNING: u8 = 1;
 const DONE: u8 = 2;
 const FAILED: u8 = 3;
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 /// Done, and its results dropped after they were sent elsewhere.
 const RELEASED: u8 = 4;
 
@@ -151,6 +153,7 @@ impl ChunkBook {
         self.stopped.load(Ordering::Acquire) || self.watch.cancelled()
     }
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Stops the job from outside (another process of the call failed):
     /// no more chunks, and running ones end before their next item.
     pub(super) fn stop(&self) {
@@ -174,6 +177,7 @@ impl ChunkBook {
         Error::cancelled("the call was cancelled before all tasks ran")
     }
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Marks done chunk `chunk` released; true if it was done (the caller
     /// may then drop its outputs, which nobody reads any more).
     pub(super) fn release(&self, chunk: usize) -> bool {
@@ -207,14 +211,14 @@ impl ChunkBook {
         if !keeps_going {
             self.stopped.store(true, Ordering::Release);
         }
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut failures = self.failures.lock_unpoisoned();
         failures.push(error);
         self.has_failures.store(true, Ordering::Release);
     }
 
     /// The failure with the lowest item index (errors without an index last).
     pub(super) fn first_failure(&self) -> Option<Error> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = self.failures.lock_unpoisoned();
         failures
             .iter()
             .min_by_key(|error| error.task_index().unwrap_or(usize::MAX))
@@ -226,7 +230,7 @@ impl ChunkBook {
         if !self.has_failures.load(Ordering::Acquire) {
             return Vec::new();
         }
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = self.failures.lock_unpoisoned();
         let mut found: Vec<(usize, Error)> = failures
             .iter()
             .filter_map(|error| error.task_index().map(|index| (index, error.clone())))

@@ -3,9 +3,10 @@
 use super::book::{ChunkBook, ChunkClaim};
 use super::codec::{Codec, EncodedChunk};
 use super::slots::{Inputs, Outputs};
-use super::{Job, TaskLimits, Watch, sealed};
+use super::{ChunkJob, TaskLimits, Watch};
 use crate::error::Error;
 use crate::plan::ChunkPlan;
+use crate::sync::LockUnpoisoned;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -183,9 +184,7 @@ fn run_in_blocks<T, O>(
     }
 }
 
-impl<T, O, S, I, F> sealed::Sealed for MapJob<T, O, S, I, F> {}
-
-impl<T, O, S, I, F> Job for MapJob<T, O, S, I, F>
+impl<T, O, S, I, F> ChunkJob for MapJob<T, O, S, I, F>
 where
     T: Send,
     O: Send,
@@ -207,7 +206,7 @@ where
             Vec::new()
         };
         claim.run(self.keeps_going(), |claim| {
-            let taken = self.states.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let taken = self.states.lock_unpoisoned().pop();
             let mut state = taken.unwrap_or_else(&self.init);
             let outcome = if skipped.is_empty() && !claim.publishes() {
                 run_in_blocks(claim, &mut |item| (self.function)(&mut state, item))
@@ -215,10 +214,7 @@ where
                 self.run_one_by_one(claim, &mut state, &skipped)
             };
             // A state whose task panicked is dropped with the unwinding.
-            self.states
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(state);
+            self.states.lock_unpoisoned().push(state);
             outcome
         })
     }

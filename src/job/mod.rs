@@ -1,8 +1,8 @@
 //! The type-erased jobs that backends run chunk by chunk.
 //!
-//! `Pool` turns a typed call into a value that implements [`Job`] (a batch
+//! `Pool` turns a typed call into a value that implements [`ChunkJob`] (a batch
 //! call: `map`, `map_results`, `map_init`, `map_reduce`) or [`StreamJob`] (the
-//! function of a stream or session); backends see only `&dyn Job`,
+//! function of a stream or session); backends see only `&dyn ChunkJob`,
 //! `Arc<dyn StreamJob>` and chunk indices. This module owns everything that
 //! touches the user's types:
 //!
@@ -10,8 +10,7 @@
 //! |---|---|
 //! | `book.rs` | per-chunk states, the failure record, and [`ChunkClaim`](book::ChunkClaim): the one way to take a chunk's inputs or write its outputs |
 //! | `slots.rs` | the storage behind a claim: inputs moved out one at a time, output slots written once |
-//! | `codec.rs` | how values travel between processes (postcard), chosen when a job is made |
-//! | `array_codec.rs` | the one-copy codec of `Vec<u8>`, `Vec<i8>`, `Vec<f32>` and `Vec<f64>` results: postcard's bytes, written and read as memory |
+//! | `codec/` | how values travel between processes (postcard, and a one-copy path for arrays of bytes and floats), chosen when a job is made |
 //! | `unwind.rs` | the panic policy: a caught panic becomes an [`Error`] naming its item, in one function; the panic hook and its opt-out |
 //! | `map.rs` | `MapJob`: `map`, `map_results`, `map_init` |
 //! | `reduce.rs` | `ReduceJob`: `map_reduce` |
@@ -19,9 +18,8 @@
 //!
 //! Results cross process boundaries encoded with postcard; a failure that
 //! happens outside a task (a worker died, a task timed out) is reported to
-//! the job by the backend with [`Job::record_failure`].
+//! the job by the backend with [`ChunkJob::record_failure`].
 
-pub(crate) mod array_codec;
 mod book;
 pub(crate) mod codec;
 pub(crate) mod map;
@@ -31,23 +29,23 @@ mod stream;
 pub(crate) mod unwind;
 
 pub(crate) use stream::TypedStreamJob;
-pub use stream::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
+pub(crate) use stream::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use crate::progress::Meter;
-pub use codec::EncodedChunk;
+pub(crate) use codec::EncodedChunk;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The work of one batch call, as a backend sees it: a [`ChunkPlan`] and
-/// operations on chunk indices. Implemented only inside this crate; backends
-/// (including custom ones) call it.
+/// The work of one batch call, as the crate's backends see it: a
+/// [`ChunkPlan`] and operations on chunk indices. Third-party backends see
+/// the smaller [`backend::Job`](crate::backend::Job) over it.
 ///
 /// The contract a backend keeps when calling these methods is written down in
 /// the [`backend`](crate::backend) module.
-pub trait Job: Sync + sealed::Sealed {
+pub(crate) trait ChunkJob: Sync {
     /// How the items are cut into chunks.
     fn plan(&self) -> ChunkPlan;
 
@@ -56,7 +54,7 @@ pub trait Job: Sync + sealed::Sealed {
     /// Before each item the item's index is stored in `current_item`, if
     /// given, so a supervisor in another process can tell which item a
     /// worker died on. A panic in the user's function is caught, recorded
-    /// (see [`record_failure`](Job::record_failure)) and returned as `Err`.
+    /// (see [`record_failure`](ChunkJob::record_failure)) and returned as `Err`.
     /// Running a chunk that is not pending is an `Err` too.
     fn run_chunk(&self, chunk: usize, current_item: Option<&AtomicUsize>) -> Result<(), Error>;
 
@@ -66,21 +64,21 @@ pub trait Job: Sync + sealed::Sealed {
             .map(EncodedChunk::into_bytes)
     }
 
-    /// [`encode_chunk`](Job::encode_chunk)'s bytes left in pieces, large
+    /// [`encode_chunk`](ChunkJob::encode_chunk)'s bytes left in pieces, large
     /// arrays of bytes and floats borrowed from the results instead of
     /// copied: for a backend that writes results to a socket or pipe.
     fn encode_chunk_in_pieces(&self, chunk: usize) -> Result<EncodedChunk<'_>, Error>;
 
     /// Accepts the encoded results of a chunk that ran elsewhere (the output
-    /// of [`encode_chunk`](Job::encode_chunk) in another copy of this job).
+    /// of [`encode_chunk`](ChunkJob::encode_chunk) in another copy of this job).
     /// The chunk must still be pending here.
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error>;
 
-    /// Records that a task failed outside [`run_chunk`](Job::run_chunk): its
+    /// Records that a task failed outside [`run_chunk`](ChunkJob::run_chunk): its
     /// worker crashed, timed out, or reported a failure from another process.
     ///
     /// On a fail-fast job (`map`, `map_reduce`) this stops the job. On a job
-    /// that [keeps going](Job::keeps_going) (`map_results`) the failure becomes
+    /// that [keeps going](ChunkJob::keeps_going) (`map_results`) the failure becomes
     /// that item's result: the item is skipped when its chunk is run again.
     fn record_failure(&self, error: Error);
 
@@ -93,11 +91,12 @@ pub trait Job: Sync + sealed::Sealed {
     /// claim no more chunks.
     fn should_stop(&self) -> bool;
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Stops the job because another process running the same call failed
     /// or was cancelled (the MPI backend's ranks); that failure arrives
-    /// later through [`record_failure`](Job::record_failure). Chunks running
+    /// later through [`record_failure`](ChunkJob::record_failure). Chunks running
     /// here end before their next item (or block of fast items), and
-    /// [`should_stop`](Job::should_stop) turns true.
+    /// [`should_stop`](ChunkJob::should_stop) turns true.
     fn stop(&self);
 
     /// True once chunk `chunk` has results here (run here or accepted).
@@ -107,6 +106,7 @@ pub trait Job: Sync + sealed::Sealed {
     /// that can enforce them.
     fn limits(&self) -> TaskLimits;
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// True for [`map_gather`](crate::Pool::map_gather): only rank 0 needs
     /// every result. A backend with several ranks sends the results there
     /// and nowhere else; on the other ranks the job stays incomplete, and
@@ -115,20 +115,15 @@ pub trait Job: Sync + sealed::Sealed {
         false
     }
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Drops the results of done chunk `chunk`, encoded and sent to another
     /// process, which this one will not need (a rank other than 0 in a
-    /// call that [gathers to the root](Job::gathers_to_root)): the rank
+    /// call that [gathers to the root](ChunkJob::gathers_to_root)): the rank
     /// then holds only encoded bytes. The chunk is no longer done here. A
     /// job without droppable results ignores it.
     fn release_chunk(&self, chunk: usize) {
         let _ = chunk;
     }
-}
-
-pub(crate) mod sealed {
-    /// Only this crate's job types implement [`Job`](super::Job) and
-    /// [`StreamJob`](super::StreamJob).
-    pub trait Sealed {}
 }
 
 /// What a worker's published current item says while it encodes and

@@ -3,9 +3,10 @@
 use super::book::ChunkBook;
 use super::codec::{Codec, EncodedChunk};
 use super::slots::{Inputs, Outputs};
-use super::{Job, TaskLimits, Watch, sealed, unwind};
+use super::{ChunkJob, TaskLimits, Watch, unwind};
 use crate::error::Error;
 use crate::plan::ChunkPlan;
+use crate::sync::LockUnpoisoned;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicUsize;
 
@@ -52,10 +53,7 @@ where
     }
 
     fn identity(&self) -> R {
-        self.identity
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.identity.lock_unpoisoned().clone()
     }
 
     /// Combines the chunk partials in chunk order, starting from the
@@ -79,9 +77,7 @@ where
     }
 }
 
-impl<T, R, F, Op> sealed::Sealed for ReduceJob<T, R, F, Op> {}
-
-impl<T, R, F, Op> Job for ReduceJob<T, R, F, Op>
+impl<T, R, F, Op> ChunkJob for ReduceJob<T, R, F, Op>
 where
     T: Send,
     R: Send + Clone,

@@ -158,6 +158,7 @@ impl<O> Outputs<O> {
         }
     }
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Drops the values of `chunk` (their results were sent elsewhere).
     ///
     /// # Safety

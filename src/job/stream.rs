@@ -1,7 +1,7 @@
 //! The type-erased job of a stream or session: [`StreamJob`], and the
 //! chunks that travel through a backend's stream engine.
 //!
-//! A batch [`Job`] owns all its items up front; a stream's items arrive a
+//! A batch [`ChunkJob`] owns all its items up front; a stream's items arrive a
 //! chunk at a time, so its job is the *function*, and each chunk carries its
 //! items: a [`StreamChunk`] in, a [`ChunkResults`] out. A backend's stream
 //! engine runs a chunk in this process ([`StreamJob::run_chunk`]), in
@@ -12,8 +12,8 @@
 
 use super::codec::Codec;
 use super::map::MapJob;
-use super::{Job, TaskLimits, Watch, sealed, unwind};
-use crate::error::{Error, UNKNOWN_TOTAL};
+use super::{ChunkJob, TaskLimits, Watch, unwind};
+use crate::error::{Error, Step, UNKNOWN_TOTAL};
 use crate::plan::ChunkPlan;
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -163,8 +163,8 @@ impl fmt::Debug for ChunkResults {
 
 /// The function of a stream or session, as a backend's stream engine sees
 /// it. Implemented only inside this crate; engines (including a custom
-/// backend's) call it. See [`Backend::open_stream`](crate::Backend::open_stream).
-pub trait StreamJob: Send + Sync + sealed::Sealed {
+/// backend's) call it. See the crate-private `Driver::open_stream`.
+pub(crate) trait StreamJob: Send + Sync {
     /// Runs `chunk` on the calling thread, item by item, each task's panic
     /// caught as its item's error. Checks `stop` before each item and
     /// returns early (with fewer results) once it is true.
@@ -190,6 +190,7 @@ pub trait StreamJob: Send + Sync + sealed::Sealed {
         current_item: &AtomicUsize,
     ) -> Result<Vec<u8>, Error>;
 
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Runs `chunk` here, every item, and encodes its results for
     /// [`decode_results`](StreamJob::decode_results) in other copies of
     /// this job (the MPI backend's ranks). `Err` only if the results cannot
@@ -200,14 +201,14 @@ pub trait StreamJob: Send + Sync + sealed::Sealed {
     /// `span`; bytes that cannot be decoded fail every item.
     fn decode_results(&self, span: ChunkSpan, bytes: &[u8]) -> ChunkResults;
 
-    /// Runs `chunks` together as one batch [`Job`] through `run` (a
+    /// Runs `chunks` together as one batch [`ChunkJob`] through `run` (a
     /// backend's [`run`](crate::Backend::run)) and returns their results,
     /// in the order given. If `run` fails, the items it did not run get its
     /// error.
     fn run_batch(
         &self,
         chunks: Vec<StreamChunk>,
-        run: &mut dyn FnMut(&dyn Job) -> Result<(), Error>,
+        run: &mut dyn FnMut(&dyn ChunkJob) -> Result<(), Error>,
     ) -> Vec<ChunkResults>;
 
     /// The per-task limits of the stream's pool.
@@ -270,8 +271,6 @@ impl<T, O: Send, F: Fn(T) -> O> TypedStreamJob<T, O, F> {
     }
 }
 
-impl<T, O, F> sealed::Sealed for TypedStreamJob<T, O, F> {}
-
 impl<T, O, F> StreamJob for TypedStreamJob<T, O, F>
 where
     T: Send + 'static,
@@ -298,13 +297,13 @@ where
         self.items
             .encode_checked(&items, (span.start, UNKNOWN_TOTAL), None)
             .map_err(|error| {
-                let failure = input_failure(&error, "encoded");
+                let failure = input_failure(&error, Step::Encoded);
                 ChunkResults::failed(span, |index| {
                     if failure.task_index() == Some(index) {
                         failure.clone()
                     } else {
                         let why = format!("its chunk could not travel: {failure}");
-                        Error::input_encoding(index, UNKNOWN_TOTAL, "encoded", why)
+                        Error::input_encoding(index, UNKNOWN_TOTAL, Step::Encoded, why)
                     }
                 })
             })
@@ -320,7 +319,7 @@ where
         let decoded = self.items.decode_prefix(items, (span.start, UNKNOWN_TOTAL));
         let items: Vec<T> = match decoded {
             Ok(items) => items,
-            Err((_, error)) => return Err(input_failure(&error, "decoded")),
+            Err((_, error)) => return Err(input_failure(&error, Step::Decoded)),
         };
         self.run_items_encoded(span.start, items, skip, Some(current_item))
     }
@@ -340,7 +339,7 @@ where
                 let error = Error::encoding(
                     span.start,
                     UNKNOWN_TOTAL,
-                    "decoded",
+                    Step::Decoded,
                     format!("{} results for a chunk of {}", results.len(), span.len),
                 );
                 (Vec::new(), Some(error))
@@ -356,7 +355,7 @@ where
                 if error.task_index() == Some(index) {
                     Err(error.clone())
                 } else {
-                    Err(Error::encoding(index, UNKNOWN_TOTAL, "decoded", &error))
+                    Err(Error::encoding(index, UNKNOWN_TOTAL, Step::Decoded, &error))
                 }
             }));
         }
@@ -366,7 +365,7 @@ where
     fn run_batch(
         &self,
         chunks: Vec<StreamChunk>,
-        run: &mut dyn FnMut(&dyn Job) -> Result<(), Error>,
+        run: &mut dyn FnMut(&dyn ChunkJob) -> Result<(), Error>,
     ) -> Vec<ChunkResults> {
         let spans: Vec<ChunkSpan> = chunks.iter().map(StreamChunk::span).collect();
         // Items carry their position in the batch; errors are renamed to
@@ -431,16 +430,15 @@ fn batch_plan(spans: &[ChunkSpan], total: usize) -> ChunkPlan {
     }
 }
 
-/// The error of an input that could not be `action` ("encoded" or
-/// "decoded"): the codec's error, as an input's; a panic in the item's
+/// The error of an input that could not be `action` (encoded or
+/// decoded): the codec's error, as an input's; a panic in the item's
 /// `Serialize` or `Deserialize` with the panic's message.
-fn input_failure(error: &Error, action: &str) -> Error {
+fn input_failure(error: &Error, action: Step) -> Error {
     match error.task_index() {
         Some(index) if error.is_panic() => {
-            let which = if action == "encoded" {
-                "Serialize"
-            } else {
-                "Deserialize"
+            let which = match action {
+                Step::Decoded => "Deserialize",
+                _ => "Serialize",
             };
             let message = error.panic_message().unwrap_or_default();
             Error::input_encoding(

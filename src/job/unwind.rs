@@ -28,6 +28,7 @@
 //! straight to the hook it wrapped.
 
 use crate::error::Error;
+use crate::sync::LockUnpoisoned;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -79,7 +80,7 @@ pub(crate) fn install_panic_hook() {
     {
         return;
     }
-    let _installing = HOOK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _installing = HOOK_LOCK.lock_unpoisoned();
     if HOOK_INSTALLED.load(Ordering::Acquire) {
         return;
     }

@@ -1,7 +1,7 @@
 //! [`PoolBuilder`]: settings for a [`Pool`], checked in one place.
 
 use super::{BACKEND_VARIABLE, Pool, PoolOf, PoolSettings};
-use crate::backend::{self, Backend, BackendKind, ThreadsBackend};
+use crate::backend::{self, Backend, BackendKind, Driver, ThreadsBackend};
 use crate::carries::Portable;
 use crate::cpus;
 use crate::error::Error;
@@ -60,7 +60,7 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct PoolBuilder {
     pub(super) kind: Option<BackendKind>,
-    pub(super) backend: Option<Arc<dyn Backend>>,
+    pub(super) backend: Option<Arc<dyn Driver>>,
     workers: Option<usize>,
     dedicated_threads: bool,
     chunk_size: Option<usize>,
@@ -97,7 +97,7 @@ impl PoolBuilder {
     /// # Ok::<(), parpool::Error>(())
     /// ```
     pub fn backend(mut self, backend: impl Backend + 'static) -> PoolBuilder {
-        self.backend = Some(Arc::new(backend));
+        self.backend = Some(backend::driver::adopt(backend));
         self
     }
 
@@ -129,7 +129,7 @@ impl PoolBuilder {
     }
 
     /// Items per chunk, the unit of scheduling. Default: see
-    /// [`ChunkPlan`](crate::ChunkPlan) (`ceil(n / 128)` clamped to
+    /// [`ChunkPlan`](crate::backend::ChunkPlan) (`ceil(n / 128)` clamped to
     /// `1..=65536`). Must be at least 1. Larger chunks cost less per item;
     /// smaller chunks balance uneven items better.
     pub fn chunk_size(mut self, chunk_size: usize) -> PoolBuilder {
@@ -336,7 +336,7 @@ impl PoolBuilder {
 
     /// The built-in backend `kind`, with the workers this builder resolves
     /// to: on threads, the shared pool unless it asks for its own.
-    fn build_kind(&self, kind: BackendKind) -> Result<Arc<dyn Backend>, Error> {
+    fn build_kind(&self, kind: BackendKind) -> Result<Arc<dyn Driver>, Error> {
         if self.dedicated_threads && kind != BackendKind::Threads {
             return Err(Error::invalid_config(
                 "dedicated_threads",
@@ -377,13 +377,13 @@ impl PoolBuilder {
     fn resolve_workers(&self) -> Result<usize, Error> {
         match self.workers {
             Some(workers) => backend::check_workers(workers),
-            None => match std::env::var(cpus::WORKERS_VARIABLE) {
+            None => match std::env::var(crate::env::WORKERS) {
                 Ok(text) => cpus::parse_count(&text).map_err(|reason| {
-                    Error::invalid_config(cpus::WORKERS_VARIABLE, text.clone(), reason)
+                    Error::invalid_config(crate::env::WORKERS, text.clone(), reason)
                 }),
                 Err(std::env::VarError::NotPresent) => Ok(cpus::detected_count()),
                 Err(std::env::VarError::NotUnicode(text)) => Err(Error::invalid_config(
-                    cpus::WORKERS_VARIABLE,
+                    crate::env::WORKERS,
                     text.to_string_lossy(),
                     "not valid UTF-8; expected a positive integer",
                 )),
@@ -392,7 +392,7 @@ impl PoolBuilder {
     }
 
     /// A custom backend, if no setting contradicts it.
-    fn check_custom(&self, backend: Arc<dyn Backend>) -> Result<Arc<dyn Backend>, Error> {
+    fn check_custom(&self, backend: Arc<dyn Driver>) -> Result<Arc<dyn Driver>, Error> {
         if let Some(kind) = self.kind {
             return Err(Error::invalid_config(
                 "kind",

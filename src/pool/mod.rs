@@ -6,19 +6,19 @@
 //! which bounds a call has. All generic code lives here and in the `job`
 //! module: a call collects its
 //! items, makes a [`ChunkPlan`], wraps everything in a job and hands
-//! `&dyn Job` to the backend; a stream or session hands it an
+//! `&dyn ChunkJob` to the backend; a stream or session hands it an
 //! `Arc<dyn StreamJob>`. Settings come from the builder, then from the
 //! environment (`PARPOOL_BACKEND`, `PARPOOL_WORKERS`), then from CPU
 //! detection.
 
-use crate::backend::{Backend, BackendKind, Capabilities, SerialBackend};
+use crate::backend::{Backend, BackendKind, Capabilities, Driver, SerialBackend};
 use crate::cancel::CancelToken;
 use crate::carries::sealed::{CodecFor, Named};
 use crate::carries::{Carries, Local, Portable};
 use crate::error::Error;
 use crate::job::map::MapJob;
 use crate::job::reduce::ReduceJob;
-use crate::job::{self, Job, TaskLimits, TypedStreamJob, Watch, unwind};
+use crate::job::{self, ChunkJob, TaskLimits, TypedStreamJob, Watch, unwind};
 use crate::plan::ChunkPlan;
 use crate::progress::{Meter, ProgressMode};
 use crate::stream::{self, Imap, ImapUnordered, Session, StreamSettings};
@@ -30,8 +30,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// The environment variable that picks the backend.
-pub const BACKEND_VARIABLE: &str = "PARPOOL_BACKEND";
+pub(crate) use crate::env::BACKEND as BACKEND_VARIABLE;
 
 /// A parallel map-reduce pool. Cheap to clone (clones share the workers),
 /// `Send + Sync`, usable from many threads at once.
@@ -71,7 +70,7 @@ pub type Pool = PoolOf<Portable>;
 /// bounds a call has (`C: Carries<R>`). Use the names [`Pool`] and
 /// [`LocalPool`]; this page holds their methods.
 pub struct PoolOf<C> {
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Driver>,
     limits: TaskLimits,
     chunk_size: Option<usize>,
     in_flight: Option<usize>,
@@ -181,7 +180,10 @@ impl Pool {
     /// `Pool::builder().backend(backend).build()`, which also takes every
     /// other setting.
     pub fn with_backend(backend: impl Backend + 'static) -> Pool {
-        Pool::from_parts(Arc::new(backend), PoolSettings::default())
+        Pool::from_parts(
+            crate::backend::driver::adopt(backend),
+            PoolSettings::default(),
+        )
     }
 }
 
@@ -196,7 +198,7 @@ pub(crate) struct PoolSettings {
 
 impl<C> PoolOf<C> {
     /// A pool of `backend` with `settings`, no cancel token.
-    pub(crate) fn from_parts(backend: Arc<dyn Backend>, settings: PoolSettings) -> PoolOf<C> {
+    pub(crate) fn from_parts(backend: Arc<dyn Driver>, settings: PoolSettings) -> PoolOf<C> {
         PoolOf {
             backend,
             limits: settings.limits,
@@ -704,7 +706,7 @@ impl<C> PoolOf<C> {
     /// What a stream or session of this pool runs with. Inside a task
     /// (nested use) it runs on the serial backend, as every call does.
     fn stream_settings(&self) -> StreamSettings {
-        let backend: Arc<dyn Backend> = if job::inside_task() {
+        let backend: Arc<dyn Driver> = if job::inside_task() {
             Arc::new(SerialBackend)
         } else {
             self.backend.clone()
@@ -750,9 +752,9 @@ impl<C> PoolOf<C> {
 
     /// Runs `job` on this pool's backend, or serially when called from
     /// inside a task of any pool (nested use).
-    fn execute(&self, job: &dyn Job) -> Result<(), Error> {
+    fn execute(&self, job: &dyn ChunkJob) -> Result<(), Error> {
         if job::inside_task() {
-            SerialBackend.run(job)
+            Driver::run(&SerialBackend, job)
         } else {
             self.backend.run(job)
         }

@@ -2,7 +2,7 @@
 //! iterator, on an engine of its own or a [`Session`](super::Session)'s.
 
 use super::StreamSettings;
-use crate::backend::{Backend, StreamContext, StreamEngine, stream_cancelled};
+use crate::backend::{Driver, StreamContext, StreamEngine, stream_cancelled};
 #[cfg(feature = "async")]
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -194,7 +194,7 @@ where
 pub(super) struct Stream<'a, I: Iterator, O> {
     input: Option<I>,
     engine: EngineRef<'a>,
-    backend: Arc<dyn Backend>,
+    backend: Arc<dyn Driver>,
     pub(super) chunk_size: usize,
     in_flight: usize,
     ordered: bool,

@@ -3,7 +3,7 @@
 //! calls, in `session.rs`), and the settings both take from their pool.
 //!
 //! Both drive a [`StreamEngine`] that the pool's backend opened
-//! ([`Backend::open_stream`]): something that
+//! (the driver's `open_stream`): something that
 //! accepts chunks of items, runs them on workers, and hands back finished
 //! chunks. [`Imap`] pulls chunks from the input iterator only while fewer
 //! than [`in_flight`](crate::PoolBuilder::in_flight) chunks are submitted but
@@ -28,7 +28,7 @@ pub use imap::{Imap, ImapUnordered};
 pub(crate) use imap::{imap, imap_unordered};
 pub use session::Session;
 
-use crate::backend::{Backend, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
+use crate::backend::{DEFAULT_IN_FLIGHT_PER_WORKER, Driver, StreamEngine};
 use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::job::StreamJob;
@@ -43,7 +43,7 @@ pub const STREAM_CHUNK_SIZE: usize = 256;
 #[derive(Clone)]
 pub(crate) struct StreamSettings {
     /// The backend that opens the engine (the serial one for nested use).
-    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) backend: Arc<dyn Driver>,
     /// The pool's chunk size, if it has one.
     pub(crate) chunk_size: Option<usize>,
     /// Chunks kept in flight.

@@ -6,7 +6,7 @@ use super::counter::{Counter, STOP};
 use super::gather::{all_gather_bytes, gather_bytes_to_root};
 use crate::backend::wire::{self, FrameKind};
 use crate::error::Error;
-use crate::job::Job;
+use crate::job::ChunkJob;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use std::sync::mpsc;
@@ -36,7 +36,7 @@ pub(super) fn run(
     world: &SimpleCommunicator,
     one_node: bool,
     (threads, workers): (&rayon::ThreadPool, usize),
-    job: &dyn Job,
+    job: &dyn ChunkJob,
 ) -> Result<(), Error> {
     let counter = Counter::new(world, one_node);
     let host = world.rank() == 0 && !one_node;
@@ -104,7 +104,7 @@ fn claim_and_run(
     (host, encode, release): (bool, bool, bool),
     threads: &rayon::ThreadPool,
     workers: usize,
-    job: &dyn Job,
+    job: &dyn ChunkJob,
 ) -> RankOutcome {
     let chunk_count = job.plan().chunk_count() as u64;
     let poll = if host { HOST_POLL } else { STOP_POLL };

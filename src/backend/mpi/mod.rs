@@ -61,7 +61,7 @@
 //! is an `MPI_Fetch_and_op` on rank 0, which then calls MPI every 200 µs
 //! while its threads are busy, because many MPI libraries complete another
 //! rank's atomic only while the host is inside MPI.
-//! [`RMA_VARIABLE`] forces the cross-node path on one machine.
+//! [`PARPOOL_MPI_RMA`](crate::env::MPI_RMA) forces the cross-node path on one machine.
 //!
 //! # Failures: stop everyone, agree, then exchange
 //!
@@ -130,10 +130,12 @@ mod counter;
 mod gather;
 mod stream;
 
+use super::driver::{Driver, backend_through_driver};
 use super::threads::LazyThreads;
-use super::{Backend, BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
+use super::{BackendKind, Capabilities, DEFAULT_IN_FLIGHT_PER_WORKER, StreamEngine};
 use crate::error::Error;
-use crate::job::{Job, StreamJob};
+use crate::job::{ChunkJob, StreamJob};
+use crate::sync::LockUnpoisoned;
 use mpi::Threading;
 use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
@@ -154,10 +156,7 @@ pub struct MpiBackend {
     comm: OwnComm,
 }
 
-/// Set to `1`, the chunk counter uses MPI one-sided atomics even when every
-/// rank runs on one node, as it does across nodes: to test that path on
-/// one machine. Read when a pool is built; every rank must see the same.
-pub const RMA_VARIABLE: &str = "PARPOOL_MPI_RMA";
+use crate::env::MPI_RMA as RMA_VARIABLE;
 
 /// MPI as this process has it.
 struct Started {
@@ -175,7 +174,7 @@ static MPI: Mutex<Option<Started>> = Mutex::new(None);
 
 /// Finalises MPI at normal process exit.
 extern "C" fn finalize_at_exit() {
-    let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    let mut started = MPI.lock_unpoisoned();
     drop(started.take().and_then(|started| started.universe));
 }
 
@@ -185,7 +184,7 @@ type Entered = MutexGuard<'static, Option<Started>>;
 
 /// Takes the MPI lock, checking that this thread may call MPI.
 fn enter() -> Result<Entered, Error> {
-    let started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    let started = MPI.lock_unpoisoned();
     let Some(level) = started.as_ref().map(|started| started.level) else {
         return Err(Error::backend("mpi", "MPI was finalized"));
     };
@@ -298,7 +297,7 @@ const NEEDED_LEVEL: &str = "MPI_THREAD_FUNNELED";
 /// initialised itself (at [`NEEDED_LEVEL`] or above); then checks that
 /// the launcher and MPI agree on the number of tasks.
 fn start_mpi() -> Result<(), Error> {
-    let mut started = MPI.lock().unwrap_or_else(|e| e.into_inner());
+    let mut started = MPI.lock_unpoisoned();
     if started.is_some() {
         return Ok(());
     }
@@ -348,14 +347,7 @@ fn start_mpi() -> Result<(), Error> {
     launched_as_started(world, |name| std::env::var(name).ok())
 }
 
-/// The variables launchers set to the number of tasks they started, in
-/// the order they are believed: Open MPI's `mpiexec` (`OMPI_COMM_WORLD_SIZE`),
-/// MPICH's Hydra and other PMI launchers (`PMI_SIZE`), and `srun` (the
-/// step's task count, `SLURM_STEP_NUM_TASKS`, set for the tasks of a job
-/// step and not in the batch script itself, so a one-rank program run
-/// from the script is not mistaken for a launch).
-pub(crate) const LAUNCHER_VARIABLES: &[&str] =
-    &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
+use crate::env::LAUNCHER_TASKS as LAUNCHER_VARIABLES;
 
 /// `Err` if a launcher started several tasks but MPI's world has one rank:
 /// the binary's MPI did not join the launcher's job (`srun` without
@@ -535,7 +527,9 @@ impl Drop for OwnComm {
     }
 }
 
-impl Backend for MpiBackend {
+backend_through_driver!(MpiBackend);
+
+impl Driver for MpiBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Mpi
     }
@@ -555,7 +549,7 @@ impl Backend for MpiBackend {
         }
     }
 
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &dyn ChunkJob) -> Result<(), Error> {
         let threads = self.threads.get()?;
         let workers = self.threads.workers();
         self.collective(|_, world| call::run(world, self.one_node, (threads, workers), job))

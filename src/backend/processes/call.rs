@@ -18,8 +18,8 @@ use super::fork::Forker;
 use super::retry::{ChunkRetries, MAX_UNSTARTED_DEATHS, Verdict};
 use super::shm::{self, IDLE};
 use crate::backend::wire::{self, FrameKind, Header};
-use crate::error::Error;
-use crate::job::{Job, SENDING_RESULTS};
+use crate::error::{Error, Step};
+use crate::job::{ChunkJob, SENDING_RESULTS};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -29,7 +29,7 @@ use std::time::Duration;
 const WAKE: Duration = Duration::from_millis(50);
 
 /// Runs `job` on up to `workers` worker processes.
-pub(super) fn run(job: &dyn Job, workers: usize, forker: &Arc<Forker>) -> Result<(), Error> {
+pub(super) fn run(job: &dyn ChunkJob, workers: usize, forker: &Arc<Forker>) -> Result<(), Error> {
     let chunk_count = job.plan().chunk_count();
     if chunk_count == 0 {
         return Ok(());
@@ -49,7 +49,7 @@ pub(super) fn run(job: &dyn Job, workers: usize, forker: &Arc<Forker>) -> Result
 
 /// The state of one plain call.
 struct Call<'a> {
-    job: &'a dyn Job,
+    job: &'a dyn ChunkJob,
     fleet: Fleet,
     /// Chunks to run again on a fresh worker.
     retry_queue: VecDeque<usize>,
@@ -284,7 +284,7 @@ impl Call<'_> {
 /// The same failure as `error`, for another item of its chunk.
 fn same_failure_for(error: &Error, item: usize, total: usize) -> Error {
     if error.task_index().is_some() {
-        Error::encoding(item, total, "transferred", error)
+        Error::encoding(item, total, Step::Transferred, error)
     } else {
         error.clone()
     }
@@ -292,7 +292,11 @@ fn same_failure_for(error: &Error, item: usize, total: usize) -> Error {
 
 /// A worker's life in a plain call: claims and runs chunks, sending each
 /// chunk's frame to the parent.
-fn work(job: &dyn Job, child: &ChildSide<'_>, initial_chunk: Option<usize>) -> std::io::Result<()> {
+fn work(
+    job: &dyn ChunkJob,
+    child: &ChildSide<'_>,
+    initial_chunk: Option<usize>,
+) -> std::io::Result<()> {
     let header = child.shared.header();
     let slot = child.slot;
     let chunk_count = job.plan().chunk_count();

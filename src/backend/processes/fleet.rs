@@ -24,6 +24,7 @@ use super::shm::{IDLE, SharedMemory, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::error::Error;
 use crate::job::TaskLimits;
+use crate::sync::LockUnpoisoned;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -90,7 +91,7 @@ const SPARE_BYTES: usize = 512 << 20;
 impl Spares {
     fn put(&self, mut buffer: Vec<u8>) {
         buffer.clear();
-        let mut spares = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spares = self.0.lock_unpoisoned();
         let kept: usize = spares.iter().map(Vec::capacity).sum();
         if kept + buffer.capacity() <= SPARE_BYTES {
             spares.push(buffer);
@@ -99,7 +100,7 @@ impl Spares {
 
     /// The largest spare buffer, if any.
     fn take(&self) -> Option<Vec<u8>> {
-        let mut spares = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spares = self.0.lock_unpoisoned();
         let largest = (0..spares.len()).max_by_key(|&index| spares[index].capacity())?;
         Some(spares.swap_remove(largest))
     }

@@ -10,6 +10,7 @@
 use super::os;
 use crate::error::Error;
 use crate::job::{self, unwind};
+use crate::sync::LockUnpoisoned;
 use crate::sys;
 use std::convert::Infallible;
 use std::io::Write;
@@ -86,7 +87,7 @@ impl Forker {
     /// The forker's request queue, starting its thread if need be; `None`
     /// if the thread cannot start.
     fn requests(&self) -> Option<mpsc::Sender<Request>> {
-        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        let mut thread = self.thread.lock_unpoisoned();
         if thread.is_none() {
             let (requests, inbox) = mpsc::channel::<Request>();
             let stuck = self.stuck.clone();
@@ -126,7 +127,7 @@ impl Forker {
         bodies: Vec<ChildBody<'_>>,
     ) -> Vec<Result<os::Pid, Error>> {
         unwind::install_panic_hook();
-        let _forking = FORK_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _forking = FORK_LOCK.lock_unpoisoned();
         let count = bodies.len();
         if let Err(error) = sys::before_fork() {
             // No way for the children to notice the parent's death: fork
@@ -196,7 +197,7 @@ impl Drop for Forker {
         let thread = self
             .thread
             .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(ForkerThread { requests, handle }) = thread {
             drop(requests);
@@ -208,7 +209,7 @@ impl Drop for Forker {
 }
 
 fn take(handoff: &Mutex<Option<Bodies>>) -> Option<Bodies> {
-    handoff.lock().unwrap_or_else(|e| e.into_inner()).take()
+    handoff.lock_unpoisoned().take()
 }
 
 /// The stdout and stderr locks of this thread, stdout flushed first (what

@@ -157,16 +157,17 @@ mod retry;
 mod session;
 mod shm;
 
-use super::{Backend, BackendKind, Capabilities, StreamEngine};
+use super::driver::{Driver, backend_through_driver};
+use super::{BackendKind, Capabilities, StreamEngine};
 use crate::error::Error;
-use crate::job::{Job, StreamJob};
+use crate::job::{ChunkJob, StreamJob};
 use std::sync::Arc;
 
 /// Runs chunks in forked worker processes.
 ///
 /// The per-task [timeout](crate::PoolBuilder::timeout) and
 /// [retries](crate::PoolBuilder::retries) come with each call
-/// ([`Job::limits`]), so one backend serves pools with different limits.
+/// ([`ChunkJob::limits`]), so one backend serves pools with different limits.
 #[derive(Debug, Clone)]
 pub struct ProcessesBackend {
     workers: usize,
@@ -186,7 +187,9 @@ impl ProcessesBackend {
     }
 }
 
-impl Backend for ProcessesBackend {
+backend_through_driver!(ProcessesBackend);
+
+impl Driver for ProcessesBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Processes
     }
@@ -204,7 +207,7 @@ impl Backend for ProcessesBackend {
         }
     }
 
-    fn run(&self, job: &dyn Job) -> Result<(), Error> {
+    fn run(&self, job: &dyn ChunkJob) -> Result<(), Error> {
         call::run(job, self.workers, &self.forker)
     }
 

@@ -9,6 +9,7 @@
 //! DragonFly) takes its place; `sched_getaffinity` is in rustix for
 //! FreeBSD and DragonFly (their `cpuset_getaffinity`).
 
+use crate::sync::LockUnpoisoned;
 use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 use std::io;
 use std::os::fd::{BorrowedFd, IntoRawFd, OwnedFd, RawFd};
@@ -55,7 +56,7 @@ pub(crate) fn before_fork() -> io::Result<()> {
     if DEATH_PIPE.get().is_some() {
         return Ok(());
     }
-    let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
+    let _making = MAKING.lock_unpoisoned();
     if DEATH_PIPE.get().is_none() {
         let (read, write) = rustix::pipe::pipe()?;
         super::set_cloexec(&read)?;

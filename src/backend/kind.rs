@@ -1,84 +1,10 @@
-//! The two items every user names, [`Backend`] and [`BackendKind`]:
-//! exported once, at the crate root. The rest of the backend API (what an
-//! implementor needs) is in [`backend`](crate::backend), whose module docs
-//! hold the contract.
+//! [`BackendKind`]: the built-in backends by name, as users choose them
+//! (in code, or by `PARPOOL_BACKEND`), and the errors for names this build
+//! cannot run.
 
-use super::{Capabilities, StreamEngine, batch};
 use crate::error::Error;
-use crate::job::{Job, StreamJob};
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-
-/// Where the chunks of a job run. Implement it to plug in a new execution
-/// engine; see the [`backend`](crate::backend) module docs for the contract. Only
-/// [`run`](Backend::run) is required: the defaults give a backend streams
-/// and sessions (in batches on `run`) and conservative capabilities.
-///
-/// ```
-/// use parpool::{Backend, BackendKind, Error, Job, Pool};
-///
-/// /// Runs chunks last to first, on the calling thread.
-/// #[derive(Debug)]
-/// struct Backwards;
-///
-/// impl Backend for Backwards {
-///     fn run(&self, job: &dyn Job) -> Result<(), Error> {
-///         for chunk in (0..job.plan().chunk_count()).rev() {
-///             if job.should_stop() {
-///                 break;
-///             }
-///             let _ = job.run_chunk(chunk, None);
-///         }
-///         Ok(())
-///     }
-/// }
-///
-/// let pool = Pool::with_backend(Backwards);
-/// assert_eq!(pool.kind(), BackendKind::Custom);
-/// assert_eq!(pool.map(|x: u32| x + 1, vec![1, 2, 3])?, [2, 3, 4]);
-/// let doubled: Vec<u32> = pool.imap(|x: u32| x * 2, 0..5)?.collect::<Result<_, _>>()?;
-/// assert_eq!(doubled, [0, 2, 4, 6, 8]);
-/// # Ok::<(), Error>(())
-/// ```
-pub trait Backend: Send + Sync + fmt::Debug {
-    /// Runs the chunks of `job` as the module docs describe.
-    fn run(&self, job: &dyn Job) -> Result<(), Error>;
-
-    /// Which kind of backend this is; [`BackendKind::Custom`] unless it is
-    /// one of the crate's own.
-    fn kind(&self) -> BackendKind {
-        BackendKind::Custom
-    }
-
-    /// How many chunks can run at once.
-    fn workers(&self) -> usize {
-        1
-    }
-
-    /// What this backend can do; see [`Capabilities`]. The default claims
-    /// nothing: no timeouts, no shared memory, one rank.
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::default()
-    }
-
-    /// Starts an engine that runs the chunks of a stream or session of
-    /// `job` (`imap`, `imap_unordered`, [`Session`](crate::Session)). The
-    /// engine lives as long as the stream or session; a session's engine
-    /// serves many calls.
-    ///
-    /// The default engine collects the chunks submitted so far and runs
-    /// them as one batch job on [`run`](Backend::run) when a result is
-    /// wanted (through the [`StreamContext`](super::StreamContext) given to
-    /// [`next_done`](StreamEngine::next_done)).
-    ///
-    /// # Errors
-    ///
-    /// Starting the engine's workers failed.
-    fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
-        Ok(Box::new(batch::BatchEngine::new(job)))
-    }
-}
 
 /// The built-in backends, as chosen in code or by `PARPOOL_BACKEND`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
