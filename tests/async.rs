@@ -50,20 +50,47 @@ fn next<S: Stream + Unpin>(stream: &mut S) -> Option<S::Item> {
     }))
 }
 
-/// Waits (up to 10 s) until no `parpool-async` helper runs: a dropped
-/// future's helper ends by itself once its cancelled call returns, after
-/// the drop (which never waits). Returns how many were still running.
-fn helpers_after_they_settle() -> usize {
-    let helpers = || {
-        std::fs::read_dir("/proc/self/task").map_or(0, |tasks| {
+/// How many `parpool-async` helpers are alive (busy or idle).
+fn helpers() -> usize {
+    thread_ids("parpool-async").len()
+}
+
+/// The ids of this process's threads whose names start with `prefix`.
+fn thread_ids(prefix: &str) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir("/proc/self/task").map_or_else(
+        |_| Default::default(),
+        |tasks| {
             tasks
                 .filter_map(Result::ok)
-                .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
-                .filter(|name| name.trim() == "parpool-async")
-                .count()
-        })
-    };
-    common::settles_to(0, helpers)
+                .filter(|task| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|name| name.trim().starts_with(prefix))
+                })
+                .map(|task| task.file_name().to_string_lossy().into_owned())
+                .collect()
+        },
+    )
+}
+
+/// A backend of the calling thread, with no threads to lend: its awaited
+/// calls need a helper.
+#[derive(Debug)]
+struct Inline;
+
+impl parpool::backend::Backend for Inline {
+    fn run(&self, job: &parpool::backend::Job<'_>) -> Result<(), parpool::Error> {
+        for chunk in 0..job.plan().chunk_count() {
+            let _ = job.run_chunk(chunk);
+        }
+        Ok(())
+    }
+}
+
+/// An awaited call that needs a helper: afterwards one is alive (idle),
+/// as it stays for a while to serve the next call.
+fn warm_up_helpers() {
+    let pool = Pool::with_backend(Inline);
+    assert_eq!(block_on(pool.map_async(|x: u8| x, [1, 2])).unwrap(), [1, 2]);
 }
 
 fn with_chunk_size(pool: &Pool, chunk_size: usize) -> Pool {
@@ -149,14 +176,17 @@ fn every_kind() -> impl Iterator<Item = BackendKind> {
 /// On every backend, in a case checked for leaks: `start_then_drop` starts
 /// a call of [`slow_counted`] tasks on a pool of 2 workers (one item per
 /// chunk) and drops it. Afterwards at most `allowed(pool)` more tasks may
-/// start (those already handed out), and the helper thread must end.
+/// start (those already handed out), and the helper that drove the call
+/// (if it had one) is free again: the next awaited call starts no new one.
 fn dropping_cancels(
     start_then_drop: impl Fn(&Pool, &Arc<SharedCounters>),
     allowed: impl Fn(&Pool) -> usize,
 ) {
     common::start_mpi_if_built();
     for kind in every_kind() {
+        warm_up_helpers();
         let case = || {
+            let helpers_before = helpers();
             let pool = common::pool(kind, 2, Some(1));
             let started = Arc::new(SharedCounters::new(1));
             start_then_drop(&pool, &started);
@@ -171,7 +201,14 @@ fn dropping_cancels(
                 pool.kind()
             );
             assert!(after < 100, "{:?}: {after} tasks ran", pool.kind());
-            assert_eq!(helpers_after_they_settle(), 0, "{:?}", pool.kind());
+            warm_up_helpers();
+            assert!(
+                helpers() <= helpers_before.max(1),
+                "{:?}: the dropped call's helper was still busy 400 ms after the drop \
+                 ({} helpers, {helpers_before} before)",
+                pool.kind(),
+                helpers()
+            );
         };
         if kind == BackendKind::Mpi {
             // MPI's own threads open and close descriptors while it runs:
@@ -239,4 +276,41 @@ fn a_token_of_the_pool_still_cancels_an_awaited_call() {
         block_on(pool.map_async(|x: u8| x, [1, 2, 3])).unwrap(),
         [1, 2, 3]
     );
+}
+
+/// After a warm-up, 1000 awaited calls in a row start no thread of
+/// parpool's: on threads (and serial) the pool's own threads complete the
+/// future, elsewhere the same helper is reused. Each call is looked at
+/// while it runs, when a helper of its own would be alive.
+#[test]
+fn awaited_calls_start_no_thread_after_warm_up() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for kind in every_kind().filter(|kind| *kind != BackendKind::Mpi) {
+        let pool = common::pool(kind, 2, None);
+        // The first item waits, so the call is still running when looked at.
+        let call = |pool: &Pool| {
+            pool.map_async(
+                |x: u64| {
+                    if x == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    x * x
+                },
+                0..1000u64,
+            )
+        };
+        assert_eq!(block_on(call(&pool)).unwrap()[3], 9);
+        let before = thread_ids("parpool-");
+        for round in 0..1000 {
+            let mut future = call(&pool);
+            let _ = Pin::new(&mut future).poll(&mut Context::from_waker(&waker()));
+            let during = thread_ids("parpool-");
+            assert!(
+                during.is_subset(&before),
+                "{kind:?}: call {round} started threads {:?}",
+                during.difference(&before).collect::<Vec<_>>()
+            );
+            assert_eq!(block_on(future).unwrap()[999], 999 * 999);
+        }
+    }
 }

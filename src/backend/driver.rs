@@ -15,6 +15,7 @@ use crate::job::{ChunkJob, ChunkResults, StreamChunk, StreamJob};
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 /// What a pool drives: a built-in backend, or a third-party one wrapped in
 /// [`Custom`].
@@ -37,16 +38,25 @@ pub(crate) trait Driver: Send + Sync + fmt::Debug {
         Ok(Box::new(batch::BatchEngine::new(job)))
     }
 
-    /// Runs `call` (a whole blocking call of an async caller) somewhere
-    /// that is not the caller's thread and starts no thread of its own, if
-    /// the backend has such a place; else gives it back. The threads
-    /// backend runs it on its own rayon threads, where the call's chunks
-    /// run too.
+    /// Runs `call` (a whole blocking call, for an async caller) on the
+    /// backend's own threads, where the call's chunks run too, so it
+    /// needs no thread of its own; or gives it back where the backend has
+    /// no threads to lend (its calls block a thread: processes, MPI, a
+    /// custom backend), for a helper to run.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    fn spawn_call(&self, call: Box<dyn FnOnce() + Send>) -> Result<(), Box<dyn FnOnce() + Send>> {
+    fn spawn_call(&self, call: SpawnedCall) -> Result<(), SpawnedCall> {
         Err(call)
     }
 }
+
+/// A whole call of an async caller, for [`Driver::spawn_call`], in two
+/// steps: the call, then what hands its result to the caller (run once the
+/// thread that ran the call is free for other work, so a caller who sees
+/// the result and starts the next call finds that thread free).
+pub(crate) type SpawnedCall = Box<dyn FnOnce() -> HandOver + Send>;
+
+/// The second step of a [`SpawnedCall`].
+pub(crate) type HandOver = Box<dyn FnOnce() + Send>;
 
 /// Runs the chunks of one stream or session: made by
 /// [`Driver::open_stream`], driven by the stream.
@@ -66,12 +76,22 @@ pub(crate) trait StreamEngine: Send {
     fn next_done(&mut self, context: &StreamContext<'_>) -> Result<ChunkResults, Error>;
 
     /// A finished chunk if one is ready, without blocking; else `waker`
-    /// is woken when one is. `None` if this engine cannot be polled (its
-    /// chunks finish only while a caller waits in `next_done`).
+    /// is woken when one is (or the engine failed). `None` if this engine
+    /// cannot be polled: its chunks finish only while a caller waits in
+    /// `next_done`.
     #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    fn poll_done(&mut self, waker: &std::task::Waker) -> Option<std::task::Poll<ChunkResults>> {
+    fn poll_done(&mut self, waker: &Waker) -> Option<Poll<Result<ChunkResults, Error>>> {
         let _ = waker;
         None
+    }
+
+    /// Stops every submitted chunk as [`cancel`](StreamEngine::cancel)
+    /// does, without waiting for the running ones: for a caller that must
+    /// not block (an async task). They end on their own soon after, and
+    /// nothing they hold borrows from the caller. The engine is not used
+    /// again. By default, `cancel`.
+    fn abandon(&mut self) {
+        self.cancel();
     }
 
     /// Abandons every submitted chunk, stopping what runs as soon as it

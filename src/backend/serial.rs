@@ -7,7 +7,7 @@
 //! with one chunk in flight: reading ahead would gain nothing and cost
 //! cache.
 
-use super::driver::{Driver, backend_through_driver};
+use super::driver::{Driver, SpawnedCall, backend_through_driver};
 use super::{BackendKind, Capabilities};
 use crate::error::Error;
 use crate::job::ChunkJob;
@@ -33,6 +33,12 @@ impl Driver for SerialBackend {
             in_flight_per_worker: 1,
             ..Capabilities::default()
         }
+    }
+
+    /// An awaited serial call runs as one task of the process's shared
+    /// thread pool: still serial, in chunk order, and no thread of its own.
+    fn spawn_call(&self, call: SpawnedCall) -> Result<(), SpawnedCall> {
+        super::ThreadsBackend::shared().spawn_call(call)
     }
 
     fn run(&self, job: &dyn ChunkJob) -> Result<(), Error> {

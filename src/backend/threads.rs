@@ -30,13 +30,15 @@
 //! still running on it); dropping the last of them never waits for them:
 //! they exit soon after, as a dropped `rayon::ThreadPool`'s do.
 
-use super::driver::{Driver, backend_through_driver};
+use super::driver::{Driver, SpawnedCall, backend_through_driver};
 use super::{BackendKind, Capabilities, StreamContext, StreamEngine, stream_cancelled};
 use crate::cpus;
 use crate::error::Error;
 use crate::job::{ChunkJob, ChunkResults, StreamChunk, StreamJob};
+use crate::sync::LockUnpoisoned;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 /// Runs chunks on rayon threads: the process's shared pool, or one of its
@@ -70,6 +72,18 @@ impl LazyThreads {
     /// How many threads the pool has (or will have).
     pub(crate) fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// Runs `call` as a task of these threads (started now if this is
+    /// their first use), or gives it back if they cannot start.
+    pub(crate) fn spawn(&self, call: SpawnedCall) -> Result<(), SpawnedCall> {
+        match self.get() {
+            Ok(pool) => {
+                pool.spawn(move || call()());
+                Ok(())
+            }
+            Err(_) => Err(call),
+        }
     }
 
     /// The pool, started now if this is its first use.
@@ -178,6 +192,10 @@ impl Driver for ThreadsBackend {
             job,
         )))
     }
+
+    fn spawn_call(&self, call: SpawnedCall) -> Result<(), SpawnedCall> {
+        self.threads.spawn(call)
+    }
 }
 
 /// How often a waiting stream looks at its cancel token.
@@ -193,6 +211,11 @@ struct ThreadEngine {
     stop: Arc<AtomicBool>,
     /// Tasks spawned whose message has not been received.
     running: usize,
+    /// The waker of a caller that polls (`poll_done`), woken by the next
+    /// task to finish.
+    waker: Arc<Mutex<Option<Waker>>>,
+    /// Set by `abandon`: dropping the engine does not wait for its tasks.
+    abandoned: bool,
 }
 
 impl ThreadEngine {
@@ -205,6 +228,8 @@ impl ThreadEngine {
             receiver,
             stop: Arc::new(AtomicBool::new(false)),
             running: 0,
+            waker: Arc::default(),
+            abandoned: false,
         }
     }
 
@@ -224,13 +249,35 @@ impl StreamEngine for ThreadEngine {
         let job = self.job.clone();
         let sender = self.sender.clone();
         let stop = self.stop.clone();
+        let waker = self.waker.clone();
         self.running += 1;
         self.threads.spawn(move || {
             let results = job.run_chunk(chunk, &|| stop.load(Ordering::Acquire));
             // The receiver is gone only if the engine is; nothing to report.
             let _ = sender.send(results);
+            // Sent first, then woken: a poller registers its waker first,
+            // then looks (see `poll_done`), so it cannot miss this chunk.
+            if let Some(waker) = waker.lock_unpoisoned().take() {
+                waker.wake();
+            }
         });
         Ok(())
+    }
+
+    fn poll_done(&mut self, waker: &Waker) -> Option<Poll<Result<ChunkResults, Error>>> {
+        if let Some(done) = self.try_receive() {
+            return Some(Poll::Ready(done));
+        }
+        *self.waker.lock_unpoisoned() = Some(waker.clone());
+        Some(match self.try_receive() {
+            Some(done) => Poll::Ready(done),
+            None => Poll::Pending,
+        })
+    }
+
+    fn abandon(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        self.abandoned = true;
     }
 
     fn next_done(&mut self, context: &StreamContext<'_>) -> Result<ChunkResults, Error> {
@@ -244,9 +291,7 @@ impl StreamEngine for ThreadEngine {
                     return Ok(chunk);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(Error::backend("threads", "a stream task vanished"));
-                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(vanished()),
             }
         }
     }
@@ -257,9 +302,32 @@ impl StreamEngine for ThreadEngine {
     }
 }
 
+impl ThreadEngine {
+    /// A finished chunk, if one came.
+    fn try_receive(&mut self) -> Option<Result<ChunkResults, Error>> {
+        match self.receiver.try_recv() {
+            Ok(chunk) => {
+                self.running -= 1;
+                Some(Ok(chunk))
+            }
+            Err(mpsc::TryRecvError::Empty) => None,
+            Err(mpsc::TryRecvError::Disconnected) => Some(Err(vanished())),
+        }
+    }
+}
+
+/// The error of a stream task that ended without sending its results.
+fn vanished() -> Error {
+    Error::backend("threads", "a stream task vanished")
+}
+
 impl Drop for ThreadEngine {
     fn drop(&mut self) {
-        // The same as cancel: nothing of the engine runs after it is gone.
-        self.stop_and_wait();
+        // The same as cancel: nothing of the engine runs after it is gone;
+        // unless abandoned, when its tasks end on their own (their stop
+        // flag is up, and they borrow nothing).
+        if !self.abandoned {
+            self.stop_and_wait();
+        }
     }
 }

@@ -3,14 +3,13 @@
 
 use super::StreamSettings;
 use crate::backend::{Driver, StreamContext, StreamEngine, stream_cancelled};
-#[cfg(feature = "async")]
-use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::job::{StreamChunk, Watch};
 use crate::progress::Meter;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 
 /// The engine a stream runs on: its own, or a [`Session`]'s.
 pub(super) enum EngineRef<'a> {
@@ -46,7 +45,7 @@ impl EngineRef<'_> {
 /// adapter knows the total. A cancellation or a backend failure ends the
 /// stream early, with one `Err`.
 pub struct Imap<'a, I: Iterator, O> {
-    pub(super) stream: Source<'a, I, O>,
+    pub(crate) stream: Source<'a, I, O>,
 }
 
 /// The iterator returned by [`Pool::imap_unordered`](crate::Pool::imap_unordered)
@@ -54,13 +53,13 @@ pub struct Imap<'a, I: Iterator, O> {
 /// they finish. Otherwise the same as [`Imap`]; a cancellation is reported
 /// with the index of the first item not handed out yet.
 pub struct ImapUnordered<'a, I: Iterator, O> {
-    pub(super) stream: Source<'a, I, O>,
+    pub(crate) stream: Source<'a, I, O>,
 }
 
 /// Where a stream's results come from: the stream itself, driven by the
-/// caller's `next`, or (once polled as a `futures_core::Stream`, feature
-/// `async`) a helper thread that drives it.
-pub(super) enum Source<'a, I: Iterator, O> {
+/// caller's `next` or polled (feature `async`), or a helper thread that
+/// drives it, for a `futures_core::Stream` whose engine cannot be polled.
+pub(crate) enum Source<'a, I: Iterator, O> {
     Here(Stream<'a, I, O>),
     #[cfg(feature = "async")]
     Relayed(crate::future::Relay<(usize, Result<O, Error>)>),
@@ -93,9 +92,10 @@ where
     fn size_hint(&self) -> (usize, Option<usize>) {
         match self {
             Source::Here(stream) => stream.size_hint(),
-            // The helper pulls ahead: what is left is not known here.
             #[cfg(feature = "async")]
-            _ => (0, None),
+            Source::Relayed(relay) => relay.size_hint(),
+            #[cfg(feature = "async")]
+            Source::Moving => (0, None),
         }
     }
 }
@@ -113,85 +113,16 @@ impl<I: Iterator, O> Source<'_, I, O> {
     }
 }
 
-#[cfg(feature = "async")]
-impl<I, O> Source<'static, I, O>
-where
-    I: Iterator<Item: Send + 'static> + Send + 'static,
-    O: Send + 'static,
-{
-    /// `Stream::poll_next` for both streams: at the first poll the stream
-    /// moves to a helper thread that drives it, one result ahead; the
-    /// helper watches a token of its own, cancelled when this is dropped.
-    fn poll_relayed(
-        &mut self,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<(usize, Result<O, Error>)>> {
-        if matches!(self, Source::Here(_)) {
-            let Source::Here(mut stream) = std::mem::replace(self, Source::Moving) else {
-                unreachable!("matched above")
-            };
-            let token = stream
-                .watch
-                .cancel
-                .as_ref()
-                .map_or_else(CancelToken::new, CancelToken::child);
-            stream.watch.cancel = Some(token.clone());
-            let results = std::iter::from_fn(move || stream.next_result());
-            *self = Source::Relayed(crate::future::Relay::start(results, token));
-        }
-        match self {
-            Source::Relayed(relay) => relay.poll_next(context.waker()),
-            _ => std::task::Poll::Ready(None),
-        }
-    }
-}
-
 // Neither stream is structurally pinned (nothing projects a pin into it),
 // so both may be moved after a poll, whatever their input and outputs are.
 impl<I: Iterator, O> Unpin for Imap<'_, I, O> {}
 impl<I: Iterator, O> Unpin for ImapUnordered<'_, I, O> {}
 
-#[cfg(feature = "async")]
-impl<I, O> futures_core::Stream for Imap<'static, I, O>
-where
-    I: Iterator<Item: Send + 'static> + Send + 'static,
-    O: Send + 'static,
-{
-    type Item = Result<O, Error>;
-
-    /// Never blocks: see [`parpool::future`](crate::future). The same
-    /// results, in the same order, as the `Iterator` side. Dropping the
-    /// stream before its end cancels the chunks that have not started.
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.get_mut()
-            .stream
-            .poll_relayed(context)
-            .map(|item| item.map(|(_, result)| result))
-    }
-}
-
-#[cfg(feature = "async")]
-impl<I, O> futures_core::Stream for ImapUnordered<'static, I, O>
-where
-    I: Iterator<Item: Send + 'static> + Send + 'static,
-    O: Send + 'static,
-{
-    type Item = (usize, Result<O, Error>);
-
-    /// Never blocks: see [`parpool::future`](crate::future).
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.get_mut().stream.poll_relayed(context)
-    }
-}
+/// A result with the index of its item.
+pub(crate) type Indexed<O> = (usize, Result<O, Error>);
 
 /// The machinery behind both iterators.
-pub(super) struct Stream<'a, I: Iterator, O> {
+pub(crate) struct Stream<'a, I: Iterator, O> {
     input: Option<I>,
     engine: EngineRef<'a>,
     backend: Arc<dyn Driver>,
@@ -215,6 +146,9 @@ pub(super) struct Stream<'a, I: Iterator, O> {
     next_out: u64,
     /// Set once the stream has nothing more to give.
     ended: bool,
+    /// Set once polled without blocking (feature `async`): stopping then
+    /// never waits for running chunks (see [`StreamEngine::abandon`]).
+    polled: bool,
 }
 
 impl<'a, I, O> Stream<'a, I, O>
@@ -252,7 +186,21 @@ where
             ready: VecDeque::new(),
             next_out: 0,
             ended: false,
+            polled: false,
         }
+    }
+
+    /// Makes the stream watch a token of its own (and its pool's, if it
+    /// has one) and returns it: cancelling it cancels this stream only.
+    #[cfg(feature = "async")]
+    pub(crate) fn own_token(&mut self) -> crate::CancelToken {
+        let token = self
+            .watch
+            .cancel
+            .as_ref()
+            .map_or_else(crate::CancelToken::new, crate::CancelToken::child);
+        self.watch.cancel = Some(token.clone());
+        token
     }
 
     /// Chunks held: submitted, finished but waiting, or being handed out.
@@ -314,9 +262,7 @@ where
 
     /// Cancels what runs and forgets what is held.
     fn stop(&mut self) {
-        if !self.running.is_empty() {
-            self.engine.get().cancel();
-        }
+        self.stop_running();
         self.running.clear();
         self.finished.clear();
         self.ready.clear();
@@ -324,20 +270,33 @@ where
         self.ended = true;
     }
 
-    pub(super) fn next_result(&mut self) -> Option<(usize, Result<O, Error>)> {
+    pub(crate) fn next_result(&mut self) -> Option<(usize, Result<O, Error>)> {
+        match self.step(None) {
+            Some(Poll::Ready(result)) => result,
+            // Blocking in the engine never leaves a step pending.
+            _ => None,
+        }
+    }
+
+    /// The next result: waiting for it in the engine (`waker` `None`), or
+    /// polling the engine, which wakes `waker` when a chunk is done.
+    /// `None` if the engine cannot be polled (nothing is lost: the stream
+    /// goes on where it was, blocking or on a helper).
+    pub(crate) fn step(&mut self, waker: Option<&Waker>) -> Option<Poll<Option<Indexed<O>>>> {
+        self.polled |= waker.is_some();
         loop {
             if let Some(result) = self.ready.pop_front() {
                 self.handed_out += 1;
-                return Some(result);
+                return Some(Poll::Ready(Some(result)));
             }
             if self.ended {
-                return None;
+                return Some(Poll::Ready(None));
             }
             if self.watch.cancelled() {
-                return Some(self.fail(stream_cancelled()));
+                return Some(Poll::Ready(Some(self.fail(stream_cancelled()))));
             }
             if let Err(error) = self.refill() {
-                return Some(self.fail(error));
+                return Some(Poll::Ready(Some(self.fail(error))));
             }
             if self.ordered
                 && let Some((start, results)) = self.finished.remove(&self.next_out)
@@ -353,7 +312,14 @@ where
             let watch = &self.watch;
             let cancelled = || watch.cancelled();
             let context = StreamContext::new(&*self.backend, &cancelled);
-            match self.engine.get().next_done(&context) {
+            let done = match waker {
+                None => self.engine.get().next_done(&context),
+                Some(waker) => match self.engine.get().poll_done(waker)? {
+                    Poll::Ready(done) => done,
+                    Poll::Pending => return Some(Poll::Pending),
+                },
+            };
+            match done {
                 Ok(chunk) => {
                     let span = chunk.span();
                     let mut results = chunk.into_typed::<O>();
@@ -372,7 +338,7 @@ where
                         self.hand_out(span.start, results);
                     }
                 }
-                Err(error) => return Some(self.fail(error)),
+                Err(error) => return Some(Poll::Ready(Some(self.fail(error)))),
             }
         }
     }
@@ -385,7 +351,7 @@ impl<I: Iterator, O> Stream<'_, I, O> {
     /// cancellation or a failure of the backend itself ends a stream
     /// sooner (with one `Err`). An input with no upper bound gives only
     /// the held items as the lower bound.
-    pub(super) fn size_hint(&self) -> (usize, Option<usize>) {
+    pub(crate) fn size_hint(&self) -> (usize, Option<usize>) {
         if self.ended {
             return (self.ready.len(), Some(self.ready.len()));
         }
@@ -404,11 +370,25 @@ impl<I: Iterator, O> Stream<'_, I, O> {
     }
 }
 
-impl<I: Iterator, O> Drop for Stream<'_, I, O> {
-    fn drop(&mut self) {
-        if !self.running.is_empty() {
+impl<I: Iterator, O> Stream<'_, I, O> {
+    /// Stops the chunks still running: waiting until none runs, or, for a
+    /// stream that was polled (whose caller must not block), without
+    /// waiting.
+    fn stop_running(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        if self.polled {
+            self.engine.get().abandon();
+        } else {
             self.engine.get().cancel();
         }
+    }
+}
+
+impl<I: Iterator, O> Drop for Stream<'_, I, O> {
+    fn drop(&mut self) {
+        self.stop_running();
     }
 }
 

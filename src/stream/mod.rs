@@ -25,7 +25,7 @@ mod imap;
 mod session;
 
 pub use imap::{Imap, ImapUnordered};
-pub(crate) use imap::{imap, imap_unordered};
+pub(crate) use imap::{Source, imap, imap_unordered};
 pub use session::Session;
 
 use crate::backend::{DEFAULT_IN_FLIGHT_PER_WORKER, Driver, StreamEngine};

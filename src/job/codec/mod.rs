@@ -38,11 +38,14 @@ pub struct Codec<V> {
     encode: fn(&[V]) -> Result<Vec<u8>, postcard::Error>,
     encode_one: fn(&V) -> Result<Vec<u8>, postcard::Error>,
     decode: fn(&[u8]) -> Result<Vec<V>, postcard::Error>,
-    decode_one: fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>,
+    decode_one: DecodeOne<V>,
     encode_parts: for<'a> fn(&'a [V]) -> Option<EncodedChunk<'a>>,
     decode_items: DecodeItems<V>,
     indexed: bool,
 }
+
+/// [`Format::decode_one`], as a function pointer.
+type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
 
 /// [`Format::decode_items`], as a function pointer.
 type DecodeItems<V> = fn(&[u8], (usize, usize)) -> Option<Result<Vec<V>, postcard::Error>>;
