@@ -100,7 +100,7 @@
 //!   registers an `atexit` handler that finalizes it; a helper thread
 //!   (`parpool-mpi-progress`) drives MPI progress while a stream is open.
 //! - **Environment variables** read, never written: every one is listed
-//!   in [`env`].
+//!   in [`env`](mod@env).
 //!
 //! No signal handler is installed in your process, and nothing else is
 //! changed.
@@ -126,7 +126,8 @@ mod stream;
 mod sync;
 mod sys;
 
-pub use backend::{Backend, BackendKind};
+pub use backend::Backend;
+pub use backend::kind::BackendKind;
 pub use cancel::CancelToken;
 pub use error::{Error, ErrorKind};
 pub use job::unwind::leave_panic_hook_alone;

@@ -1,6 +1,6 @@
 //! For backend authors: the [`Backend`] trait, the [`Job`] it is
 //! handed, and the built-in backends by type. Users of pools need none of
-//! it; they choose a backend with [`BackendKind`](crate::BackendKind) or
+//! it; they choose a backend with [`BackendKind`] or
 //! `PARPOOL_BACKEND`.
 //!
 //! **Unstable before 1.0.** This protocol may change in any 0.x release;
@@ -77,9 +77,30 @@
 //! The shared test suite in `tests/contract.rs` checks every built-in
 //! backend, and a third-party one, against these rules.
 
+/// `impl Backend` for built-in backends, through their driver: so they can
+/// be given to `Pool::with_backend` like any other.
+macro_rules! backend_through_driver {
+    ($($backend:ty),* $(,)?) => {$(
+        impl $crate::backend::Backend for $backend {
+            fn run(&self, job: &$crate::backend::Job<'_>) -> Result<(), $crate::Error> {
+                $crate::backend::Driver::run(self, job.chunk_job())
+            }
+
+            fn workers(&self) -> usize {
+                $crate::backend::Driver::workers(self)
+            }
+
+            fn capabilities(&self) -> $crate::backend::Capabilities {
+                $crate::backend::Driver::capabilities(self)
+            }
+        }
+    )*};
+}
+
 mod batch;
-pub(crate) mod driver;
-mod kind;
+mod driver;
+mod engine;
+pub(crate) mod kind;
 #[cfg(feature = "mpi")]
 mod mpi;
 #[cfg(unix)]
@@ -102,12 +123,14 @@ pub(crate) use threads::shared_size as shared_threads_size;
 
 pub use crate::job::TaskLimits;
 pub use crate::plan::ChunkPlan;
-pub use kind::BackendKind;
+pub(crate) use kind::BackendKind;
 pub(crate) use kind::parse_backend_name;
 pub use protocol::{Backend, Job, backend_error, crash_error, timeout_error};
 
 use crate::error::Error;
-pub(crate) use driver::{Driver, StreamContext, StreamEngine};
+pub(crate) use driver::{Driver, SpawnedCall};
+pub(crate) use engine::{StreamContext, StreamEngine};
+use std::any::Any;
 use std::sync::Arc;
 
 /// What a backend can do, as [`Backend::capabilities`] reports it. Read
@@ -170,6 +193,36 @@ impl Default for Capabilities {
 
 /// Chunks in flight per worker when neither the pool nor the backend says.
 pub(crate) const DEFAULT_IN_FLIGHT_PER_WORKER: usize = 4;
+
+/// The driver of a backend given to `Pool::with_backend` or
+/// `PoolBuilder::backend`: a built-in backend (made by its own
+/// constructor, such as `MpiBackend::with_communicator`) keeps its own
+/// driver, with its streams and everything else; any other is `Custom`.
+pub(crate) fn adopt<B: Backend + 'static>(backend: B) -> Arc<dyn Driver> {
+    let backend: Box<dyn Any> = Box::new(backend);
+    let backend = match backend.downcast::<SerialBackend>() {
+        Ok(serial) => return Arc::new(*serial),
+        Err(other) => other,
+    };
+    let backend = match backend.downcast::<ThreadsBackend>() {
+        Ok(threads) => return Arc::new(*threads),
+        Err(other) => other,
+    };
+    let backend = match backend.downcast::<ProcessesBackend>() {
+        Ok(processes) => return Arc::new(*processes),
+        Err(other) => other,
+    };
+    #[cfg(feature = "mpi")]
+    let backend = match backend.downcast::<MpiBackend>() {
+        Ok(mpi) => return Arc::new(*mpi),
+        Err(other) => other,
+    };
+    match backend.downcast::<B>() {
+        Ok(custom) => Arc::new(driver::Custom(*custom)),
+        // The box holds a `B` by construction: every other type returned.
+        Err(_) => unreachable!("the backend is of the type it was given as"),
+    }
+}
 
 /// The error of a stream whose wait was cancelled.
 pub(crate) fn stream_cancelled() -> Error {

@@ -2,8 +2,7 @@
 //! exists, so code that names it compiles everywhere, but it cannot be
 //! made.
 
-use super::driver::{Driver, backend_through_driver};
-use super::{BackendKind, Capabilities, StreamEngine};
+use super::{BackendKind, Capabilities, Driver, StreamEngine};
 use crate::error::Error;
 use crate::job::{ChunkJob, StreamJob};
 use std::convert::Infallible;

@@ -7,8 +7,7 @@
 //! with one chunk in flight: reading ahead would gain nothing and cost
 //! cache.
 
-use super::driver::{Driver, SpawnedCall, backend_through_driver};
-use super::{BackendKind, Capabilities};
+use super::{BackendKind, Capabilities, Driver, SpawnedCall};
 use crate::error::Error;
 use crate::job::ChunkJob;
 

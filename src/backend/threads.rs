@@ -30,8 +30,9 @@
 //! still running on it); dropping the last of them never waits for them:
 //! they exit soon after, as a dropped `rayon::ThreadPool`'s do.
 
-use super::driver::{Driver, SpawnedCall, backend_through_driver};
-use super::{BackendKind, Capabilities, StreamContext, StreamEngine, stream_cancelled};
+use super::{
+    BackendKind, Capabilities, Driver, SpawnedCall, StreamContext, StreamEngine, stream_cancelled,
+};
 use crate::cpus;
 use crate::error::Error;
 use crate::job::{ChunkJob, ChunkResults, StreamChunk, StreamJob};

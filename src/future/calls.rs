@@ -8,6 +8,8 @@ use crate::cancel::CancelToken;
 use crate::carries::Carries;
 use crate::error::Error;
 use crate::pool::PoolOf;
+#[cfg(doc)]
+use crate::{LocalPool, Pool};
 
 impl<C> PoolOf<C> {
     /// [`map`](Pool::map) for async code: a future of the same result,

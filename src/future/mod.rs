@@ -31,15 +31,11 @@
 //! instead, blocking it, rather than fail or lose results.
 
 mod calls;
-mod helpers;
-mod relay;
 mod streams;
-
-pub(crate) use relay::Relay;
 
 use crate::backend::Driver;
 use crate::cancel::CancelToken;
-use crate::sync::LockUnpoisoned;
+use crate::sync::{LockUnpoisoned, helpers};
 use std::any::Any;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};

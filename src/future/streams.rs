@@ -2,9 +2,8 @@
 //! without blocking, on the engine itself where it can be polled (the
 //! threads backend's chunks wake the stream), else through a [`Relay`].
 
-use super::Relay;
 use crate::error::Error;
-use crate::stream::{Imap, ImapUnordered, Source};
+use crate::stream::{Imap, ImapUnordered, Relay, Source};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 

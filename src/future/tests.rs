@@ -1,20 +1,15 @@
 //! The fallbacks of the async machinery when no helper thread can start,
 //! through a test-only switch that refuses them.
 
-use super::{CallFuture, Relay};
-use crate::backend::{Backend, Job, driver};
+use super::CallFuture;
+use crate::backend::{Backend, Job};
 use crate::cancel::CancelToken;
 use crate::error::Error;
-use std::cell::Cell;
+use crate::stream::Relay;
+use crate::sync::helpers::REFUSE_HELPERS;
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-
-thread_local! {
-    /// Set by a test: `helpers::run` acts as if the system refused a new
-    /// thread, for helpers started from this thread.
-    pub(super) static REFUSE_HELPERS: Cell<bool> = const { Cell::new(false) };
-}
 
 /// Runs `body` with every helper it starts refused.
 fn without_helpers<R>(body: impl FnOnce() -> R) -> R {
@@ -40,7 +35,7 @@ impl Backend for Inline {
 
 #[test]
 fn without_a_helper_a_future_is_ready_with_its_value() {
-    let driver = driver::adopt(Inline);
+    let driver = crate::backend::adopt(Inline);
     let mut future = pin!(without_helpers(|| CallFuture::start(
         &*driver,
         CancelToken::new(),

@@ -97,7 +97,7 @@ impl PoolBuilder {
     /// # Ok::<(), parpool::Error>(())
     /// ```
     pub fn backend(mut self, backend: impl Backend + 'static) -> PoolBuilder {
-        self.backend = Some(backend::driver::adopt(backend));
+        self.backend = Some(backend::adopt(backend));
         self
     }
 

@@ -179,10 +179,7 @@ impl Pool {
     /// `Pool::builder().backend(backend).build()`, which also takes every
     /// other setting.
     pub fn with_backend(backend: impl Backend + 'static) -> Pool {
-        Pool::from_parts(
-            crate::backend::driver::adopt(backend),
-            PoolSettings::default(),
-        )
+        Pool::from_parts(crate::backend::adopt(backend), PoolSettings::default())
     }
 }
 
@@ -210,6 +207,7 @@ impl<C> PoolOf<C> {
     }
 
     /// The backend, as the crate drives it.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn driver(&self) -> &dyn Driver {
         &*self.backend
     }

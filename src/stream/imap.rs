@@ -4,7 +4,7 @@
 use super::StreamSettings;
 use crate::backend::{Driver, StreamContext, StreamEngine, stream_cancelled};
 use crate::error::Error;
-use crate::job::{StreamChunk, Watch};
+use crate::job::{ChunkJob, StreamChunk, Watch};
 use crate::progress::Meter;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -62,7 +62,7 @@ pub struct ImapUnordered<'a, I: Iterator, O> {
 pub(crate) enum Source<'a, I: Iterator, O> {
     Here(Stream<'a, I, O>),
     #[cfg(feature = "async")]
-    Relayed(crate::future::Relay<(usize, Result<O, Error>)>),
+    Relayed(super::Relay<(usize, Result<O, Error>)>),
     /// Between the two, for a moment.
     #[cfg(feature = "async")]
     Moving,
@@ -311,7 +311,9 @@ where
             }
             let watch = &self.watch;
             let cancelled = || watch.cancelled();
-            let context = StreamContext::new(&*self.backend, &cancelled);
+            let backend = &*self.backend;
+            let run = |job: &dyn ChunkJob| backend.run(job);
+            let context = StreamContext::new(&run, &cancelled);
             let done = match waker {
                 None => self.engine.get().next_done(&context),
                 Some(waker) => match self.engine.get().poll_done(waker)? {

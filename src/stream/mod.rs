@@ -22,10 +22,16 @@
 //! stream started outlives it.
 
 mod imap;
+#[cfg(feature = "async")]
+mod relay;
 mod session;
 
+#[cfg(feature = "async")]
+pub(crate) use imap::Source;
 pub use imap::{Imap, ImapUnordered};
-pub(crate) use imap::{Source, imap, imap_unordered};
+pub(crate) use imap::{imap, imap_unordered};
+#[cfg(feature = "async")]
+pub(crate) use relay::Relay;
 pub use session::Session;
 
 use crate::backend::{DEFAULT_IN_FLIGHT_PER_WORKER, Driver, StreamEngine};

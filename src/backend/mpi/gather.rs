@@ -177,7 +177,7 @@ mod tests {
         let backend = super::super::MpiBackend::new(1).expect("MPI starts as a singleton");
         let capabilities = crate::Backend::capabilities(&backend);
         assert_eq!((capabilities.rank, capabilities.ranks), (0, 1));
-        let _serialized = super::super::enter().unwrap();
+        let _serialized = super::super::env::enter().unwrap();
         let world = SimpleCommunicator::world();
         let data: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
         for limit in [1, 7, 999, 1000, 4096] {

@@ -21,7 +21,7 @@
 //! communicator and the counter.
 
 use super::counter::Counter;
-use super::{Entered, Progress, enter};
+use super::env::{Entered, Progress, enter};
 use crate::backend::{StreamContext, StreamEngine, stream_cancelled};
 use crate::error::Error;
 use crate::job::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};

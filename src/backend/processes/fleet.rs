@@ -1,8 +1,9 @@
 //! The one supervisor of worker processes, shared by plain calls, sessions
 //! and streams: it forks workers, waits on all of them at once, reads their
 //! frames, reaps the ones that exit, enforces the per-task timeout, and
-//! says what a dead worker was doing. What to do about it is decided by
-//! the [retry policy](ChunkRetries), also here, the same for every driver.
+//! reports what a dead worker was doing. Frames are cut in `frames.rs`, a
+//! death is diagnosed in `death.rs`, and what to do about it is decided by
+//! the one retry policy in `retry.rs`, the same for every driver.
 //!
 //! ```text
 //!            spawn(slot, child)                 poll()
@@ -14,17 +15,15 @@
 //!                               │        (chunk, item) it died on    → Exited
 //!                               └  watch: SIGKILL past the timeout
 //! ```
-//!
-//! What happens to a chunk whose worker died is decided by the one retry
-//! policy in `retry.rs`, the same for every driver.
 
+pub(super) use super::death::Death;
 use super::fork::{self, ChildBody, Forker, enter_child};
+use super::frames::{FrameReader, Payload, Spares};
 use super::os;
 use super::shm::{IDLE, SharedMemory, WorkerSlot};
-use crate::backend::wire::{self, FrameKind, Header};
+use crate::backend::wire::Header;
 use crate::error::Error;
 use crate::job::TaskLimits;
-use crate::sync::LockUnpoisoned;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -51,71 +50,10 @@ struct Worker {
     pid: os::Pid,
     /// The parent's end of the worker's socket.
     channel: OwnedFd,
-    /// Bytes read but not yet cut into frames.
-    buffer: Vec<u8>,
     watchdog: Watchdog,
-    /// Frames cut from what it wrote.
-    frames_read: usize,
-    /// Set when it wrote bytes that are not frames (and was killed for
-    /// it): the chunk of the frame that was lost.
-    malformed: Option<usize>,
+    /// Cuts what it wrote into frames.
+    frames: FrameReader,
 }
-
-/// A frame's payload: a range of the bytes read. A large frame that filled
-/// the read buffer by itself takes the buffer along instead of a copy, and
-/// gives it back to the fleet's [`Spares`] when dropped.
-pub(super) struct Payload {
-    bytes: Vec<u8>,
-    range: std::ops::Range<usize>,
-    spares: Option<Spares>,
-}
-
-impl Drop for Payload {
-    fn drop(&mut self) {
-        if let Some(spares) = self.spares.take() {
-            spares.put(std::mem::take(&mut self.bytes));
-        }
-    }
-}
-
-/// Large read buffers kept for the next large frames: memory already mapped
-/// and faulted in, where a fresh buffer of hundreds of MB costs the kernel
-/// a page fault and a clear per page (about a tenth of the time of a large
-/// result from a worker, measured with `perf`).
-#[derive(Clone, Default)]
-struct Spares(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
-
-/// At most this many bytes of spare buffers are kept.
-const SPARE_BYTES: usize = 512 << 20;
-
-impl Spares {
-    fn put(&self, mut buffer: Vec<u8>) {
-        buffer.clear();
-        let mut spares = self.0.lock_unpoisoned();
-        let kept: usize = spares.iter().map(Vec::capacity).sum();
-        if kept + buffer.capacity() <= SPARE_BYTES {
-            spares.push(buffer);
-        }
-    }
-
-    /// The largest spare buffer, if any.
-    fn take(&self) -> Option<Vec<u8>> {
-        let mut spares = self.0.lock_unpoisoned();
-        let largest = (0..spares.len()).max_by_key(|&index| spares[index].capacity())?;
-        Some(spares.swap_remove(largest))
-    }
-}
-
-impl std::ops::Deref for Payload {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.bytes[self.range.clone()]
-    }
-}
-
-/// Frames at least this large are handed over in the read buffer itself.
-const HAND_OVER: usize = 1 << 20;
 
 /// What the supervisor saw.
 pub(super) enum Event {
@@ -128,89 +66,6 @@ pub(super) enum Event {
     /// A worker exited (after its last frames were reported).
     Exited { slot: usize, death: Death },
 }
-
-/// How a worker ended and what it was doing then.
-#[derive(Clone, Debug)]
-pub(super) struct Death {
-    status: os::ExitStatus,
-    /// The chunk (or stream position) in its slot, or [`IDLE`].
-    pub(super) chunk: usize,
-    /// The item in its slot, or [`IDLE`].
-    pub(super) item: usize,
-    /// Set when the watchdog killed it: the item and the time spent on it.
-    timed_out: Option<(usize, Duration)>,
-    limit: Option<Duration>,
-    /// Set when it was killed for writing bytes that are not frames: the
-    /// chunk whose frame was lost.
-    pub(super) malformed: Option<usize>,
-}
-
-impl Death {
-    /// The error of the task it died on: a timeout if the watchdog killed
-    /// it, else a crash, for `item` (the item its slot names, or the one
-    /// the driver blames) of `total`.
-    pub(super) fn error(&self, item: usize, total: usize) -> Error {
-        match self.timed_out {
-            Some((timed_item, elapsed)) if timed_item != IDLE => {
-                Error::timeout(timed_item, total, elapsed, self.limit.unwrap_or(elapsed))
-            }
-            Some((_, elapsed)) => {
-                Error::timeout(item, total, elapsed, self.limit.unwrap_or(elapsed))
-            }
-            None => Error::crash(item, total, self.how()),
-        }
-    }
-
-    /// A worker that exited with status 0 and was doing nothing: the
-    /// stand-in when a lost chunk's worker is not known.
-    pub(super) fn unknown() -> Death {
-        Death {
-            status: os::ExitStatus::CLEAN,
-            chunk: IDLE,
-            item: IDLE,
-            timed_out: None,
-            limit: None,
-            malformed: None,
-        }
-    }
-
-    /// A worker that ended with wait status `status`, doing nothing.
-    #[cfg(test)]
-    pub(super) fn exited(status: os::ExitStatus) -> Death {
-        Death {
-            status,
-            ..Death::unknown()
-        }
-    }
-
-    /// Where, outside any task, a worker that held a chunk but died on no
-    /// item of it died.
-    pub(super) fn outside_tasks(&self) -> &'static str {
-        if self.item == crate::job::SENDING_RESULTS || self.malformed.is_some() {
-            "while sending the chunk's results"
-        } else {
-            "before starting the chunk"
-        }
-    }
-
-    /// True for a worker that ended its loop normally (exit status 0).
-    pub(super) fn exited_cleanly(&self) -> bool {
-        self.status.is_clean()
-    }
-
-    /// "killed by signal 6 (SIGABRT)", or what it wrote when it was
-    /// killed for writing bytes that are not frames.
-    pub(super) fn how(&self) -> String {
-        match self.malformed {
-            Some(_) => MALFORMED.to_string(),
-            None => self.status.describe(),
-        }
-    }
-}
-
-/// How a worker killed for writing bytes that are not frames died.
-pub(super) const MALFORMED: &str =
-    "wrote bytes that are not frames to its result socket and was killed";
 
 /// What a worker does, boxed so that several can be forked in one go.
 pub(super) type ChildWork<'a> = Box<dyn FnOnce(ChildSide<'_>) -> std::io::Result<()> + 'a>;
@@ -351,10 +206,8 @@ impl Fleet {
                     self.workers[slot] = Some(Worker {
                         pid,
                         channel: parent_end,
-                        buffer: Vec::new(),
                         watchdog: Watchdog::default(),
-                        frames_read: 0,
-                        malformed: None,
+                        frames: FrameReader::default(),
                     });
                 }
                 Err(error) => {
@@ -382,19 +235,19 @@ impl Fleet {
                     }
                     let fd = std::iter::once(worker.channel.as_fd());
                     os::poll(fd, os::Ready::ReadOrWrite, Duration::from_millis(100));
-                    os::drain(&worker.channel, &mut worker.buffer)?;
+                    worker.frames.drain(&worker.channel)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Forgets what the watchdog saw of `slot` (it starts a new chunk).
     /// What the worker of `slot` shares with the parent.
     pub(super) fn slot_state(&self, slot: usize) -> &WorkerSlot {
         self.shared.slot(slot)
     }
 
+    /// Forgets what the watchdog saw of `slot` (it starts a new chunk).
     pub(super) fn reset_watchdog(&mut self, slot: usize) {
         if let Some(worker) = self.workers[slot].as_mut() {
             worker.watchdog.seen = None;
@@ -467,92 +320,26 @@ impl Fleet {
         Ok(events)
     }
 
-    /// Reads what the worker of `slot` wrote and cuts it into frames. A
-    /// channel that cannot be read gets its worker killed (its exit is then
-    /// reported as usual).
+    /// Reads what the worker of `slot` wrote and reports its frames. A
+    /// channel that cannot be read, or bytes that are not frames, get the
+    /// worker killed (its exit is then reported as usual).
     fn read(&mut self, slot: usize, events: &mut Vec<Event>) {
         let Some(worker) = self.workers[slot].as_mut() else {
             return;
         };
-        if worker.buffer.capacity() == 0 {
-            // Its buffer went with a large frame: take one back, if any.
-            worker.buffer = self.spares.take().unwrap_or_default();
-        }
-        // Frames the worker had written whole before the drain: all their
-        // bytes are read by its end.
         let state = self.shared.slot(slot);
-        let sent = state.frames_sent.load(Ordering::Acquire);
-        if os::drain(&worker.channel, &mut worker.buffer).is_err() {
-            os::kill(worker.pid);
-        }
-        if worker.malformed.is_some() {
-            // Killed for writing bytes that are not frames: nothing more
-            // it wrote is read as a frame, though it may look like one.
-            worker.buffer.clear();
-            return;
-        }
-        let mut consumed = 0;
-        let mut malformed = false;
-        while let Some(header) = Header::peek(&worker.buffer[consumed..]) {
-            // A worker writes results and failures, numbered from 0.
-            if !matches!(header.kind, Some(FrameKind::Results | FrameKind::Failure))
-                || header.number != worker.frames_read
-            {
-                malformed = true;
-                break;
-            }
-            let Some((header, payload)) = wire::parse(&worker.buffer[consumed..]) else {
-                break; // the rest is on its way
-            };
+        let (frames, kill) = worker.frames.read(&worker.channel, state, &self.spares);
+        if !frames.is_empty() {
             worker.watchdog.seen = None;
-            worker.frames_read += 1;
-            if consumed == 0 && payload.end == worker.buffer.len() && payload.len() >= HAND_OVER {
-                // The buffer holds exactly this frame: hand it over.
-                let bytes = std::mem::take(&mut worker.buffer);
-                events.push(Event::Frame {
-                    slot,
-                    header,
-                    payload: Payload {
-                        bytes,
-                        range: payload,
-                        spares: Some(self.spares.clone()),
-                    },
-                });
-                return;
-            }
-            let start = consumed;
-            consumed += payload.end;
-            let bytes = worker.buffer[start + payload.start..start + payload.end].to_vec();
-            let range = 0..bytes.len();
-            events.push(Event::Frame {
-                slot,
-                header,
-                payload: Payload {
-                    bytes,
-                    range,
-                    spares: None,
-                },
-            });
         }
-        worker.buffer.drain(..consumed);
-        if (malformed || worker.frames_read < sent) && worker.malformed.is_none() {
-            // Bytes that are not the frames it wrote (a task wrote to the
-            // socket, or the stream is cut): a header of the wrong kind or
-            // number, or fewer frames than it finished writing. Nothing
-            // after them can be trusted. The worker dies; its chunk is
-            // judged as lost.
-            // The lost frame: one it finished writing if some did not cut
-            // into frames, else the one of the chunk it is on.
-            let current = state.current_chunk.load(Ordering::Acquire);
-            let last_sent = state.last_sent_chunk.load(Ordering::Acquire);
-            worker.malformed = Some(if worker.frames_read < sent || current == IDLE {
-                last_sent
-            } else {
-                current
-            });
-            worker.buffer = Vec::new();
+        if kill {
             os::kill(worker.pid);
         }
+        events.extend(frames.into_iter().map(|(header, payload)| Event::Frame {
+            slot,
+            header,
+            payload,
+        }));
     }
 
     /// Reaps the worker of `slot` if it has exited.
@@ -575,7 +362,7 @@ impl Fleet {
                 item: state.current_item.load(Ordering::Acquire),
                 timed_out: worker.watchdog.timed_out,
                 limit: self.limits.timeout,
-                malformed: worker.malformed,
+                malformed: worker.frames.malformed(),
             },
         });
         Ok(())
@@ -638,20 +425,5 @@ impl Watchdog {
             }
             _ => self.seen = Some(((chunk, item), now)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_timeout_names_the_item_the_watchdog_saw() {
-        let mut timed = Death::exited(os::ExitStatus::from_raw(9));
-        timed.timed_out = Some((7, Duration::from_millis(1500)));
-        timed.limit = Some(Duration::from_secs(1));
-        let error = timed.error(5, 10);
-        assert!(error.is_timeout());
-        assert_eq!(error.task_index(), Some(7));
     }
 }

@@ -150,15 +150,16 @@
 //! are an error that names the platform.
 
 mod call;
+mod death;
 mod fleet;
 mod fork;
+mod frames;
 mod os;
 mod retry;
 mod session;
 mod shm;
 
-use super::driver::{Driver, backend_through_driver};
-use super::{BackendKind, Capabilities, StreamEngine};
+use super::{BackendKind, Capabilities, Driver, StreamEngine};
 use crate::error::Error;
 use crate::job::{ChunkJob, StreamJob};
 use std::sync::Arc;
@@ -167,7 +168,7 @@ use std::sync::Arc;
 ///
 /// The per-task [timeout](crate::PoolBuilder::timeout) and
 /// [retries](crate::PoolBuilder::retries) come with each call
-/// ([`ChunkJob::limits`]), so one backend serves pools with different limits.
+/// ([`Job::limits`](crate::backend::Job::limits)), so one backend serves pools with different limits.
 #[derive(Debug, Clone)]
 pub struct ProcessesBackend {
     workers: usize,

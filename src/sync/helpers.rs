@@ -1,4 +1,5 @@
-//! The helper threads that drive awaited calls on backends whose calls
+//! The helper threads (feature `async`) that drive awaited calls on
+//! backends whose calls
 //! block their caller (processes, MPI, custom): a small pool, reused, as
 //! tokio's blocking pool is. A thread that finds no work waits
 //! [`KEEP_IDLE`] for more, then ends; at most [`MAX_HELPERS`] run at once,
@@ -8,19 +9,23 @@
 //! Should the system refuse a new thread when none is running, the work is
 //! handed back so the caller can run it itself rather than lose it.
 
-use crate::sync::{self, LockUnpoisoned};
+use super::{LockUnpoisoned, wait_timeout};
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long an idle helper waits for work before it ends.
-pub(super) const KEEP_IDLE: Duration = Duration::from_secs(10);
+pub(crate) const KEEP_IDLE: Duration = Duration::from_secs(10);
 
 /// The most helpers that run at once.
-pub(super) const MAX_HELPERS: usize = 64;
+pub(crate) const MAX_HELPERS: usize = 64;
 
-/// A call to run on a helper, and what hands its result over.
-pub(super) use crate::backend::driver::{HandOver, SpawnedCall as Work};
+/// A call to run on a helper, in two steps: the call, then what hands
+/// its result over (run once the helper counts itself free).
+pub(crate) type Work = Box<dyn FnOnce() -> HandOver + Send>;
+
+/// What hands a call's result over to its caller; see [`serve`].
+pub(crate) type HandOver = Box<dyn FnOnce() + Send>;
 
 struct Helpers {
     state: Mutex<State>,
@@ -37,6 +42,13 @@ struct State {
     alive: usize,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Set by a test: [`run`] acts as if the system refused a new thread,
+    /// for helpers started from this thread.
+    pub(crate) static REFUSE_HELPERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn helpers() -> &'static Helpers {
     static HELPERS: OnceLock<Helpers> = OnceLock::new();
     HELPERS.get_or_init(|| Helpers {
@@ -48,9 +60,9 @@ fn helpers() -> &'static Helpers {
 /// Runs `work` on a helper: an idle one if there is one, else a new one
 /// (up to [`MAX_HELPERS`]), else the first one free. `Err(work)` if no
 /// helper runs and none could be started.
-pub(super) fn run(work: Work) -> Result<(), Work> {
+pub(crate) fn run(work: Work) -> Result<(), Work> {
     #[cfg(test)]
-    if super::tests::REFUSE_HELPERS.get() {
+    if REFUSE_HELPERS.get() {
         return Err(work);
     }
     let helpers = helpers();
@@ -94,7 +106,7 @@ fn serve(helpers: &'static Helpers) {
     loop {
         let Some(work) = state.queue.pop_front() else {
             state.idle += 1;
-            let (woken, timed_out) = sync::wait_timeout(&helpers.work_queued, state, KEEP_IDLE);
+            let (woken, timed_out) = wait_timeout(&helpers.work_queued, state, KEEP_IDLE);
             state = woken;
             state.idle -= 1;
             if timed_out && state.queue.is_empty() {

@@ -5,6 +5,9 @@
 //! it half-written across a call that can panic. So every lock here is
 //! taken through [`LockUnpoisoned`], which ignores the poison flag.
 
+#[cfg(feature = "async")]
+pub(crate) mod helpers;
+
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +25,7 @@ impl<T: ?Sized> LockUnpoisoned<T> for Mutex<T> {
 }
 
 /// `condvar.wait(guard)`, ignoring poisoning.
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
 }

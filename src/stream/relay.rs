@@ -1,8 +1,9 @@
-//! [`Relay`]: a blocking iterator pulled by a helper thread one item ahead
-//! of its consumer, for a `Stream` whose engine cannot be polled.
+//! [`Relay`] (feature `async`): a blocking iterator pulled by a helper
+//! thread one item ahead of its consumer, for a `futures_core::Stream`
+//! whose engine cannot be polled.
 
-use super::helpers;
 use crate::cancel::CancelToken;
+use crate::sync::helpers;
 use crate::sync::{self, LockUnpoisoned};
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
