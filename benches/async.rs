@@ -1,7 +1,8 @@
 //! The cost of awaiting a call instead of blocking on it: `map_async`
 //! against `map` for a 1000-item call on threads and on processes (2
-//! workers), in one criterion run. The difference is the helper thread
-//! that drives an awaited call (started per call) and the waker.
+//! workers), in one criterion run. On threads the call is a task of the
+//! pool's own threads (no helper); on processes a reused helper thread
+//! drives it. The difference is that hand-over and the waker.
 //!
 //! ```text
 //! cargo bench --features async --bench async

@@ -153,6 +153,46 @@ def small_call_section(folder):
     return "\n".join(out)
 
 
+def async_section(folder):
+    runs = sorted(folder.glob("criterion-async-*"))
+    goals = {"threads": 1.2, "processes": 1.1}
+    out = [
+        "## Awaiting a call",
+        "",
+        "`cargo bench --features async --bench async`, run "
+        f"{len(runs)} times: `map_async` awaited on a tokio current-thread runtime against the "
+        "blocking `map`, 1000 items squared, 2 workers. On threads the pool's own last chunk "
+        "completes the future (no helper thread); on processes a reused helper thread drives "
+        "the call. Goals (issue 28): at most 1.2x `map` on threads, 1.1x on processes.",
+        "",
+        "| run | backend | `map` | `map_async` | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    ratios = {}
+    for index, run in enumerate(runs, 1):
+        results = criterion(run)
+        for backend in goals:
+            try:
+                blocking = results[("call_1000_items_2_workers", f"{backend}/map")]["median"]
+                awaited = results[("call_1000_items_2_workers", f"{backend}/map_async")]["median"]
+            except KeyError:
+                continue
+            ratios.setdefault(backend, []).append(awaited / blocking)
+            out.append(
+                f"| {index} | {backend} | {duration(blocking)} | {duration(awaited)} | {awaited / blocking:.2f}x |"
+            )
+    if not ratios:
+        out += ["", "(no `call_1000_items_2_workers` results in this run)", ""]
+    out.append("")
+    for backend, values in ratios.items():
+        out.append(
+            f"- {backend}: best ratio {min(values):.2f}x, worst {max(values):.2f}x over "
+            f"{len(values)} runs (goal {goals[backend]}x); the runs' ratios differ by "
+            f"{spread(values):.2f}x."
+        )
+    return "\n".join(out) + "\n"
+
+
 def processes_section(folder):
     results = criterion(folder / "criterion-processes")
     out = [
@@ -443,6 +483,7 @@ def main():
     sections = [
         square_section(folder),
         small_call_section(folder),
+        async_section(folder),
         processes_section(folder),
         large_results_section(folder),
         compare_section(folder, facts),

@@ -45,9 +45,9 @@ record() {
     shift
     { echo "\$ $*"; timeout 600 "$@" 2>/dev/null; } >"$out/$file"
 }
-# bench NAME FOLDER: one criterion bench, its results under $out/FOLDER.
+# bench NAME FOLDER [CARGO ARGS]: one criterion bench, its results under $out/FOLDER.
 bench() {
-    CRITERION_HOME="$PWD/$out/$2" cargo bench --quiet --bench "$1" -- "${criterion_args[@]}" >/dev/null
+    CRITERION_HOME="$PWD/$out/$2" cargo bench --quiet --bench "$1" "${@:3}" -- "${criterion_args[@]}" >/dev/null
 }
 
 say "machine"
@@ -71,6 +71,10 @@ cargo build --quiet --release --benches --examples
 for run in "${runs[@]}"; do
     say "square, run $run"
     bench square "criterion-square-$run"
+done
+for run in "${runs[@]}"; do
+    say "async, run $run"
+    bench async "criterion-async-$run" --features async
 done
 say "processes"
 bench processes criterion-processes

@@ -1,11 +1,60 @@
 //! The contract every backend keeps, run over every built-in backend and
-//! several worker counts (see `src/backend/mod.rs`).
+//! several worker counts (see `src/backend/mod.rs`), and over a third-party
+//! backend written against the public protocol alone (`ScopedThreads`).
 
 mod common;
 
-use common::{SharedCounters, every_pool, pool};
-use parpool::{BackendKind, Pool};
+use common::{SharedCounters, pool};
+use parpool::backend::{Backend, Capabilities, Job};
+use parpool::{BackendKind, Error, Pool};
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A third-party backend, as a user would write one with nothing but
+/// `parpool::backend`: its own scoped threads, claiming chunks from a
+/// counter until none are left or the job says stop.
+#[derive(Debug)]
+struct ScopedThreads(usize);
+
+impl Backend for ScopedThreads {
+    fn run(&self, job: &Job<'_>) -> Result<(), Error> {
+        let next = AtomicUsize::new(0);
+        let chunks = job.plan().chunk_count();
+        std::thread::scope(|scope| {
+            for _ in 0..self.0 {
+                scope.spawn(|| {
+                    loop {
+                        let chunk = next.fetch_add(1, Ordering::Relaxed);
+                        if chunk >= chunks || job.should_stop() {
+                            break;
+                        }
+                        // A failure is recorded in the job.
+                        let _ = job.run_chunk(chunk);
+                    }
+                });
+            }
+        });
+        Ok(())
+    }
+
+    fn workers(&self) -> usize {
+        self.0
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut capabilities = Capabilities::default();
+        capabilities.shares_memory = true;
+        capabilities
+    }
+}
+
+/// Every built-in pool of `common::every_pool`, and the third-party
+/// backend with 1 and 3 threads.
+fn every_pool() -> Vec<Pool> {
+    let mut pools = common::every_pool();
+    pools.push(Pool::with_backend(ScopedThreads(1)));
+    pools.push(Pool::with_backend(ScopedThreads(3)));
+    pools
+}
 
 fn square(x: u64) -> u64 {
     x * x
@@ -354,6 +403,13 @@ trait WithChunkSize {
 
 impl WithChunkSize for Pool {
     fn clone_with_chunk_size(&self, size: usize) -> Pool {
-        pool(self.kind(), self.workers(), Some(size))
+        match self.kind() {
+            BackendKind::Custom => Pool::builder()
+                .backend(ScopedThreads(self.workers()))
+                .chunk_size(size)
+                .build()
+                .expect("a chunk size suits any backend"),
+            kind => pool(kind, self.workers(), Some(size)),
+        }
     }
 }

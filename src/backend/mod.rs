@@ -269,8 +269,42 @@ pub(crate) fn check_workers(workers: usize) -> Result<usize, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A third-party backend: chunks in order on the calling thread,
+    /// through the public protocol only. It lends no threads, so its
+    /// awaited calls and streams need helpers.
+    #[derive(Debug)]
+    pub(crate) struct Elsewhere;
+
+    impl Backend for Elsewhere {
+        fn run(&self, job: &Job<'_>) -> Result<(), Error> {
+            for chunk in 0..job.plan().chunk_count() {
+                let _ = job.run_chunk(chunk);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_built_in_backend_given_as_a_backend_keeps_its_own_driver() {
+        assert_eq!(adopt(SerialBackend).kind(), BackendKind::Serial);
+        let threads = adopt(ThreadsBackend::new(3).unwrap());
+        assert_eq!(threads.kind(), BackendKind::Threads);
+        assert_eq!(threads.workers(), 3);
+        let custom = adopt(Elsewhere);
+        assert_eq!(custom.kind(), BackendKind::Custom);
+        assert!(
+            custom.spawn_call(Box::new(|| Box::new(|| {}))).is_err(),
+            "a custom backend lends no threads"
+        );
+        #[cfg(unix)]
+        assert_eq!(
+            adopt(ProcessesBackend::new(1).unwrap()).kind(),
+            BackendKind::Processes
+        );
+    }
 
     #[test]
     fn names_round_trip_and_unknown_names_list_the_accepted_ones() {

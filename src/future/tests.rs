@@ -2,9 +2,8 @@
 //! through a test-only switch that refuses them.
 
 use super::CallFuture;
-use crate::backend::{Backend, Job};
+use crate::backend::tests::Elsewhere;
 use crate::cancel::CancelToken;
-use crate::error::Error;
 use crate::stream::Relay;
 use crate::sync::helpers::REFUSE_HELPERS;
 use std::future::Future;
@@ -19,23 +18,9 @@ fn without_helpers<R>(body: impl FnOnce() -> R) -> R {
     result
 }
 
-/// A backend of the calling thread, with no threads to lend: its awaited
-/// calls and streams need helpers.
-#[derive(Debug)]
-struct Inline;
-
-impl Backend for Inline {
-    fn run(&self, job: &Job<'_>) -> Result<(), Error> {
-        for chunk in 0..job.plan().chunk_count() {
-            let _ = job.run_chunk(chunk);
-        }
-        Ok(())
-    }
-}
-
 #[test]
 fn without_a_helper_a_future_is_ready_with_its_value() {
-    let driver = crate::backend::adopt(Inline);
+    let driver = crate::backend::adopt(Elsewhere);
     let mut future = pin!(without_helpers(|| CallFuture::start(
         &*driver,
         CancelToken::new(),
@@ -76,7 +61,7 @@ fn a_relay_on_a_helper_keeps_an_exact_size_hint() {
 #[test]
 fn without_a_helper_a_pool_stream_still_yields_every_result() {
     use futures_core::Stream;
-    let pool = crate::Pool::with_backend(Inline);
+    let pool = crate::Pool::with_backend(Elsewhere);
     let mut stream = pool.imap(|x: u32| x * 2, 0..50u32).unwrap();
     let mut context = Context::from_waker(Waker::noop());
     let results = without_helpers(|| {
