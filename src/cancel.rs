@@ -1,5 +1,6 @@
 //! [`CancelToken`]: stop a running call from another thread.
 
+use crate::error::Error;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -74,6 +75,89 @@ impl CancelToken {
                 .ancestors
                 .iter()
                 .any(|ancestor| ancestor.load(Ordering::Acquire))
+    }
+
+    /// A token cancelled when this process receives one of `signals`: the
+    /// scheduler's `SIGTERM` at a time limit or preemption (Slurm sends it
+    /// to every task, then `SIGKILL` after `KillWait`), or `SIGINT` from
+    /// Ctrl-C. A call using the token stops handing out chunks and returns
+    /// `Err` (cancelled) within about a second; with a
+    /// [`Journal`](crate::Journal), every chunk that finished is kept.
+    ///
+    /// The handler only sets the token's flag (as `signal-hook` does);
+    /// nothing else runs in it. From then on these signals no longer end
+    /// the process by themselves: the program decides, after the call
+    /// returns. A second one while the token is already cancelled ends the
+    /// process at once (exit status 130 for `SIGINT`, 143 otherwise), so a
+    /// second Ctrl-C still works. Worker processes forked later inherit the
+    /// handler: a signal that reaches them too (Slurm signals the whole job
+    /// step) stops their chunks the same way, and the call ends as
+    /// cancelled.
+    ///
+    /// ```no_run
+    /// use parpool::{CancelToken, Journal, Pool};
+    ///
+    /// # fn main() -> Result<(), parpool::Error> {
+    /// let stop = CancelToken::on_signals(&[libc::SIGTERM, libc::SIGINT])?;
+    /// let journal = Journal::open("run.journal")?;
+    /// let pool = Pool::new().with_cancel(&stop);
+    /// match pool.with_journal(&journal).map(|x: u64| x * x, 0..1_000_000u64) {
+    ///     Ok(squares) => println!("done: {}", squares.len()),
+    ///     Err(error) if error.is_cancelled() => {
+    ///         eprintln!("stopped by a signal; run again to resume");
+    ///         std::process::exit(1);
+    ///     }
+    ///     Err(error) => return Err(error),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A signal that cannot be caught (`SIGKILL`, `SIGSTOP`, or one the
+    /// runtime needs, such as `SIGSEGV`), as an invalid configuration. On
+    /// platforms without Unix signals (Windows) every call is that error:
+    /// cancel a token from your own Ctrl-C handler there.
+    pub fn on_signals(signals: &[i32]) -> Result<CancelToken, Error> {
+        let token = CancelToken::new();
+        #[cfg(unix)]
+        for &signal in signals {
+            if signal_hook::consts::FORBIDDEN.contains(&signal) {
+                return Err(Error::invalid_config(
+                    "signal",
+                    signal.to_string(),
+                    "cannot be caught (SIGKILL and SIGSTOP never can; SIGSEGV, SIGILL and \
+                     SIGFPE belong to the Rust runtime)",
+                ));
+            }
+            let refused = |error: std::io::Error| {
+                Error::invalid_config(
+                    "signal",
+                    signal.to_string(),
+                    format!("cannot be caught: {error}"),
+                )
+            };
+            let status = if signal == libc::SIGINT { 130 } else { 143 };
+            // First the check of an already-cancelled token, then the flag:
+            // handlers run in the order they were registered.
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                status,
+                token.cancelled.clone(),
+            )
+            .map_err(refused)?;
+            signal_hook::flag::register(signal, token.cancelled.clone()).map_err(refused)?;
+        }
+        #[cfg(not(unix))]
+        if !signals.is_empty() {
+            return Err(Error::invalid_config(
+                "signals",
+                format!("{signals:?}"),
+                "this platform has no Unix signals; cancel the token from a handler of your own",
+            ));
+        }
+        Ok(token)
     }
 
     /// A new token that is cancelled with this one, and can also be

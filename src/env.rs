@@ -8,6 +8,7 @@
 //! | [`MPI_RMA`] (`PARPOOL_MPI_RMA`) | MPI pools (feature `mpi`) | `1`: claim chunks with MPI one-sided atomics even on one node (to test the cross-node path) |
 //! | [`SCHEDULER_CPUS`] (`SLURM_CPUS_PER_TASK`, `NCPUS`) | [`cpus::available`](crate::cpus::available) | the scheduler's CPU allocation (Slurm, PBS) |
 //! | [`LAUNCHER_TASKS`] (`OMPI_COMM_WORLD_SIZE`, `PMI_SIZE`, `SLURM_STEP_NUM_TASKS`) | MPI pools | how many tasks the launcher started: N tasks over a one-rank MPI world is an error, not N singletons |
+//! | [`LAUNCHER_RANK`] (`OMPI_COMM_WORLD_RANK`, `PMI_RANK`, `SLURM_PROCID`) | [`Journal::open`](crate::Journal::open) | this task's rank: only rank 0 opens the journal's file |
 //!
 //! An invalid `PARPOOL_BACKEND` or `PARPOOL_WORKERS` is an error naming
 //! the variable ([`Pool::new`](crate::Pool::new) panics with it,
@@ -44,3 +45,9 @@ pub const SCHEDULER_CPUS: &[(&str, &str)] = &[("SLURM_CPUS_PER_TASK", "Slurm"), 
 /// set for the tasks of a job step and not in the batch script itself, so
 /// a one-rank program run from the script is not mistaken for a launch).
 pub const LAUNCHER_TASKS: &[&str] = &["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"];
+
+/// The variables launchers set to this task's rank (Open MPI, PMI
+/// launchers such as MPICH's Hydra, Slurm's `srun`): a
+/// [`Journal`](crate::Journal) opened on a rank other than 0 does not touch
+/// its file, which rank 0 alone reads and writes.
+pub const LAUNCHER_RANK: &[&str] = &["OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"];

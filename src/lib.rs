@@ -51,6 +51,9 @@
 //!   for async code on any runtime (cargo feature `async`, off by
 //!   default; see the `future` module).
 //! - [`map_gather`](Pool::map_gather): results on MPI rank 0 only.
+//! - [`Journal`] and [`Pool::with_journal`]: a killed run resumes where it
+//!   stopped, with the same bits; [`CancelToken::on_signals`] stops a call
+//!   at the scheduler's `SIGTERM`.
 //!
 //! ## Backends
 //!
@@ -119,6 +122,7 @@ mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "async")))]
 pub mod future;
 mod job;
+mod journal;
 mod plan;
 mod pool;
 mod progress;
@@ -131,7 +135,8 @@ pub use backend::kind::BackendKind;
 pub use cancel::CancelToken;
 pub use error::{Error, ErrorKind};
 pub use job::unwind::leave_panic_hook_alone;
-pub use pool::{LocalPool, Pool, PoolBuilder, PoolOf};
+pub use journal::{CallReport, Journal, SYNC_INTERVAL};
+pub use pool::{JournaledPool, LocalPool, Pool, PoolBuilder, PoolOf};
 pub use stream::{Imap, ImapUnordered, STREAM_CHUNK_SIZE, Session};
 
 /// The README's Rust examples, compiled and run as doctests, so a moved

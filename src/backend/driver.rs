@@ -37,6 +37,13 @@ pub(crate) trait Driver: Send + Sync + fmt::Debug {
         Ok(Box::new(BatchEngine::new(job)))
     }
 
+    /// Rank 0's `bytes`, on every rank (a broadcast; collective on MPI,
+    /// where every rank calls it with its own `bytes`, ignored but on rank
+    /// 0). One rank: `bytes` as they are.
+    fn share_from_root(&self, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+        Ok(bytes)
+    }
+
     /// Runs `call` (a whole blocking call, for an async caller) on the
     /// backend's own threads, where the call's chunks run too, so it
     /// needs no thread of its own; or gives it back where the backend has

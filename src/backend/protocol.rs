@@ -96,15 +96,26 @@ impl<'a> Job<'a> {
 
     /// Runs chunk `chunk` on the calling thread, in item order. A panic in
     /// the user's function is caught, recorded in the job and returned as
-    /// `Err`; so is running a chunk that is not pending (already run or
-    /// accepted).
+    /// `Err`; so is running a chunk twice. A chunk that is
+    /// [done](Job::is_chunk_done) before the backend ran it (read back from
+    /// a [`Journal`](crate::Journal)) is skipped: `Ok` at once.
     ///
     /// # Errors
     ///
     /// The chunk's failure, already recorded: the backend need not report
     /// it again.
     pub fn run_chunk(&self, chunk: usize) -> Result<(), Error> {
+        if self.job.is_chunk_done(chunk) {
+            return Ok(());
+        }
         self.job.run_chunk(chunk, None)
+    }
+
+    /// True once chunk `chunk` has its results here: run, accepted, or read
+    /// back from a journal before the call reached the backend. A backend
+    /// that hands chunks to other processes skips the done ones.
+    pub fn is_chunk_done(&self, chunk: usize) -> bool {
+        self.job.is_chunk_done(chunk)
     }
 
     /// True once a fail-fast job has a failure or the call was cancelled:

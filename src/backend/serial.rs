@@ -45,6 +45,9 @@ impl Driver for SerialBackend {
             if job.should_stop() {
                 break;
             }
+            if job.is_chunk_done(chunk) {
+                continue; // read back from a journal
+            }
             // A failing task is recorded in the job; `should_stop` then ends
             // the loop for fail-fast jobs.
             let _ = job.run_chunk(chunk, None);

@@ -166,15 +166,23 @@ impl Driver for ThreadsBackend {
         let threads = self.threads.get()?;
         let chunk_count = job.plan().chunk_count();
         let next_chunk = AtomicUsize::new(0);
-        let claim_next_chunk = || {
+        // Chunks read back from a journal are done already: skipped.
+        let claim_next_chunk = || loop {
             let chunk = next_chunk.fetch_add(1, Ordering::Relaxed);
-            (chunk < chunk_count && !job.should_stop()).then_some(chunk)
+            if chunk >= chunk_count || job.should_stop() {
+                return None;
+            }
+            if !job.is_chunk_done(chunk) {
+                return Some(chunk);
+            }
         };
         if chunk_count == 1 {
             // Nothing to share: skip waking the other threads.
-            threads.install(|| {
-                let _ = job.run_chunk(0, None);
-            });
+            if !job.is_chunk_done(0) {
+                threads.install(|| {
+                    let _ = job.run_chunk(0, None);
+                });
+            }
             return Ok(());
         }
         threads.broadcast(|_| {

@@ -95,6 +95,11 @@ pub enum ErrorKind {
     /// ([`Error::is_backend`]). An OS failure keeps its `io::Error` as the
     /// [`source`](std::error::Error::source).
     Backend,
+    /// A [`Journal`](crate::Journal) could not be opened, read or written:
+    /// in use by another process, not a journal, damaged beyond skipping,
+    /// its directory missing ([`Error::is_journal`]). An OS failure keeps
+    /// its `io::Error` as the [`source`](std::error::Error::source).
+    Journal,
 }
 
 impl fmt::Display for ErrorKind {
@@ -107,6 +112,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidConfig => "invalid configuration",
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Backend => "backend failed",
+            ErrorKind::Journal => "journal unusable",
         })
     }
 }
@@ -168,6 +174,9 @@ enum Repr {
     /// The backend itself failed (an OS call, a broken pipe, MPI).
     #[error("{backend} backend failed: {message}")]
     Backend { backend: String, message: String },
+    /// A journal could not be used.
+    #[error("journal {path} {message}")]
+    Journal { path: String, message: String },
 }
 
 /// What an encoding error was carrying between processes.
@@ -380,6 +389,23 @@ impl Error {
         wrapped
     }
 
+    /// The journal at `path` cannot be used: `message` says why, after the
+    /// path ("journal /x/run.journal is in use by another process").
+    pub(crate) fn journal(path: &std::path::Path, message: impl fmt::Display) -> Error {
+        Error::new(Repr::Journal {
+            path: path.display().to_string(),
+            message: message.to_string(),
+        })
+    }
+
+    /// The journal at `path` could not be `action`ed ("read", "append to"):
+    /// the `io::Error` is the [`source`](std::error::Error::source).
+    pub(crate) fn journal_io(path: &std::path::Path, action: &str, error: std::io::Error) -> Error {
+        let mut wrapped = Error::journal(path, format!("could not be {action}"));
+        wrapped.source = Some(Arc::new(error));
+        wrapped
+    }
+
     /// The same backend error with `context` after its message ("fork
     /// failed" becomes "fork failed for worker 2"); other kinds as they
     /// are.
@@ -401,6 +427,7 @@ impl Error {
             Repr::InvalidConfig { .. } => ErrorKind::InvalidConfig,
             Repr::Cancelled { .. } => ErrorKind::Cancelled,
             Repr::Backend { .. } => ErrorKind::Backend,
+            Repr::Journal { .. } => ErrorKind::Journal,
         }
     }
 
@@ -411,7 +438,10 @@ impl Error {
             | Repr::Crash { index, .. }
             | Repr::Timeout { index, .. }
             | Repr::Encoding { index, .. } => Some(*index),
-            Repr::InvalidConfig { .. } | Repr::Cancelled { .. } | Repr::Backend { .. } => None,
+            Repr::InvalidConfig { .. }
+            | Repr::Cancelled { .. }
+            | Repr::Backend { .. }
+            | Repr::Journal { .. } => None,
         }
     }
 
@@ -454,6 +484,11 @@ impl Error {
     /// True if the backend itself failed ([`ErrorKind::Backend`]).
     pub fn is_backend(&self) -> bool {
         self.kind() == ErrorKind::Backend
+    }
+
+    /// True if a journal could not be used ([`ErrorKind::Journal`]).
+    pub fn is_journal(&self) -> bool {
+        self.kind() == ErrorKind::Journal
     }
 
     /// Where the task panicked (`file:line:column`), if it panicked and
@@ -500,96 +535,4 @@ impl std::error::Error for Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_name_the_task_and_what_happened() {
-        assert_eq!(
-            Error::panic(3, 10, "boom".into(), None).to_string(),
-            "task 3 of 10 panicked: boom"
-        );
-        assert_eq!(
-            Error::crash(1, 4, "killed by signal 9 (SIGKILL)").to_string(),
-            "task 1 of 4 crashed: worker killed by signal 9 (SIGKILL)"
-        );
-        let timeout = Error::timeout(2, 5, Duration::from_millis(1500), Duration::from_secs(1));
-        assert_eq!(
-            timeout.to_string(),
-            "task 2 of 5 timed out: still running after 1.500 s (limit 1.000 s), worker killed"
-        );
-        assert!(timeout.is_timeout() && !timeout.is_panic() && !timeout.is_crash());
-        assert_eq!(timeout.task_index(), Some(2));
-        assert_eq!(
-            Error::panic(3, 10, "boom".into(), None)
-                .for_task(12, UNKNOWN_TOTAL)
-                .to_string(),
-            "task 12 panicked: boom"
-        );
-    }
-
-    #[test]
-    fn config_errors_have_no_task() {
-        let err = Error::invalid_config("workers", "0", "must be at least 1");
-        assert!(err.is_invalid_config());
-        assert_eq!(err.task_index(), None);
-        assert_eq!(
-            err.to_string(),
-            "invalid workers = \"0\": must be at least 1"
-        );
-    }
-
-    #[test]
-    fn os_errors_say_what_parpool_did_and_keep_the_os_error_as_the_source() {
-        use std::error::Error as _;
-        let io = std::io::Error::from_raw_os_error(11);
-        let io_text = io.to_string();
-        let err = Error::os("processes", "fork", io).context("for worker 2");
-        assert_eq!(
-            err.to_string(),
-            "processes backend failed: fork failed for worker 2"
-        );
-        assert_eq!(err.kind(), ErrorKind::Backend);
-        assert!(err.is_backend());
-        let source = err.source().expect("an io::Error");
-        assert!(source.downcast_ref::<std::io::Error>().is_some());
-        assert_eq!(source.to_string(), io_text);
-        assert!(Error::panic(1, 2, "x".into(), None).source().is_none());
-    }
-
-    #[test]
-    fn every_kind_has_its_question() {
-        let cases = [
-            (Error::panic(0, 1, "x".into(), None), ErrorKind::Panic),
-            (Error::crash(0, 1, "exited"), ErrorKind::Crash),
-            (
-                Error::timeout(0, 1, Duration::from_secs(2), Duration::from_secs(1)),
-                ErrorKind::Timeout,
-            ),
-            (
-                Error::encoding(0, 1, Step::Encoded, "no"),
-                ErrorKind::Encoding,
-            ),
-            (
-                Error::invalid_config("workers", "0", "no"),
-                ErrorKind::InvalidConfig,
-            ),
-            (Error::cancelled("all"), ErrorKind::Cancelled),
-            (Error::backend("threads", "gone"), ErrorKind::Backend),
-        ];
-        for (error, kind) in cases {
-            assert_eq!(error.kind(), kind, "{error}");
-            let answers = [
-                error.is_panic(),
-                error.is_crash(),
-                error.is_timeout(),
-                error.is_encoding(),
-                error.is_invalid_config(),
-                error.is_cancelled(),
-                error.is_backend(),
-            ];
-            assert_eq!(answers.iter().filter(|&&yes| yes).count(), 1, "{error}");
-            assert!(format!("{error:?}").starts_with(&format!("Error({kind:?}: ")));
-        }
-    }
-}
+mod tests;

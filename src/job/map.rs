@@ -36,6 +36,8 @@ pub(crate) struct MapJob<T, O, S, I, F> {
     limits: TaskLimits,
     /// Set for `map_gather`: results are wanted on rank 0 only.
     to_root: bool,
+    /// Tells an output that is a failure (`map_results`' `Err`).
+    is_failure: Option<fn(&O) -> bool>,
 }
 
 impl<T, O, S, I, F> MapJob<T, O, S, I, F>
@@ -68,7 +70,15 @@ where
             codec,
             limits,
             to_root: false,
+            is_failure: None,
         }
+    }
+
+    /// Tells which outputs are failures, for
+    /// [`chunk_has_failures`](ChunkJob::chunk_has_failures).
+    pub(crate) fn failed_when(mut self, is_failure: fn(&O) -> bool) -> Self {
+        self.is_failure = Some(is_failure);
+        self
     }
 
     /// Asks for the results on rank 0 only (`map_gather`).
@@ -248,6 +258,25 @@ where
 
     fn is_chunk_done(&self, chunk: usize) -> bool {
         self.book.is_done(chunk)
+    }
+
+    fn chunk_has_failures(&self, chunk: usize) -> bool {
+        if !self
+            .book
+            .failures_in(&self.book.plan().chunk_range(chunk))
+            .is_empty()
+        {
+            return true;
+        }
+        match self.is_failure {
+            Some(is_failure) if self.book.is_done(chunk) => {
+                // SAFETY: the chunk is done: its slots are written and
+                // immutable.
+                let outputs = unsafe { self.outputs.chunk(chunk) };
+                outputs.iter().any(is_failure)
+            }
+            _ => false,
+        }
     }
 
     fn limits(&self) -> TaskLimits {

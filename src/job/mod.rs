@@ -102,6 +102,11 @@ pub(crate) trait ChunkJob: Sync {
     /// True once chunk `chunk` has results here (run here or accepted).
     fn is_chunk_done(&self, chunk: usize) -> bool;
 
+    /// True if an item of chunk `chunk` failed: a failure recorded against
+    /// it, or (a job that keeps going) an output that is a failure. A
+    /// journal does not record such a chunk.
+    fn chunk_has_failures(&self, chunk: usize) -> bool;
+
     /// The per-task limits of this call (timeout, retries), for backends
     /// that can enforce them.
     fn limits(&self) -> TaskLimits;

@@ -134,6 +134,13 @@ where
         self.book.is_done(chunk)
     }
 
+    fn chunk_has_failures(&self, chunk: usize) -> bool {
+        !self
+            .book
+            .failures_in(&self.book.plan().chunk_range(chunk))
+            .is_empty()
+    }
+
     fn limits(&self) -> TaskLimits {
         self.limits
     }

@@ -9,7 +9,8 @@ use crate::carries::sealed::CodecFor;
 use crate::error::Error;
 use crate::job::map::MapJob;
 use crate::job::reduce::ReduceJob;
-use crate::job::{self, unwind};
+use crate::job::{self, ChunkJob, unwind};
+use crate::journal::call::JournalCall;
 
 #[cfg(doc)]
 use super::Pool;
@@ -82,7 +83,26 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
-        let items: Vec<T> = items.into_iter().collect();
+        self.map_init_in(init, f, items.into_iter().collect(), None)
+    }
+
+    /// [`map_init`](Pool::map_init) over collected items, with a journal
+    /// if the call has one.
+    pub(crate) fn map_init_in<T, S, R, I, F>(
+        &self,
+        init: I,
+        f: F,
+        items: Vec<T>,
+        journal: Option<&JournalCall<'_>>,
+    ) -> Result<Vec<R>, Error>
+    where
+        I: Fn() -> S + Sync,
+        F: Fn(&mut S, T) -> R + Sync,
+        T: Send,
+        S: Send,
+        R: Send,
+        C: Carries<R>,
+    {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -95,7 +115,7 @@ impl<C> PoolOf<C> {
             self.watch(plan),
             self.limits,
         );
-        self.execute(&job)?;
+        self.run_job(&job, journal)?;
         job.into_outputs()
     }
 
@@ -126,9 +146,25 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
+        self.map_gather_in(f, items.into_iter().collect(), None)
+    }
+
+    /// [`map_gather`](Pool::map_gather) over collected items, with a
+    /// journal if the call has one.
+    pub(crate) fn map_gather_in<T, R, F>(
+        &self,
+        f: F,
+        items: Vec<T>,
+        journal: Option<&JournalCall<'_>>,
+    ) -> Result<Option<Vec<R>>, Error>
+    where
+        F: Fn(T) -> R + Sync,
+        T: Send,
+        R: Send,
+        C: Carries<R>,
+    {
         // A nested call runs serially, here: its results are here too.
         let here = self.rank() == 0 || job::inside_task();
-        let items: Vec<T> = items.into_iter().collect();
         if items.is_empty() {
             return Ok(here.then(Vec::new));
         }
@@ -142,7 +178,7 @@ impl<C> PoolOf<C> {
             self.limits,
         )
         .gathered_to_root();
-        self.execute(&job)?;
+        self.run_job(&job, journal)?;
         if here {
             return job.into_outputs().map(Some);
         }
@@ -179,6 +215,23 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
+        self.map_results_in(f, items.into_iter().collect(), None)
+    }
+
+    /// [`map_results`](Pool::map_results) over collected items, with a
+    /// journal if the call has one.
+    pub(crate) fn map_results_in<T, R, F>(
+        &self,
+        f: F,
+        items: Vec<T>,
+        journal: Option<&JournalCall<'_>>,
+    ) -> Vec<Result<R, Error>>
+    where
+        F: Fn(T) -> R + Sync,
+        T: Send,
+        R: Send,
+        C: Carries<R>,
+    {
         let items: Vec<(usize, T)> = items.into_iter().enumerate().collect();
         if items.is_empty() {
             return Vec::new();
@@ -196,8 +249,9 @@ impl<C> PoolOf<C> {
             (Some(Err), <C as CodecFor<R>>::results()),
             self.watch(plan),
             self.limits,
-        );
-        match self.execute(&job) {
+        )
+        .failed_when(Result::is_err);
+        match self.run_job(&job, journal) {
             Ok(()) => job.into_outputs_or(|_, why| Err(why.clone())),
             Err(error) => job.into_outputs_or(|_, _| Err(error.clone())),
         }
@@ -232,7 +286,26 @@ impl<C> PoolOf<C> {
         R: Send + Clone,
         C: Carries<R>,
     {
-        let items: Vec<T> = items.into_iter().collect();
+        self.map_reduce_in(f, items.into_iter().collect(), identity, op, None)
+    }
+
+    /// [`map_reduce`](Pool::map_reduce) over collected items, with a
+    /// journal if the call has one.
+    pub(crate) fn map_reduce_in<T, R, F, Op>(
+        &self,
+        f: F,
+        items: Vec<T>,
+        identity: R,
+        op: Op,
+        journal: Option<&JournalCall<'_>>,
+    ) -> Result<R, Error>
+    where
+        F: Fn(T) -> R + Sync,
+        Op: Fn(R, R) -> R + Sync,
+        T: Send,
+        R: Send + Clone,
+        C: Carries<R>,
+    {
         if items.is_empty() {
             return Ok(identity);
         }
@@ -245,7 +318,15 @@ impl<C> PoolOf<C> {
             self.watch(plan),
             self.limits,
         );
-        self.execute(&job)?;
+        self.run_job(&job, journal)?;
         job.into_result()
+    }
+
+    /// Runs `job` on the backend, through `journal` if the call has one.
+    fn run_job(&self, job: &dyn ChunkJob, journal: Option<&JournalCall<'_>>) -> Result<(), Error> {
+        match journal {
+            None => self.execute(job),
+            Some(journal) => journal.run(self.driver(), job, |job| self.execute(job)),
+        }
     }
 }

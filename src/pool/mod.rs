@@ -22,9 +22,11 @@ use crate::progress::{Meter, ProgressMode};
 
 mod batch;
 mod builder;
+mod journaled;
 mod local;
 mod streams;
 pub use builder::PoolBuilder;
+pub use journaled::JournaledPool;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;

@@ -17,6 +17,7 @@
 //! of the other Unix systems, so those paths run in this crate's tests on
 //! Linux too (`.ci/run` runs the process and fault tests that way).
 
+pub(crate) mod parent_only;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

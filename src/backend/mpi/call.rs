@@ -137,6 +137,9 @@ fn claim_and_run(
                     }
                     break;
                 }
+                if job.is_chunk_done(ticket as usize) {
+                    continue; // read back from the journal on every rank
+                }
                 running += 1;
                 let sender = sender.clone();
                 scope.spawn(move |_| {

@@ -159,6 +159,19 @@ fn gather_bytes_in_rounds(
     }))
 }
 
+/// Rank 0's `bytes` on every rank of `world` (collective): the length, then
+/// the bytes in pieces of at most 1 GiB (MPI counts are `int`).
+pub(super) fn broadcast_bytes_from_root(world: &SimpleCommunicator, mut bytes: Vec<u8>) -> Vec<u8> {
+    let root = world.process_at_rank(0);
+    let mut len = bytes.len() as u64;
+    root.broadcast_into(&mut len);
+    bytes.resize(len as usize, 0);
+    for piece in bytes.chunks_mut(1 << 30) {
+        root.broadcast_into(piece);
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

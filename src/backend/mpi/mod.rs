@@ -322,6 +322,10 @@ impl Driver for MpiBackend {
         self.collective(|_, world| call::run(world, self.one_node, (threads, workers), job))
     }
 
+    fn share_from_root(&self, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+        self.collective(|_entered, world| Ok(gather::broadcast_bytes_from_root(world, bytes)))
+    }
+
     fn open_stream(&self, job: Arc<dyn StreamJob>) -> Result<Box<dyn StreamEngine>, Error> {
         let threads = self.threads.get()?.clone();
         let workers = self.threads.workers();

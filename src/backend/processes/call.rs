@@ -315,6 +315,9 @@ fn work(
                 if chunk >= chunk_count {
                     return Ok(());
                 }
+                if job.is_chunk_done(chunk) {
+                    continue; // read back from a journal before the fork
+                }
                 chunk
             }
         };

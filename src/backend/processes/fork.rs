@@ -315,10 +315,11 @@ unsafe fn fork_each(
 pub(super) fn enter_child(parent_pid: os::Pid, close: &[RawFd]) {
     sys::die_with_parent(parent_pid);
     sys::ignore_sigpipe();
-    for &fd in close {
-        // SAFETY: these descriptors are the parent's, copied by fork; this
-        // child never uses them, and the parent's values that own them never
-        // run their destructors here.
+    for fd in close.iter().copied().chain(sys::parent_only::registered()) {
+        // SAFETY: these descriptors are the parent's, copied by fork (a
+        // worker's channels, a journal's file); this child never uses
+        // them, and the parent's values that own them never run their
+        // destructors here.
         unsafe { sys::close_inherited(fd) };
     }
     job::mark_worker_process();

@@ -1,0 +1,81 @@
+//! [`JournalCall`]: one journaled call, from reading back the chunks the
+//! journal holds to appending the ones that run.
+
+use super::record::Recording;
+use super::{CallReport, Journal};
+use crate::backend::Driver;
+use crate::backend::wire::{self, FrameKind};
+use crate::error::Error;
+use crate::job::ChunkJob;
+
+/// A call about to run with a journal: its id, and the digest of each
+/// chunk's inputs.
+pub(crate) struct JournalCall<'a> {
+    pub(crate) journal: &'a Journal,
+    pub(crate) call: u128,
+    pub(crate) digests: Vec<u128>,
+}
+
+impl JournalCall<'_> {
+    /// Runs `job` on `driver` through `execute`: first the chunks the
+    /// journal holds for this call, with these inputs, are accepted into
+    /// the job (on MPI, rank 0 reads them and every rank accepts them);
+    /// then, if any chunk is left, `execute` runs the job with every
+    /// chunk that finishes appended. A record that no longer decodes into
+    /// the job is left for its chunk to run again.
+    pub(crate) fn run(
+        &self,
+        driver: &dyn Driver,
+        job: &dyn ChunkJob,
+        execute: impl FnOnce(&dyn ChunkJob) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let capabilities = driver.capabilities();
+        let rank = capabilities.rank;
+        let found = self.journal.begin(self.call, rank, &self.digests)?;
+        let mut read_back = 0;
+        if capabilities.ranks > 1 {
+            let mut frames = Vec::new();
+            for (chunk, entry) in &found {
+                wire::push(
+                    &mut frames,
+                    FrameKind::Results,
+                    *chunk,
+                    &self.journal.read(entry)?,
+                );
+            }
+            let frames = driver.share_from_root(frames)?;
+            let frames = wire::split(&frames)
+                .ok_or_else(|| Error::journal(self.journal.path(), "was shared cut short"))?;
+            for (header, bytes) in frames {
+                read_back += usize::from(job.accept_chunk(header.id, bytes).is_ok());
+            }
+        } else {
+            for (chunk, entry) in &found {
+                let bytes = self.journal.read(entry)?;
+                read_back += usize::from(job.accept_chunk(*chunk, &bytes).is_ok());
+            }
+        }
+        let chunks = job.plan().chunk_count();
+        let writer = (rank == 0).then_some(self.journal);
+        let recording = Recording::new(job, writer, self.call, &self.digests);
+        let outcome = if read_back < chunks {
+            execute(&recording)
+        } else {
+            Ok(())
+        };
+        let done = (0..chunks)
+            .filter(|&chunk| job.is_chunk_done(chunk))
+            .count();
+        let finished = self.journal.finish(CallReport {
+            chunks,
+            read_back,
+            ran: done.saturating_sub(read_back),
+        });
+        outcome?;
+        finished?;
+        match recording.write_error() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}
