@@ -31,6 +31,7 @@ fn main() {
         Ok("adopt") => adopt_main(),
         Ok("singleton") => singleton_main(),
         Ok("adopt-single") => adopt_single_main(),
+        Ok("journal") => journal_main(),
         _ => launcher_main(),
     }
 }
@@ -76,6 +77,149 @@ fn mpiexec_with(ranks: usize, role: &str, limit: Duration, env: &[(&str, &str)])
     }
 }
 
+/// Items of the journaled call: 60, chunks of 3; `STOP_AT` makes item
+/// `STOP_AT` panic, which stops the call on every rank part-way.
+const JOURNAL_ITEMS: u64 = 60;
+
+fn journal_term(x: u64) -> f64 {
+    (x as f64 * 0.7).sin() * 1e6
+}
+
+/// A rank of a journaled run: opens the journal (before or after the pool,
+/// by `ORDER`), runs the call on MPI (or on threads with `BACKEND=threads`,
+/// no `mpiexec`), prints what it read back and the sum's bits.
+fn journal_main() {
+    let path = std::env::var("JOURNAL_PATH").expect("JOURNAL_PATH");
+    let stop_at: Option<u64> = std::env::var("STOP_AT").ok().map(|v| v.parse().unwrap());
+    let kind = match std::env::var("BACKEND").as_deref() {
+        Ok("threads") => BackendKind::Threads,
+        _ => BackendKind::Mpi,
+    };
+    let build = || {
+        Pool::builder()
+            .kind(kind)
+            .workers(1)
+            .chunk_size(3)
+            .build()
+            .expect("a pool")
+    };
+    let (journal, pool) = if std::env::var("ORDER").as_deref() == Ok("pool-first") {
+        let pool = build();
+        (
+            parpool::Journal::open(&path).expect("the journal opens"),
+            pool,
+        )
+    } else {
+        let journal = parpool::Journal::open(&path).expect("the journal opens");
+        (journal, build())
+    };
+    let (rank, size) = (pool.rank(), pool.ranks());
+    let outcome = pool.with_journal(&journal).key("mpi").map_reduce(
+        move |x: u64| {
+            assert!(stop_at != Some(x), "stopped at {x}");
+            journal_term(x)
+        },
+        0..JOURNAL_ITEMS,
+        0.0,
+        |a, b| a + b,
+    );
+    let report = journal.last_call().expect("a journaled call");
+    match outcome {
+        Ok(sum) => println!(
+            "rank {rank}/{size} journal read back {} ran {} sum {}",
+            report.read_back,
+            report.ran,
+            sum.to_bits()
+        ),
+        Err(error) => println!("rank {rank}/{size} journal stopped: {error}"),
+    }
+}
+
+/// A run stopped part-way on 2 ranks resumes on 1 rank, on 4 ranks and on
+/// threads, journal opened before or after the pool, with the same bits.
+fn journal_launches() {
+    let serial = Pool::builder()
+        .kind(BackendKind::Serial)
+        .chunk_size(3)
+        .build()
+        .unwrap();
+    let expected = serial
+        .map_reduce(journal_term, 0..JOURNAL_ITEMS, 0.0, |a, b| a + b)
+        .unwrap()
+        .to_bits();
+    let dir = std::env::temp_dir().join(format!("parpool-mpi-journal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let stopped = dir.join("stopped.journal");
+    let path = stopped.to_string_lossy().into_owned();
+    let (success, output) = mpiexec_with(
+        2,
+        "journal",
+        HANG_LIMIT,
+        &[("JOURNAL_PATH", &path), ("STOP_AT", "40")],
+    );
+    assert!(success, "the stopped run failed:\n{output}");
+    assert!(output.contains("rank 0/2 journal stopped"), "{output}");
+    let resumes: [(usize, &str, &str); 5] = [
+        (1, "mpi", "journal-first"),
+        (4, "mpi", "journal-first"),
+        (4, "mpi", "pool-first"),
+        (2, "mpi", "pool-first"),
+        (0, "threads", "journal-first"),
+    ];
+    for (ranks, backend, order) in resumes {
+        let copy = dir.join(format!("resume-{ranks}-{backend}-{order}.journal"));
+        std::fs::copy(&stopped, &copy).unwrap();
+        let copy = copy.to_string_lossy().into_owned();
+        let env = [
+            ("JOURNAL_PATH", copy.as_str()),
+            ("BACKEND", backend),
+            ("ORDER", order),
+        ];
+        let (success, output) = if ranks == 0 {
+            let me = std::env::current_exe().unwrap();
+            let output = Command::new(&me)
+                .env(ROLE, "journal")
+                .envs(env)
+                .output()
+                .unwrap();
+            (
+                output.status.success(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+            )
+        } else {
+            mpiexec_with(ranks, "journal", HANG_LIMIT, &env)
+        };
+        assert!(
+            success,
+            "resume on {ranks} ({backend}, {order}) failed:\n{output}"
+        );
+        let size = ranks.max(1);
+        for rank in 0..size {
+            let line = output
+                .lines()
+                .find(|line| line.starts_with(&format!("rank {rank}/{size} journal read back")))
+                .unwrap_or_else(|| panic!("rank {rank}/{size} said nothing:\n{output}"));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let read_back: usize = words[5].parse().unwrap();
+            let bits: u64 = words[9].parse().unwrap();
+            assert_eq!(
+                bits, expected,
+                "resume on {ranks} ({backend}, {order}): other bits"
+            );
+            assert!(
+                read_back > 0,
+                "resume on {ranks} ({backend}, {order}) read nothing back"
+            );
+        }
+        let on = match ranks {
+            0 => "threads in one process".to_string(),
+            ranks => format!("{ranks} ranks"),
+        };
+        println!("stopped on 2 ranks, resumed on {on} (journal opened {order}): same bits");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn launcher_main() {
     // Without mpiexec the program is a one-rank job.
     let me = std::env::current_exe().expect("own path");
@@ -118,6 +262,7 @@ fn launcher_main() {
         }
         println!("mpiexec -n {ranks} with one-sided atomics: every scenario passed on every rank");
     }
+    journal_launches();
     // A program that initialised MPI itself adopts the pool, on the world
     // and on a sub-communicator, then makes its own collective.
     for ranks in [1, 2, 4] {
