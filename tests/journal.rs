@@ -623,3 +623,46 @@ fn scenario_host() {
         _ => {}
     }
 }
+
+#[test]
+fn a_stream_resumes_its_chunks_in_order() {
+    for pool in pools() {
+        let scratch = Scratch::new("imap");
+        let path = scratch.file("imap.journal");
+        let runs = Arc::new(SharedCounters::new(1));
+        let stream = |journal: &Journal, stop_after: usize| {
+            let runs = runs.clone();
+            let results: Vec<f64> = pool
+                .with_journal(journal)
+                .key("stream")
+                .imap(
+                    move |x: u64| {
+                        runs.add(0);
+                        (x as f64).cbrt()
+                    },
+                    0..200u64,
+                )
+                .unwrap()
+                .take(stop_after)
+                .map(Result::unwrap)
+                .collect();
+            results
+        };
+        // A run that stops reading after 60 results (as a killed one would).
+        let first = stream(&Journal::open(&path).unwrap(), 60);
+        let ran_first = runs.value(0);
+        let journal = Journal::open(&path).unwrap();
+        let whole = stream(&journal, usize::MAX);
+        drop(journal);
+        let bits = |values: &[f64]| values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let plain: Vec<f64> = (0..200u64).map(|x| (x as f64).cbrt()).collect();
+        assert_eq!(bits(&whole), bits(&plain), "{pool:?}");
+        assert_eq!(bits(&first), bits(&plain[..60]), "{pool:?}");
+        // The chunks of the first 60 results (7 items each) were read back.
+        let ran_second = runs.value(0) - ran_first;
+        assert!(
+            ran_second <= 200 - 56,
+            "{pool:?}: {ran_second} items ran again"
+        );
+    }
+}

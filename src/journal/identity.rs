@@ -48,28 +48,33 @@ pub(crate) fn digest_of<V: Serialize + ?Sized>(value: &V) -> u128 {
     postcard::to_stdvec(value).map_or(0, |bytes| xxh3_128(&bytes))
 }
 
-/// The digest of each chunk's items under `plan`: the XXH3-128 of the
-/// postcard bytes of every item of the chunk, in order. `Err` names the
-/// first item whose `Serialize` fails.
+/// The digest of each chunk's items under `plan` (see [`digest_items`]).
+/// `Err` names the first item whose `Serialize` fails.
 pub(crate) fn chunk_digests<T: Serialize>(
     items: &[T],
     plan: ChunkPlan,
 ) -> Result<Vec<u128>, usize> {
-    let mut buffer = Vec::new();
     (0..plan.chunk_count())
         .map(|chunk| {
             let range = plan.chunk_range(chunk);
-            let mut hasher = Xxh3::new();
-            for (offset, item) in items[range.clone()].iter().enumerate() {
-                buffer.clear();
-                buffer = postcard::to_extend(item, std::mem::take(&mut buffer))
-                    .map_err(|_| range.start + offset)?;
-                hasher.update(&(buffer.len() as u64).to_le_bytes());
-                hasher.update(&buffer);
-            }
-            Ok(hasher.digest128())
+            digest_items(&items[range.clone()]).map_err(|offset| range.start + offset)
         })
         .collect()
+}
+
+/// The XXH3-128 of the postcard bytes of every item, each with its
+/// length, in order. `Err` gives the offset of the first item whose
+/// `Serialize` fails.
+pub(crate) fn digest_items<T: Serialize>(items: &[T]) -> Result<u128, usize> {
+    let mut buffer = Vec::new();
+    let mut hasher = Xxh3::new();
+    for (offset, item) in items.iter().enumerate() {
+        buffer.clear();
+        buffer = postcard::to_extend(item, std::mem::take(&mut buffer)).map_err(|_| offset)?;
+        hasher.update(&(buffer.len() as u64).to_le_bytes());
+        hasher.update(&buffer);
+    }
+    Ok(hasher.digest128())
 }
 
 #[cfg(test)]

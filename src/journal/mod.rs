@@ -8,6 +8,7 @@
 //! | `identity.rs` | what makes two calls the same call, and the digest of a chunk's inputs |
 //! | `record.rs` | the job adapter that appends each chunk as it finishes |
 //! | `call.rs` | one journaled call: read back, then run with recording |
+//! | `stream.rs` | a journaled `imap`: each stream chunk read back or recorded |
 //!
 //! Read back through a job's `accept_chunk`, written from its
 //! `encode_chunk` (or the bytes a worker sent): the journal never sees the
@@ -17,6 +18,7 @@ pub(crate) mod call;
 mod file;
 pub(crate) mod identity;
 pub(crate) mod record;
+pub(crate) mod stream;
 
 use crate::error::Error;
 use crate::sync::LockUnpoisoned;
@@ -394,6 +396,25 @@ impl Journal {
                 (entry.inputs == *digest).then_some((chunk, *entry))
             })
             .collect())
+    }
+
+    /// The record of chunk `chunk` of call `call` on rank `rank`, if the
+    /// journal holds one for inputs `digest`; notes the call as used.
+    pub(crate) fn lookup(
+        &self,
+        call: u128,
+        chunk: u64,
+        digest: u128,
+    ) -> Result<Option<Entry>, Error> {
+        let mut state = self.shared.state.lock_unpoisoned();
+        state.used.insert(call);
+        self.open_here(&mut state)?;
+        let open = state.open.as_ref().expect("opened above");
+        Ok(open
+            .index
+            .get(&(call, chunk))
+            .filter(|entry| entry.inputs == digest)
+            .copied())
     }
 
     /// The results of the record at `entry`.

@@ -6,6 +6,8 @@ use crate::error::Error;
 use crate::journal::Journal;
 use crate::journal::call::JournalCall;
 use crate::journal::identity::{self, CallIdentity};
+use crate::journal::stream::StreamJournal;
+use crate::stream::{self, Imap};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::panic::Location;
@@ -211,6 +213,66 @@ impl JournaledPool<'_> {
             // The journal cannot take this call: every item says why.
             Err(error) => items.iter().map(|_| Err(error.clone())).collect(),
         }
+    }
+
+    /// [`Pool::imap`], journaled: chunk `n` of the stream (of the pool's
+    /// [`chunk_size`](crate::PoolBuilder::chunk_size), default
+    /// [`STREAM_CHUNK_SIZE`](crate::STREAM_CHUNK_SIZE)) is read back
+    /// instead of run if the journal holds it for the same items, and
+    /// recorded when its results come back (unless one failed). The
+    /// stream's length is not part of its identity, so a longer input
+    /// resumes the chunks it shares with a shorter one. The journal's
+    /// [`last_call`](Journal::last_call) is the stream's once the stream is
+    /// dropped.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::imap`].
+    #[track_caller]
+    pub fn imap<T, R, F, I>(&self, f: F, input: I) -> Result<Imap<'static, I::IntoIter, R>, Error>
+    where
+        F: Fn(T) -> R + Send + Sync + 'static,
+        I: IntoIterator<Item = T>,
+        T: Send + Serialize + DeserializeOwned + 'static,
+        R: Send + Serialize + DeserializeOwned + 'static,
+    {
+        let place = Location::caller();
+        if crate::job::inside_task() {
+            return self.pool.imap(f, input);
+        }
+        let settings = self.pool.stream_settings();
+        let place = match &self.key {
+            Some(key) => format!("key {key}"),
+            None => format!("{}:{}:{}", place.file(), place.line(), place.column()),
+        };
+        let function = if self.key.is_some() {
+            ""
+        } else {
+            std::any::type_name::<F>()
+        };
+        let call = CallIdentity {
+            format: 1,
+            method: "imap",
+            place: &place,
+            occurrence: self.journal.next_occurrence(identity::place_id(&place)),
+            types: [
+                function,
+                std::any::type_name::<T>(),
+                std::any::type_name::<R>(),
+            ],
+            extra: 0,
+            items: 0,
+            chunk_size: settings.stream_chunk_size() as u64,
+        }
+        .id();
+        let records = StreamJournal::<R>::new(self.journal.clone(), call, self.pool.rank());
+        let engine = settings.open(self.pool.stream_job(f))?;
+        Ok(stream::imap_journaled(
+            &settings,
+            input.into_iter(),
+            engine,
+            Box::new(records),
+        ))
     }
 
     /// [`Pool::map_reduce`], journaled: each chunk's partial result is

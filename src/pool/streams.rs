@@ -114,7 +114,7 @@ impl<C> PoolOf<C> {
     }
 
     /// The type-erased job of a stream or session of `f`.
-    fn stream_job<T, R, F>(&self, f: F) -> Arc<dyn job::StreamJob>
+    pub(super) fn stream_job<T, R, F>(&self, f: F) -> Arc<dyn job::StreamJob>
     where
         F: Fn(T) -> R + Send + Sync + 'static,
         T: Send + 'static,
@@ -127,7 +127,7 @@ impl<C> PoolOf<C> {
 
     /// What a stream or session of this pool runs with. Inside a task
     /// (nested use) it runs on the serial backend, as every call does.
-    fn stream_settings(&self) -> StreamSettings {
+    pub(super) fn stream_settings(&self) -> StreamSettings {
         let backend: Arc<dyn Driver> = if job::inside_task() {
             Arc::new(SerialBackend)
         } else {

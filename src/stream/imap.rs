@@ -149,6 +149,22 @@ pub(crate) struct Stream<'a, I: Iterator, O> {
     /// Set once polled without blocking (feature `async`): stopping then
     /// never waits for running chunks (see [`StreamEngine::abandon`]).
     polled: bool,
+    /// A journal's side of the stream: reads chunks back before they are
+    /// submitted, records them when they are done.
+    journal: Option<Box<dyn StreamRecords<I::Item, O> + Send + 'a>>,
+}
+
+/// What a journal does for a stream (see `journal/stream.rs`).
+pub(crate) trait StreamRecords<T, O> {
+    /// The results of chunk `seq` (items `items`), if the journal holds
+    /// them for these inputs; remembers the inputs' digest otherwise.
+    fn read_back(&mut self, seq: u64, start: usize, items: &[T]) -> Option<Vec<Result<O, Error>>>;
+
+    /// Records chunk `seq`'s results, unless an item failed.
+    fn record(&mut self, seq: u64, start: usize, results: &[Result<O, Error>]);
+
+    /// The stream ended (or was dropped): the journal's report.
+    fn finish(&mut self);
 }
 
 impl<'a, I, O> Stream<'a, I, O>
@@ -187,7 +203,17 @@ where
             next_out: 0,
             ended: false,
             polled: false,
+            journal: None,
         }
+    }
+
+    /// Gives the stream a journal.
+    pub(crate) fn with_journal(
+        mut self,
+        journal: Box<dyn StreamRecords<I::Item, O> + Send + 'a>,
+    ) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     /// Makes the stream watch a token of its own (and its pool's, if it
@@ -220,9 +246,20 @@ where
                 return Ok(());
             }
             let (seq, start) = (self.next_seq, self.next_start);
-            self.running.insert(seq, start);
             self.next_seq += 1;
             self.next_start += items.len();
+            if let Some(journal) = self.journal.as_mut()
+                && let Some(results) = journal.read_back(seq, start, &items)
+            {
+                // Read back: done without running, in its place.
+                if self.ordered {
+                    self.finished.insert(seq, (start, results));
+                } else {
+                    self.hand_out(start, results);
+                }
+                continue;
+            }
+            self.running.insert(seq, start);
             self.engine
                 .get()
                 .submit(StreamChunk::new(seq, start, items))?;
@@ -334,6 +371,9 @@ where
                         ))
                     });
                     self.running.remove(&span.seq);
+                    if let Some(journal) = self.journal.as_mut() {
+                        journal.record(span.seq, span.start, &results);
+                    }
                     if self.ordered {
                         self.finished.insert(span.seq, (span.start, results));
                     } else {
@@ -391,6 +431,9 @@ impl<I: Iterator, O> Stream<'_, I, O> {
 impl<I: Iterator, O> Drop for Stream<'_, I, O> {
     fn drop(&mut self) {
         self.stop_running();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.finish();
+        }
     }
 }
 
@@ -461,6 +504,24 @@ impl<I: Iterator, O> Stream<'_, I, O> {
             .field("chunks_running", &self.running.len())
             .field("ended", &self.ended)
             .finish()
+    }
+}
+
+/// An ordered stream over `input` on an engine of its own, with its
+/// chunks read back from and recorded in `journal`.
+pub(crate) fn imap_journaled<'a, I, O>(
+    settings: &StreamSettings,
+    input: I,
+    engine: Box<dyn StreamEngine>,
+    journal: Box<dyn StreamRecords<I::Item, O> + Send + 'a>,
+) -> Imap<'a, I, O>
+where
+    I: Iterator<Item: Send + 'static>,
+    O: 'static,
+{
+    let stream = Stream::new(settings, input, EngineRef::Owned(engine), true).with_journal(journal);
+    Imap {
+        stream: stream.into(),
     }
 }
 

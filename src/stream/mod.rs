@@ -29,7 +29,7 @@ mod session;
 #[cfg(feature = "async")]
 pub(crate) use imap::Source;
 pub use imap::{Imap, ImapUnordered};
-pub(crate) use imap::{imap, imap_unordered};
+pub(crate) use imap::{StreamRecords, imap, imap_journaled, imap_unordered};
 #[cfg(feature = "async")]
 pub(crate) use relay::Relay;
 pub use session::Session;
@@ -66,7 +66,7 @@ impl StreamSettings {
     }
 
     /// Items per chunk of a stream of unknown length.
-    pub(super) fn stream_chunk_size(&self) -> usize {
+    pub(crate) fn stream_chunk_size(&self) -> usize {
         self.chunk_size.unwrap_or(STREAM_CHUNK_SIZE)
     }
 

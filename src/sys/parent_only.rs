@@ -13,6 +13,7 @@ static SLOTS: [AtomicI32; 32] = [const { AtomicI32::new(-1) }; 32];
 
 /// Marks `fd` as the parent's only. False if the table is full (then a
 /// worker keeps it until it exits).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn register(fd: i32) -> bool {
     SLOTS.iter().any(|slot| {
         slot.compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Acquire)
@@ -21,6 +22,7 @@ pub(crate) fn register(fd: i32) -> bool {
 }
 
 /// Forgets `fd` (before it is closed).
+#[cfg_attr(not(unix), allow(dead_code))]
 pub(crate) fn unregister(fd: i32) {
     for slot in &SLOTS {
         let _ = slot.compare_exchange(fd, -1, Ordering::AcqRel, Ordering::Acquire);
