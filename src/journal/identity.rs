@@ -5,7 +5,7 @@
 
 use crate::plan::ChunkPlan;
 use serde::Serialize;
-use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+use xxhash_rust::xxh3::xxh3_128;
 
 /// Everything that names a journaled call; see [`Journal`](crate::Journal)'s
 /// docs. Hashed into the call's id.
@@ -62,19 +62,18 @@ pub(crate) fn chunk_digests<T: Serialize>(
         .collect()
 }
 
-/// The XXH3-128 of the postcard bytes of every item, each with its
-/// length, in order. `Err` gives the offset of the first item whose
-/// `Serialize` fails.
+/// The XXH3-128 of the items' postcard bytes as one sequence (postcard
+/// writes the count, and each value delimits itself, so different item
+/// lists never give the same bytes). `Err` gives the offset of the first
+/// item whose `Serialize` fails.
 pub(crate) fn digest_items<T: Serialize>(items: &[T]) -> Result<u128, usize> {
-    let mut buffer = Vec::new();
-    let mut hasher = Xxh3::new();
-    for (offset, item) in items.iter().enumerate() {
-        buffer.clear();
-        buffer = postcard::to_extend(item, std::mem::take(&mut buffer)).map_err(|_| offset)?;
-        hasher.update(&(buffer.len() as u64).to_le_bytes());
-        hasher.update(&buffer);
+    match postcard::to_stdvec(items) {
+        Ok(bytes) => Ok(xxh3_128(&bytes)),
+        Err(_) => Err(items
+            .iter()
+            .position(|item| postcard::to_stdvec(item).is_err())
+            .unwrap_or(0)),
     }
-    Ok(hasher.digest128())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! | `record.rs` | the job adapter that appends each chunk as it finishes |
 //! | `call.rs` | one journaled call: read back, then run with recording |
 //! | `stream.rs` | a journaled `imap`: each stream chunk read back or recorded |
+//! | `system.rs` | the file lock, the directory, the background sync thread, the launcher's rank |
 //!
 //! Read back through a job's `accept_chunk`, written from its
 //! `encode_chunk` (or the bytes a worker sent): the journal never sees the
@@ -19,6 +20,7 @@ mod file;
 pub(crate) mod identity;
 pub(crate) mod record;
 pub(crate) mod stream;
+mod system;
 
 use crate::error::Error;
 use crate::sync::LockUnpoisoned;
@@ -28,13 +30,15 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use system::{check_directory, launcher_rank, lock, start_flusher, sync_directory};
 
 /// How long a lock held by someone else is waited for before the journal
 /// counts as in use (see `lock`).
-const LOCK_PATIENCE: Duration = Duration::from_millis(250);
+pub(super) const LOCK_PATIENCE: Duration = Duration::from_millis(250);
 
-/// How long appended records may wait for an `fdatasync`: at most one per
-/// this interval while a call runs (group commit), and one when it ends.
+/// How long appended records may wait for an `fdatasync`: a thread of the
+/// journal's syncs at most once per this interval while records come in
+/// (group commit), and the journal syncs when it is dropped.
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 
 /// A journal of finished chunks, for [`Pool::with_journal`](crate::Pool::with_journal):
@@ -95,9 +99,12 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// any instant (`kill -9`, the OOM killer, a time limit) loses only the
 /// chunks that were running: what was appended is in the kernel's page
 /// cache, and a record cut short by the kill is dropped when the journal
-/// is next opened. The records reach the disk with an `fdatasync` at most
-/// every [`SYNC_INTERVAL`] while a call runs, and at its end: a machine
-/// that crashes (power, kernel) can lose the chunks of the last 200 ms.
+/// is next opened. The records reach the disk with an `fdatasync` within
+/// [`SYNC_INTERVAL`] of being appended (a thread of the journal's,
+/// `parpool-journal`, syncs at most that often while records come in, and
+/// ends when none do), and when the journal is dropped: a machine that
+/// crashes (power, kernel) can lose the chunks of the last 200 ms.
+/// [`sync`](Journal::sync) syncs now.
 /// Damage found on opening costs reruns, never wrong results: see the
 /// `file` module's rules, reported by [`damaged_records`](Journal::damaged_records).
 ///
@@ -130,30 +137,32 @@ pub struct Journal {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    path: PathBuf,
-    state: Mutex<State>,
+pub(super) struct Shared {
+    pub(super) path: PathBuf,
+    pub(super) state: Mutex<State>,
 }
 
-struct State {
+pub(super) struct State {
     /// The open, locked file: `None` on an MPI rank other than 0, until a
     /// journaled call needs it (it never does there).
-    open: Option<Open>,
+    pub(super) open: Option<Open>,
     /// Journaled calls made so far at each place or key, this run.
     occurrences: HashMap<u128, u64>,
     /// Calls this run made, for compaction.
     used: HashSet<u128>,
     last_call: Option<CallReport>,
     damaged: usize,
+    /// A flusher thread is running (see [`Journal::append`]).
+    pub(super) flusher: bool,
 }
 
-struct Open {
+pub(super) struct Open {
     /// Registered as the parent's only (see `sys::parent_only`) while open.
     file: File,
     index: HashMap<(u128, u64), Entry>,
     end: u64,
     last_sync: Instant,
-    unsynced: bool,
+    pub(super) unsynced: bool,
 }
 
 /// What the last journaled call did: how many of its chunks were read back
@@ -202,6 +211,7 @@ impl Journal {
             used: HashSet::new(),
             last_call: None,
             damaged: 0,
+            flusher: false,
         };
         let journal = Journal {
             shared: Arc::new(Shared {
@@ -468,19 +478,24 @@ impl Journal {
         open.unsynced = true;
         if open.last_sync.elapsed() >= SYNC_INTERVAL {
             open.sync(path)?;
+        } else if !state.flusher {
+            // Synced within SYNC_INTERVAL by a thread, not by the call.
+            state.flusher = true;
+            if !start_flusher(Arc::downgrade(&self.shared)) {
+                state.flusher = false;
+                if let Some(open) = state.open.as_mut() {
+                    open.sync(path)?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Ends a call: syncs what it appended and keeps its report.
+    /// Ends a call: keeps its report. What it appended is synced by the
+    /// flusher within [`SYNC_INTERVAL`].
     pub(crate) fn finish(&self, report: CallReport) -> Result<(), Error> {
-        let mut state = self.shared.state.lock_unpoisoned();
-        state.last_call = Some(report);
-        let path = self.shared.path.clone();
-        match &mut state.open {
-            Some(open) if open.unsynced => open.sync(&path),
-            _ => Ok(()),
-        }
+        self.shared.state.lock_unpoisoned().last_call = Some(report);
+        Ok(())
     }
 }
 
@@ -497,7 +512,7 @@ impl Open {
         }
     }
 
-    fn sync(&mut self, path: &Path) -> Result<(), Error> {
+    pub(super) fn sync(&mut self, path: &Path) -> Result<(), Error> {
         self.file
             .sync_data()
             .map_err(|error| Error::journal_io(path, "sync", error))?;
@@ -507,88 +522,23 @@ impl Open {
     }
 }
 
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let path = self.path.clone();
+        if let Some(open) = self
+            .state
+            .get_mut()
+            .map_or(None, |state| state.open.as_mut())
+            && open.unsynced
+        {
+            let _ = open.sync(&path);
+        }
+    }
+}
+
 impl Drop for Open {
     fn drop(&mut self) {
         #[cfg(unix)]
         crate::sys::parent_only::unregister(std::os::fd::AsRawFd::as_raw_fd(&self.file));
     }
-}
-
-/// Locks `file` for this process, or says why not.
-///
-/// The lock belongs to the open file, which a process forked at that
-/// moment shares until it closes its copy (a worker does at once, a
-/// program spawned by `Command` at its `exec`): a lock held for a few
-/// milliseconds is waited for, up to [`LOCK_PATIENCE`], before it counts
-/// as another process's.
-fn lock(file: &File, path: &Path) -> Result<(), Error> {
-    let started = Instant::now();
-    let mut outcome = file.try_lock();
-    while matches!(outcome, Err(std::fs::TryLockError::WouldBlock))
-        && started.elapsed() < LOCK_PATIENCE
-    {
-        std::thread::sleep(Duration::from_millis(5));
-        outcome = file.try_lock();
-    }
-    match outcome {
-        Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::journal(
-            path,
-            "is in use by another process (it holds the journal's lock); \
-             one process writes a journal at a time",
-        )),
-        Err(std::fs::TryLockError::Error(error)) => Err(Error::journal(
-            path,
-            format!(
-                "cannot be locked ({error}): this filesystem does not support file locks \
-                 (Lustre without the `flock` mount option, NFS mounted with `nolock`); a journal \
-                 needs them to keep two runs from writing it at once: put it on a local disk or a \
-                 filesystem that locks"
-            ),
-        )),
-    }
-}
-
-/// `Err` unless the directory of `path` exists and is a directory.
-fn check_directory(path: &Path) -> Result<(), Error> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    match std::fs::metadata(directory) {
-        Ok(metadata) if metadata.is_dir() => Ok(()),
-        Ok(_) => Err(Error::journal(
-            path,
-            format!(
-                "cannot be created: {} is not a directory",
-                directory.display()
-            ),
-        )),
-        Err(error) => Err(Error::journal_io(path, "create", error)),
-    }
-}
-
-/// Makes a rename in the directory of `path` durable.
-fn sync_directory(path: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    if let Some(parent) = path.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        File::open(parent)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-    Ok(())
-}
-
-/// This process's rank by its launcher's variables (Open MPI's `mpiexec`,
-/// MPICH's Hydra and other PMI launchers, Slurm's `srun`), if launched by
-/// one.
-fn launcher_rank() -> Option<usize> {
-    crate::env::LAUNCHER_RANK
-        .iter()
-        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
 }
