@@ -72,6 +72,38 @@ impl JournaledPool<'_> {
         &self.pool
     }
 
+    /// The id of a call of `method` at `place` (or under the key) with
+    /// these types and `extra`, over `(items, chunk_size)`; counts the call
+    /// as one more at its place.
+    fn identity(
+        &self,
+        method: &'static str,
+        place: &Location<'_>,
+        (types, extra): ([&'static str; 3], u128),
+        (items, chunk_size): (u64, u64),
+    ) -> u128 {
+        // A key names the computation: the function's type, which a
+        // closure takes from where it is written, is left out with it.
+        let (place, types) = match &self.key {
+            Some(key) => (format!("key {key}"), ["", types[1], types[2]]),
+            None => (
+                format!("{}:{}:{}", place.file(), place.line(), place.column()),
+                types,
+            ),
+        };
+        CallIdentity {
+            format: 1,
+            method,
+            place: &place,
+            occurrence: self.journal.next_occurrence(identity::place_id(&place)),
+            types,
+            extra,
+            items,
+            chunk_size,
+        }
+        .id()
+    }
+
     /// The journal of a call of `method` at `place` over `items`, or
     /// `None` inside a task (nested calls run without it).
     fn call<T: Serialize>(
@@ -84,16 +116,6 @@ impl JournaledPool<'_> {
         if crate::job::inside_task() {
             return Ok(None);
         }
-        // A key names the computation: the function's type, which a
-        // closure takes from where it is written, is left out with it.
-        let (place, types) = match &self.key {
-            Some(key) => (format!("key {key}"), ["", types[1], types[2]]),
-            None => (
-                format!("{}:{}:{}", place.file(), place.line(), place.column()),
-                types,
-            ),
-        };
-        let occurrence = self.journal.next_occurrence(identity::place_id(&place));
         let plan = self.pool.plan(items.len());
         let digests = identity::chunk_digests(items, plan).map_err(|item| {
             Error::journal(
@@ -104,17 +126,8 @@ impl JournaledPool<'_> {
                 ),
             )
         })?;
-        let call = CallIdentity {
-            format: 1,
-            method,
-            place: &place,
-            occurrence,
-            types,
-            extra,
-            items: items.len() as u64,
-            chunk_size: plan.chunk_size() as u64,
-        }
-        .id();
+        let shape = (items.len() as u64, plan.chunk_size() as u64);
+        let call = self.identity(method, place, (types, extra), shape);
         Ok(Some(JournalCall {
             journal: self.journal,
             call,
@@ -241,30 +254,9 @@ impl JournaledPool<'_> {
             return self.pool.imap(f, input);
         }
         let settings = self.pool.stream_settings();
-        let place = match &self.key {
-            Some(key) => format!("key {key}"),
-            None => format!("{}:{}:{}", place.file(), place.line(), place.column()),
-        };
-        let function = if self.key.is_some() {
-            ""
-        } else {
-            std::any::type_name::<F>()
-        };
-        let call = CallIdentity {
-            format: 1,
-            method: "imap",
-            place: &place,
-            occurrence: self.journal.next_occurrence(identity::place_id(&place)),
-            types: [
-                function,
-                std::any::type_name::<T>(),
-                std::any::type_name::<R>(),
-            ],
-            extra: 0,
-            items: 0,
-            chunk_size: settings.stream_chunk_size() as u64,
-        }
-        .id();
+        let types = types::<F, T, R>();
+        let shape = (0, settings.stream_chunk_size() as u64);
+        let call = self.identity("imap", place, (types, 0), shape);
         let records = StreamJournal::<R>::new(self.journal.clone(), call, self.pool.rank());
         let engine = settings.open(self.pool.stream_job(f))?;
         Ok(stream::imap_journaled(
