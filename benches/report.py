@@ -443,6 +443,19 @@ def stream_section(folder):
     ])
 
 
+def journal_section(folder):
+    return "\n".join([
+        "## What a journal costs",
+        "",
+        "`cargo run --release --example journal_cost` (`examples/journal_cost.rs`): each call "
+        "plain and journaled, in turn, best of 5; large results written to a journal and read "
+        "back, beside `dd ... conv=fdatasync` on the same disk (`target/`); one `fdatasync`. "
+        "Goals (issue 29): pi's `map_reduce` at most 1.05x, 10^6 tiny items at most 3x.",
+        "",
+        text_block(folder, "journal-cost.txt"),
+    ])
+
+
 def python_section(folder):
     text = read(folder, "python-compare.md")
     if text is None:
@@ -491,6 +504,7 @@ def main():
         mpi_section(folder),
         gather_memory_section(folder),
         stream_section(folder),
+        journal_section(folder),
         python_section(folder),
     ]
     print("\n".join(header) + "\n" + "\n".join(s.rstrip() + "\n" for s in sections), end="")

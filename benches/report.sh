@@ -125,6 +125,13 @@ fi
 say "stream"
 record stream.txt target/release/examples/stream --workers 2 --megabytes "$stream_mb"
 
+say "journal"
+journal_args=()
+if [[ $quick == 1 ]]; then
+    journal_args=(--quick)
+fi
+record journal-cost.txt target/release/examples/journal_cost --dir target "${journal_args[@]}"
+
 say "Python package"
 venv=target/report-venv
 rm -rf "$venv"
