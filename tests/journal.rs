@@ -444,9 +444,11 @@ const KILL_CHUNK: usize = 5;
 
 fn kill_test_call(pool: &Pool, journal: &Journal) -> Result<f64, parpool::Error> {
     let runs = std::env::var("RUNS_PATH").unwrap();
+    // How long each task sleeps: 2 ms, or what the test asks for.
+    let micros: u64 = std::env::var("TASK_MICROS").map_or(2000, |v| v.parse().unwrap());
     pool.with_journal(journal).key("kill").map_reduce(
         move |x: u64| {
-            std::thread::sleep(Duration::from_micros(2000));
+            std::thread::sleep(Duration::from_micros(micros));
             use std::io::Write;
             let mut file = std::fs::OpenOptions::new()
                 .append(true)
@@ -536,6 +538,9 @@ fn sigterm_stops_a_call_and_keeps_what_finished() {
         let runs = scratch.file("runs");
         let mut command = scenario_command("term");
         command
+            // 400 tasks of 8 ms on 2 workers: the signal at 400 ms comes
+            // well before the end, however fast the machine.
+            .env("TASK_MICROS", "8000")
             .env("PARPOOL_BACKEND", backend)
             .env("PARPOOL_WORKERS", "2")
             .env("JOURNAL_PATH", &journal)
