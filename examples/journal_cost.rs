@@ -14,7 +14,7 @@
 //! (default `target/`), and are removed.
 
 use parpool::{Journal, Pool};
-use parpool_workloads::pi::{self, PiEstimate, PiStream};
+use parpool_workloads::pi::{self, PiEstimate};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -106,18 +106,8 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
         (48, 50_000_000)
     };
     let pi_pool = Pool::builder().chunk_size(1).build()?;
-    let term = move |task: u64| {
-        let (darts, inside) = pi::sample(samples, &mut PiStream::new(1, task));
-        PiEstimate { darts, inside }
-    };
-    let zero = PiEstimate {
-        darts: 0,
-        inside: 0,
-    };
-    let add = |a: PiEstimate, b: PiEstimate| PiEstimate {
-        darts: a.darts + b.darts,
-        inside: a.inside + b.inside,
-    };
+    let term = move |task: u64| pi::run_task(task, samples, 1);
+    let (zero, add) = (PiEstimate::ZERO, PiEstimate::combine);
     let ((plain, plain_spread), (journaled, journaled_spread)) = paired(
         repeats,
         || {

@@ -18,7 +18,7 @@
 //! resume); 1 on an error.
 
 use parpool::{BackendKind, CancelToken, Journal, Pool};
-use parpool_workloads::pi::{self, PiEstimate, PiStream};
+use parpool_workloads::pi::{self, PiEstimate};
 use std::time::{Duration, Instant};
 
 struct Options {
@@ -123,19 +123,10 @@ fn run(options: &Options) -> Result<bool, parpool::Error> {
     let (samples, seed) = (options.samples, options.seed);
     let started = Instant::now();
     let estimate = pool.with_journal(&journal).key("pi").map_reduce(
-        move |task: u64| {
-            let (darts, inside) = pi::sample(samples, &mut PiStream::new(seed, task));
-            PiEstimate { darts, inside }
-        },
+        move |task: u64| pi::run_task(task, samples, seed),
         0..options.tasks,
-        PiEstimate {
-            darts: 0,
-            inside: 0,
-        },
-        |a, b| PiEstimate {
-            darts: a.darts + b.darts,
-            inside: a.inside + b.inside,
-        },
+        PiEstimate::ZERO,
+        PiEstimate::combine,
     );
     let report = journal.last_call().expect("a journaled call was made");
     println!(

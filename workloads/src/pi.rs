@@ -208,6 +208,20 @@ pub struct PiEstimate {
 }
 
 impl PiEstimate {
+    /// No darts: the identity of [`combine`](PiEstimate::combine).
+    pub const ZERO: PiEstimate = PiEstimate {
+        darts: 0,
+        inside: 0,
+    };
+
+    /// The two counts together.
+    pub fn combine(self, other: PiEstimate) -> PiEstimate {
+        PiEstimate {
+            darts: self.darts + other.darts,
+            inside: self.inside + other.inside,
+        }
+    }
+
     /// `4 * inside / darts`.
     pub fn value(&self) -> f64 {
         4.0 * self.inside as f64 / self.darts as f64
@@ -261,20 +275,18 @@ pub fn estimate_tasks(
     seed: u64,
 ) -> Result<PiEstimate, Error> {
     pool.map_reduce(
-        |task: u64| {
-            let (darts, inside) = sample(samples_per_task, &mut PiStream::new(seed, task));
-            PiEstimate { darts, inside }
-        },
+        |task: u64| run_task(task, samples_per_task, seed),
         tasks,
-        PiEstimate {
-            darts: 0,
-            inside: 0,
-        },
-        |a, b| PiEstimate {
-            darts: a.darts + b.darts,
-            inside: a.inside + b.inside,
-        },
+        PiEstimate::ZERO,
+        PiEstimate::combine,
     )
+}
+
+/// Task `task` of [`estimate`]: `samples` darts from the stream of
+/// (seed, task). The function a pool maps; [`PiEstimate::combine`] combines.
+pub fn run_task(task: u64, samples: u64, seed: u64) -> PiEstimate {
+    let (darts, inside) = sample(samples, &mut PiStream::new(seed, task));
+    PiEstimate { darts, inside }
 }
 
 #[cfg(test)]
