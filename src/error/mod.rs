@@ -303,6 +303,7 @@ impl Error {
 
     /// The same encoding error for an input rather than a result (the
     /// codec names neither).
+    #[cfg_attr(not(any(unix, feature = "mpi")), allow(dead_code))]
     pub(crate) fn into_input(mut self) -> Error {
         if let Repr::Encoding { what, .. } = &mut *self.repr {
             *what = Carried::Input;

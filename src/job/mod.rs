@@ -29,6 +29,7 @@ mod stream;
 pub(crate) mod unwind;
 
 pub(crate) use stream::TypedStreamJob;
+#[cfg_attr(not(any(unix, feature = "mpi")), allow(unused_imports))]
 pub(crate) use stream::{ChunkResults, ChunkSpan, StreamChunk, StreamJob};
 
 use crate::cancel::CancelToken;

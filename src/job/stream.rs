@@ -10,6 +10,10 @@
 //! or as part of a batch job on [`Backend::run`](crate::Backend::run)
 //! ([`StreamJob::run_batch`]).
 
+// The encoded path serves the out-of-process engines: the process backend
+// (Unix) and MPI. A Windows build without MPI has neither.
+#![cfg_attr(not(any(unix, feature = "mpi")), allow(dead_code))]
+
 use super::codec::Codec;
 use super::map::MapJob;
 use super::{ChunkJob, TaskLimits, Watch, unwind};
