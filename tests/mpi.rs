@@ -78,8 +78,16 @@ fn mpiexec_with(ranks: usize, role: &str, limit: Duration, env: &[(&str, &str)])
 }
 
 /// Items of the journaled call: 60, chunks of 3; `STOP_AT` makes item
-/// `STOP_AT` panic, which stops the call on every rank part-way.
+/// `STOP_AT` panic, which stops the call on every rank part-way, and
+/// `KILL_AT` makes the rank running item `KILL_AT` kill itself with
+/// SIGKILL (each item then takes 10 ms, so both ranks run chunks).
 const JOURNAL_ITEMS: u64 = 60;
+const JOURNAL_CHUNK: usize = 3;
+/// The item whose rank kills itself, and the chunks a resume must read
+/// back: those claimed before it ([`JOURNAL_CHUNK`] items each) less the
+/// one the other rank may have been running and one on its way to rank 0.
+const KILL_AT: u64 = 45;
+const KILLED_KEEPS: usize = KILL_AT as usize / JOURNAL_CHUNK - 2;
 
 fn journal_term(x: u64) -> f64 {
     (x as f64 * 0.7).sin() * 1e6
@@ -91,6 +99,7 @@ fn journal_term(x: u64) -> f64 {
 fn journal_main() {
     let path = std::env::var("JOURNAL_PATH").expect("JOURNAL_PATH");
     let stop_at: Option<u64> = std::env::var("STOP_AT").ok().map(|v| v.parse().unwrap());
+    let kill_at: Option<u64> = std::env::var("KILL_AT").ok().map(|v| v.parse().unwrap());
     let kind = match std::env::var("BACKEND").as_deref() {
         Ok("threads") => BackendKind::Threads,
         _ => BackendKind::Mpi,
@@ -99,7 +108,7 @@ fn journal_main() {
         Pool::builder()
             .kind(kind)
             .workers(1)
-            .chunk_size(3)
+            .chunk_size(JOURNAL_CHUNK)
             .build()
             .expect("a pool")
     };
@@ -117,6 +126,13 @@ fn journal_main() {
     let outcome = pool.with_journal(&journal).key("mpi").map_reduce(
         move |x: u64| {
             assert!(stop_at != Some(x), "stopped at {x}");
+            if let Some(kill_at) = kill_at {
+                if x == kill_at {
+                    // SAFETY: kill(2) on this process; nothing after it runs.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             journal_term(x)
         },
         0..JOURNAL_ITEMS,
@@ -135,12 +151,13 @@ fn journal_main() {
     }
 }
 
-/// A run stopped part-way on 2 ranks resumes on 1 rank, on 4 ranks and on
-/// threads, journal opened before or after the pool, with the same bits.
+/// A run stopped part-way on 2 ranks (by a panic, or by `kill -9` of one
+/// rank) resumes on 1 rank, on 2 and 4 ranks and on threads, journal opened
+/// before or after the pool, with the same bits.
 fn journal_launches() {
     let serial = Pool::builder()
         .kind(BackendKind::Serial)
-        .chunk_size(3)
+        .chunk_size(JOURNAL_CHUNK)
         .build()
         .unwrap();
     let expected = serial
@@ -149,6 +166,7 @@ fn journal_launches() {
         .to_bits();
     let dir = std::env::temp_dir().join(format!("parpool-mpi-journal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+
     let stopped = dir.join("stopped.journal");
     let path = stopped.to_string_lossy().into_owned();
     let (success, output) = mpiexec_with(
@@ -159,16 +177,45 @@ fn journal_launches() {
     );
     assert!(success, "the stopped run failed:\n{output}");
     assert!(output.contains("rank 0/2 journal stopped"), "{output}");
-    let resumes: [(usize, &str, &str); 5] = [
+    let resumes = [(4, "mpi", "pool-first"), (2, "mpi", "pool-first")];
+    resume_journal(&dir, ("stopped", &stopped), &resumes, expected, 1);
+
+    // kill -9 of the rank that runs item KILL_AT: mpiexec then ends the
+    // other. Every chunk either rank finished before is in the journal.
+    let killed = dir.join("killed.journal");
+    let path = killed.to_string_lossy().into_owned();
+    let kill_at = KILL_AT.to_string();
+    let (success, output) = mpiexec_with(
+        2,
+        "journal",
+        HANG_LIMIT,
+        &[("JOURNAL_PATH", &path), ("KILL_AT", &kill_at)],
+    );
+    assert!(!success, "the killed run succeeded:\n{output}");
+    assert!(!output.contains("journal read back"), "{output}");
+    let resumes = [
         (1, "mpi", "journal-first"),
         (4, "mpi", "journal-first"),
-        (4, "mpi", "pool-first"),
-        (2, "mpi", "pool-first"),
         (0, "threads", "journal-first"),
     ];
-    for (ranks, backend, order) in resumes {
-        let copy = dir.join(format!("resume-{ranks}-{backend}-{order}.journal"));
-        std::fs::copy(&stopped, &copy).unwrap();
+    resume_journal(&dir, ("killed", &killed), &resumes, expected, KILLED_KEEPS);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Resumes copies of `journal` (named `name`) on each of `resumes` (ranks,
+/// 0 for threads in one process; backend; journal or pool first), checking
+/// that every rank gets `expected` and read back at least `at_least`
+/// chunks.
+fn resume_journal(
+    dir: &std::path::Path,
+    (name, journal): (&str, &std::path::Path),
+    resumes: &[(usize, &str, &str)],
+    expected: u64,
+    at_least: usize,
+) {
+    for &(ranks, backend, order) in resumes {
+        let copy = dir.join(format!("{name}-{ranks}-{backend}-{order}.journal"));
+        std::fs::copy(journal, &copy).unwrap();
         let copy = copy.to_string_lossy().into_owned();
         let env = [
             ("JOURNAL_PATH", copy.as_str()),
@@ -189,35 +236,34 @@ fn journal_launches() {
         } else {
             mpiexec_with(ranks, "journal", HANG_LIMIT, &env)
         };
-        assert!(
-            success,
-            "resume on {ranks} ({backend}, {order}) failed:\n{output}"
-        );
+        let what = format!("{name} on 2 ranks, resumed on {ranks} ({backend}, {order})");
+        assert!(success, "{what} failed:\n{output}");
         let size = ranks.max(1);
+        let mut read_back = 0;
         for rank in 0..size {
             let line = output
                 .lines()
                 .find(|line| line.starts_with(&format!("rank {rank}/{size} journal read back")))
                 .unwrap_or_else(|| panic!("rank {rank}/{size} said nothing:\n{output}"));
             let words: Vec<&str> = line.split_whitespace().collect();
-            let read_back: usize = words[5].parse().unwrap();
+            read_back = words[5].parse().unwrap();
             let bits: u64 = words[9].parse().unwrap();
-            assert_eq!(
-                bits, expected,
-                "resume on {ranks} ({backend}, {order}): other bits"
-            );
+            assert_eq!(bits, expected, "{what}: other bits");
             assert!(
-                read_back > 0,
-                "resume on {ranks} ({backend}, {order}) read nothing back"
+                read_back >= at_least,
+                "{what}: read back {read_back} chunks, not at least {at_least}"
             );
         }
         let on = match ranks {
             0 => "threads in one process".to_string(),
             ranks => format!("{ranks} ranks"),
         };
-        println!("stopped on 2 ranks, resumed on {on} (journal opened {order}): same bits");
+        println!(
+            "{name} on 2 ranks, resumed on {on} (journal opened {order}): same bits, \
+             {read_back} of {} chunks read back",
+            JOURNAL_ITEMS as usize / JOURNAL_CHUNK
+        );
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn launcher_main() {
@@ -328,6 +374,7 @@ const SCENARIOS: &[&str] = &[
     "streams-overlap-and-stay-bounded",
     "streams-dropped-early-and-failed-sessions-go-on",
     "map-gather-to-rank-0",
+    "journaled-calls-record-every-ranks-chunks",
 ];
 
 /// Panics on item 7, which (one item per chunk) runs on one rank only.
@@ -466,6 +513,72 @@ fn rank_main() {
 
     cluster_scale(rank, size, &ok);
     map_gather(&pool, rank, &ok);
+    journaled(rank, size, &ok);
+}
+
+/// Journaled `map_gather`, `map` and `map_results` on every rank: rank 0
+/// records the chunks of every rank as they finish (taken once, not again
+/// in the exchange at the end), and the same calls then read all of them
+/// back and run nothing, but for a chunk with a failure.
+fn journaled(rank: usize, size: usize, ok: &dyn Fn(&str)) {
+    // The ranks of one launch share their parent (the launcher's proxy).
+    let path = std::env::temp_dir().join(format!(
+        "parpool-mpi-scenario-{}-{size}.journal",
+        std::os::unix::process::parent_id()
+    ));
+    if rank == 0 {
+        let _ = std::fs::remove_file(&path);
+    }
+    let pool = Pool::builder()
+        .kind(BackendKind::Mpi)
+        .workers(2)
+        .chunk_size(7)
+        .build()
+        .unwrap();
+    let chunks = 200usize.div_ceil(7);
+    let expected: Vec<u64> = (0..200u64).map(|x| x * x + 1).collect();
+    // Round 1 is the next run: a journal opened again.
+    for round in 0..2 {
+        let journal = parpool::Journal::open(&path).unwrap();
+        let journaled = pool.with_journal(&journal);
+        let gathered = journaled.map_gather(|x: u64| x * x + 1, 0..200u64).unwrap();
+        match rank {
+            0 => assert_eq!(gathered.as_deref(), Some(&expected[..])),
+            _ => assert!(gathered.is_none(), "rank {rank} got results"),
+        }
+        let report = journal.last_call().unwrap();
+        let mapped = journaled.map(|x: u64| x * x + 1, 0..200u64).unwrap();
+        assert_eq!(mapped, expected);
+        let both = [report, journal.last_call().unwrap()];
+        // map_results with item 11 failing: its chunk is never recorded.
+        let results = journaled.map_results(
+            |x: u32| {
+                assert!(x != 11, "eleven");
+                x + 1
+            },
+            0..30u32,
+        );
+        assert!(results[11].is_err() && results[12].as_ref().ok() == Some(&13));
+        let partial = journal.last_call().unwrap();
+        for report in both {
+            let (read_back, ran) = if round == 0 { (0, chunks) } else { (chunks, 0) };
+            assert_eq!(
+                (report.read_back, report.ran),
+                (read_back, ran),
+                "round {round}"
+            );
+        }
+        let read_back = if round == 0 { 0 } else { 4 };
+        assert_eq!(
+            (partial.read_back, partial.ran),
+            (read_back, 5 - read_back),
+            "round {round}"
+        );
+    }
+    if rank == 0 {
+        let _ = std::fs::remove_file(&path);
+    }
+    ok("journaled-calls-record-every-ranks-chunks");
 }
 
 /// The scenarios of issue 14: threads in ranks, run-time balance, fail

@@ -122,6 +122,15 @@ pub(crate) trait ChunkJob: Sync {
     }
 
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    /// True for a journaled call: rank 0 writes the journal, so a backend
+    /// with several ranks sends each chunk there as soon as it finishes,
+    /// not at the end of the call; a rank killed mid-call then loses only
+    /// the chunks it was running. A backend of one rank ignores it.
+    fn records_at_root(&self) -> bool {
+        false
+    }
+
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// Drops the results of done chunk `chunk`, encoded and sent to another
     /// process, which this one will not need (a rank other than 0 in a
     /// call that [gathers to the root](ChunkJob::gathers_to_root)): the rank

@@ -63,9 +63,15 @@ impl JournalCall<'_> {
         } else {
             Ok(())
         };
-        let done = (0..chunks)
-            .filter(|&chunk| job.is_chunk_done(chunk))
-            .count();
+        // A call that succeeded ran every chunk it did not read back (on
+        // MPI's other ranks a `map_gather` keeps none of them); one that
+        // failed ran those done here.
+        let done = match outcome {
+            Ok(()) => chunks,
+            Err(_) => (0..chunks)
+                .filter(|&chunk| job.is_chunk_done(chunk))
+                .count(),
+        };
         let finished = self.journal.finish(CallReport {
             chunks,
             read_back,

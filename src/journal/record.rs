@@ -4,7 +4,9 @@
 //!
 //! A chunk is appended when it is done here: run here (its results are
 //! encoded with the job's `encode_chunk`) or accepted from another process
-//! (the bytes that came are appended as they are). A chunk with a failed
+//! (the bytes that came are appended as they are; an MPI rank sends each
+//! chunk to rank 0 as it finishes, see [`ChunkJob::records_at_root`]). A
+//! chunk with a failed
 //! item (a job that keeps going records the failure as that item's
 //! result) is not appended: the next run runs it again.
 
@@ -143,5 +145,9 @@ impl ChunkJob for Recording<'_> {
 
     fn release_chunk(&self, chunk: usize) {
         self.job.release_chunk(chunk);
+    }
+
+    fn records_at_root(&self) -> bool {
+        true
     }
 }

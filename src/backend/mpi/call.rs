@@ -4,6 +4,7 @@
 
 use super::counter::{Counter, STOP};
 use super::gather::{all_gather_bytes, gather_bytes_to_root};
+use super::records::{self, RECEIVE_POLL};
 use crate::backend::wire::{self, FrameKind};
 use crate::error::Error;
 use crate::job::ChunkJob;
@@ -48,7 +49,15 @@ pub(super) fn run(
     let encode = !(alone || receives_all);
     // The other ranks of a `map_gather` keep only the encoded bytes.
     let release = to_root && world.rank() != 0;
-    let outcome = claim_and_run(&counter, (host, encode, release), threads, workers, job);
+    // A journaled call: each chunk goes to rank 0 as it finishes.
+    let records = job.records_at_root() && !alone;
+    let flow = Flow {
+        host,
+        encode,
+        release,
+        records,
+    };
+    let outcome = claim_and_run(world, &counter, flow, (threads, workers), job);
     // Collective: returns once every rank has stopped claiming.
     drop(counter);
     // Agree: everyone learns every rank's first failure (no bytes for
@@ -86,6 +95,9 @@ pub(super) fn run(
         let frames = wire::split(blob)
             .ok_or_else(|| Error::backend("mpi", format!("truncated results from rank {other}")))?;
         for (header, bytes) in frames {
+            if records && rank == 0 && job.is_chunk_done(header.id) {
+                continue; // taken as a record during the call
+            }
             if let Err(error) = job.accept_chunk(header.id, bytes) {
                 job.record_failure(error);
             }
@@ -94,25 +106,52 @@ pub(super) fn run(
     Ok(())
 }
 
+/// Where a rank's results go.
+struct Flow {
+    /// Other ranks reach the counter through this rank's MPI calls.
+    host: bool,
+    /// Other ranks need the results.
+    encode: bool,
+    /// This rank does not: they are dropped once encoded (a rank other
+    /// than 0 of a call that gathers to the root).
+    release: bool,
+    /// Rank 0 journals each chunk as it finishes ([`records`]).
+    records: bool,
+}
+
 /// Claims chunks from `counter` whenever one of `workers` threads is free
-/// and runs them there, until no chunk is left or the call stops. `host`:
-/// other ranks reach the counter through this rank's MPI calls; `encode`:
-/// other ranks need the results; `release`: this rank does not (they are
-/// dropped once encoded).
+/// and runs them there, until no chunk is left or the call stops.
 fn claim_and_run(
+    world: &SimpleCommunicator,
     counter: &Counter,
-    (host, encode, release): (bool, bool, bool),
-    threads: &rayon::ThreadPool,
-    workers: usize,
+    flow: Flow,
+    (threads, workers): (&rayon::ThreadPool, usize),
     job: &dyn ChunkJob,
 ) -> RankOutcome {
+    let Flow {
+        host,
+        encode,
+        release,
+        records,
+    } = flow;
     let chunk_count = job.plan().chunk_count() as u64;
-    let poll = if host { HOST_POLL } else { STOP_POLL };
+    let root = world.rank() == 0;
+    let mut receiver = (records && root).then(|| records::Receiver::new(world));
+    let poll = if receiver.is_some() {
+        RECEIVE_POLL
+    } else if host {
+        HOST_POLL
+    } else {
+        STOP_POLL
+    };
+    // The other ranks of a call that gathers to the root: rank 0 has each
+    // chunk from its record, so nothing is left to gather.
+    let keep_blob = encode && !(records && release);
     let mut outcome = RankOutcome {
         blob: Vec::new(),
         failure: None,
     };
-    let (sender, receiver) = mpsc::channel::<(usize, Result<Vec<u8>, Error>)>();
+    let (sender, finished) = mpsc::channel::<(usize, Result<Vec<u8>, Error>)>();
     let mut running = 0usize;
     let mut claiming = true;
     // This rank told the others to stop, or learned that one of them did.
@@ -161,10 +200,17 @@ fn claim_and_run(
             if running == 0 {
                 break;
             }
-            match receiver.recv_timeout(poll) {
+            let finished = finished.recv_timeout(poll);
+            if let Some(receiver) = &mut receiver {
+                receiver.take_arrived(world, job);
+            }
+            match finished {
                 Ok((chunk, Ok(bytes))) => {
                     running -= 1;
-                    if encode {
+                    if records && !root {
+                        records::send(world, chunk, &bytes);
+                    }
+                    if keep_blob {
                         wire::push(&mut outcome.blob, FrameKind::Results, chunk, &bytes);
                     }
                 }
@@ -195,6 +241,11 @@ fn claim_and_run(
             }
         }
     });
+    match &mut receiver {
+        Some(receiver) => receiver.take_until_ended(world, job),
+        None if records => records::end(world),
+        None => {}
+    }
     if outcome.failure.is_none() && stop_sent {
         // Stopped with no failure of its own: the call was cancelled here.
         outcome.failure = Some(Error::cancelled(

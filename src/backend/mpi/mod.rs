@@ -129,6 +129,7 @@ mod call;
 mod counter;
 mod env;
 mod gather;
+mod records;
 mod stream;
 
 use super::threads::LazyThreads;
