@@ -63,12 +63,12 @@ impl JournalCall<'_> {
         } else {
             Ok(())
         };
-        // A call that succeeded ran every chunk it did not read back (on
-        // MPI's other ranks a `map_gather` keeps none of them); one that
-        // failed ran those done here.
+        // A call that did not stop ran every chunk it did not read back
+        // (on MPI's other ranks a `map_gather` keeps none of them); one
+        // that failed or was cancelled ran those done here.
         let done = match outcome {
-            Ok(()) => chunks,
-            Err(_) => (0..chunks)
+            Ok(()) if !job.should_stop() => chunks,
+            _ => (0..chunks)
                 .filter(|&chunk| job.is_chunk_done(chunk))
                 .count(),
         };
