@@ -120,6 +120,7 @@ pub use processes::ProcessesBackend;
 pub use serial::SerialBackend;
 pub use threads::ThreadsBackend;
 pub(crate) use threads::shared_size as shared_threads_size;
+pub(crate) use threads::shared_threads;
 
 pub use crate::job::TaskLimits;
 pub use crate::plan::ChunkPlan;

@@ -117,6 +117,12 @@ pub(crate) fn shared_size() -> usize {
     })
 }
 
+/// The shared pool's threads (started if they were not), for work of the
+/// crate's own that a call does before its tasks (a journal's digests).
+pub(crate) fn shared_threads() -> Result<Arc<rayon::ThreadPool>, Error> {
+    ThreadsBackend::shared().threads.get().cloned()
+}
+
 impl ThreadsBackend {
     /// A backend with `workers` threads (at least 1) of its own, started
     /// at its first call. See [`shared`](ThreadsBackend::shared) for the

@@ -1,9 +1,12 @@
 //! What makes two calls the same call ([`CallIdentity`]), and the digest
-//! of a chunk's inputs. Both are 128-bit XXH3 hashes of postcard bytes:
+//! of a chunk's inputs. Both are 128-bit XXH3 hashes of postcard bytes
+//! (or, for items that are plain numbers, of their little-endian memory):
 //! stable across runs, machines and Rust versions (unlike `std`'s
 //! `DefaultHasher`), and fast enough to hash every input of a call.
 
+use crate::job::codec::flavor;
 use crate::plan::ChunkPlan;
+use rayon::prelude::*;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -48,18 +51,45 @@ pub(crate) fn digest_of<V: Serialize + ?Sized>(value: &V) -> u128 {
     postcard::to_stdvec(value).map_or(0, |bytes| xxh3_128(&bytes))
 }
 
+/// Calls of fewer items digest them on the calling thread.
+const PARALLEL_ITEMS: usize = 1 << 14;
+
 /// The digest of each chunk's items under `plan` (see [`digest_items`]).
-/// `Err` names the first item whose `Serialize` fails.
-pub(crate) fn chunk_digests<T: Serialize>(
-    items: &[T],
+/// `Err` names the first item whose `Serialize` fails. A large call of a
+/// pool of several `workers` digests its chunks on the shared threads
+/// (the items are borrowed mutably, one chunk per thread, so they need
+/// only be `Send`); a digest is the same on any thread.
+pub(crate) fn chunk_digests<T: Serialize + Send>(
+    items: &mut [T],
     plan: ChunkPlan,
+    workers: usize,
 ) -> Result<Vec<u128>, usize> {
-    (0..plan.chunk_count())
-        .map(|chunk| {
-            let range = plan.chunk_range(chunk);
-            digest_items(&items[range.clone()]).map_err(|offset| range.start + offset)
-        })
-        .collect()
+    let size = plan.chunk_size();
+    let digest = |bytes: &mut Vec<u8>, (chunk, items): (usize, &mut [T])| {
+        digest_into(bytes, items).map_err(|offset| chunk * size + offset)
+    };
+    let threads = (workers > 1 && items.len() >= PARALLEL_ITEMS && plan.chunk_count() > 1)
+        .then(crate::backend::shared_threads)
+        .and_then(Result::ok);
+    let digests: Vec<Result<u128, usize>> = match threads {
+        Some(threads) => threads.install(|| {
+            items
+                .par_chunks_mut(size)
+                .enumerate()
+                .map_init(Vec::new, digest)
+                .collect()
+        }),
+        None => {
+            let mut bytes = Vec::new();
+            items
+                .chunks_mut(size)
+                .enumerate()
+                .map(|chunk| digest(&mut bytes, chunk))
+                .collect()
+        }
+    };
+    // The first failing item, in item order.
+    digests.into_iter().collect()
 }
 
 /// The XXH3-128 of the items' postcard bytes as one sequence (postcard
@@ -67,13 +97,47 @@ pub(crate) fn chunk_digests<T: Serialize>(
 /// lists never give the same bytes). `Err` gives the offset of the first
 /// item whose `Serialize` fails.
 pub(crate) fn digest_items<T: Serialize>(items: &[T]) -> Result<u128, usize> {
-    match postcard::to_stdvec(items) {
-        Ok(bytes) => Ok(xxh3_128(&bytes)),
+    digest_into(&mut Vec::new(), items)
+}
+
+/// [`digest_items`], encoding into `bytes` (cleared first; a caller may
+/// reuse it). Items of a fixed-width number type are hashed as their
+/// memory instead (see [`memory_of_numbers`]).
+fn digest_into<T: Serialize>(bytes: &mut Vec<u8>, items: &[T]) -> Result<u128, usize> {
+    if let Some(memory) = memory_of_numbers(items) {
+        return Ok(xxh3_128(memory));
+    }
+    bytes.clear();
+    match flavor::append(items, bytes) {
+        Ok(()) => Ok(xxh3_128(bytes)),
         Err(_) => Err(items
             .iter()
             .position(|item| postcard::to_stdvec(item).is_err())
             .unwrap_or(0)),
     }
+}
+
+/// The memory of `items` if they are fixed-width numbers (`u8` to
+/// `u128`, `i8` to `i128`, `f32`, `f64`) on a little-endian machine: their
+/// little-endian bytes, the same on every such machine, which one hash
+/// reads at memory speed instead of a serializer's call per item. Every
+/// chunk of a call has the same item type (the call's identity names it),
+/// and every chunk but the last the same length, so this is as injective
+/// as postcard's bytes.
+fn memory_of_numbers<T>(items: &[T]) -> Option<&[u8]> {
+    if !cfg!(target_endian = "little") {
+        return None;
+    }
+    let id = typeid::of::<T>();
+    macro_rules! one_of {
+        ($($number:ty),*) => { false $(|| id == typeid::of::<$number>())* };
+    }
+    if !one_of!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, f32, f64) {
+        return None;
+    }
+    // SAFETY: `T` is one of these numbers, which have no padding, so the
+    // slice's memory is `size_of_val(items)` initialised bytes.
+    Some(unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), size_of_val(items)) })
 }
 
 #[cfg(test)]
@@ -83,15 +147,42 @@ mod tests {
     #[test]
     fn digests_see_every_item_and_every_boundary() {
         let plan = ChunkPlan::new(6, 3);
-        let a = chunk_digests(&[1u64, 2, 3, 4, 5, 6], plan).unwrap();
-        let b = chunk_digests(&[1u64, 2, 3, 4, 5, 7], plan).unwrap();
+        let a = chunk_digests(&mut [1u64, 2, 3, 4, 5, 6], plan, 1).unwrap();
+        let b = chunk_digests(&mut [1u64, 2, 3, 4, 5, 7], plan, 1).unwrap();
         assert_eq!(a[0], b[0]);
         assert_ne!(a[1], b[1]);
         // Items are length-prefixed: ["ab", "c"] is not ["a", "bc"].
         let plan = ChunkPlan::new(2, 2);
         let split =
-            |x: &str, y: &str| chunk_digests(&[x.to_string(), y.to_string()], plan).unwrap();
+            |x: &str, y: &str| chunk_digests(&mut [x.to_string(), y.to_string()], plan, 1).unwrap();
         assert_ne!(split("ab", "c"), split("a", "bc"));
+    }
+
+    #[test]
+    fn numbers_are_hashed_as_their_memory_and_see_every_bit() {
+        let plan = ChunkPlan::new(4, 2);
+        let floats = chunk_digests(&mut [1.0f64, 2.0, 0.0, 4.0], plan, 1).unwrap();
+        let negative_zero = chunk_digests(&mut [1.0f64, 2.0, -0.0, 4.0], plan, 1).unwrap();
+        assert_eq!(floats[0], negative_zero[0]);
+        assert_ne!(floats[1], negative_zero[1]);
+        assert_eq!(
+            floats[0],
+            xxh3_128(&[1.0f64.to_le_bytes(), 2.0f64.to_le_bytes()].concat())
+        );
+        assert!(memory_of_numbers(&[1u64]).is_some());
+        assert!(memory_of_numbers(&[(1u64, 2u64)]).is_none());
+        assert!(memory_of_numbers(&["x"]).is_none());
+        // Many items, digested on the shared threads: the same digests.
+        let mut many: Vec<u64> = (0..100_000).collect();
+        let plan = ChunkPlan::new(many.len(), 1000);
+        let mut strings: Vec<String> = many.iter().map(u64::to_string).collect();
+        let parallel = chunk_digests(&mut strings, plan, 2).unwrap();
+        assert_eq!(parallel, chunk_digests(&mut strings, plan, 1).unwrap());
+        assert_eq!(parallel[7], digest_items(&strings[7000..8000]).unwrap());
+        assert_eq!(
+            chunk_digests(&mut many, plan, 2).unwrap(),
+            chunk_digests(&mut many, plan, 1).unwrap()
+        );
     }
 
     #[test]

@@ -79,7 +79,9 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// and column of the call, and how many journaled calls were made there
 /// before it in this run), with the same type of function, items and
 /// results, the same number of items and the same chunk size, and the
-/// same inputs in that chunk (a digest of each chunk's items, serialized).
+/// same inputs in that chunk (a digest of each chunk's items: of their
+/// serialized bytes, or of their memory for plain numbers such as `u64`
+/// and `f64`; a large call computes them on the shared threads).
 /// A [`key`](crate::JournaledPool::key) you give replaces the place in the
 /// program and the function's type, so a call that moves keeps its
 /// records. The count of calls before it is per run: the same call made

@@ -92,7 +92,8 @@ impl JournaledPool<'_> {
             ),
         };
         CallIdentity {
-            format: 1,
+            // 2: chunks of plain numbers are digested as their memory.
+            format: 2,
             method,
             place: &place,
             occurrence: self.journal.next_occurrence(identity::place_id(&place)),
@@ -106,26 +107,27 @@ impl JournaledPool<'_> {
 
     /// The journal of a call of `method` at `place` over `items`, or
     /// `None` inside a task (nested calls run without it).
-    fn call<T: Serialize>(
+    fn call<T: Serialize + Send>(
         &self,
         method: &'static str,
         place: &Location<'_>,
         (types, extra): ([&'static str; 3], u128),
-        items: &[T],
+        items: &mut [T],
     ) -> Result<Option<JournalCall<'_>>, Error> {
         if crate::job::inside_task() {
             return Ok(None);
         }
         let plan = self.pool.plan(items.len());
-        let digests = identity::chunk_digests(items, plan).map_err(|item| {
-            Error::journal(
-                self.journal.path(),
-                format!(
-                    "cannot take item {item}: its Serialize failed, and a journaled call \
+        let digests =
+            identity::chunk_digests(items, plan, self.pool.workers()).map_err(|item| {
+                Error::journal(
+                    self.journal.path(),
+                    format!(
+                        "cannot take item {item}: its Serialize failed, and a journaled call \
                      compares each chunk's inputs through it"
-                ),
-            )
-        })?;
+                    ),
+                )
+            })?;
         let shape = (items.len() as u64, plan.chunk_size() as u64);
         let call = self.identity(method, place, (types, extra), shape);
         Ok(Some(JournalCall {
@@ -156,8 +158,8 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let items: Vec<T> = items.into_iter().collect();
-        let journal = self.call("map", place, (types::<F, T, R>(), 0), &items)?;
+        let mut items: Vec<T> = items.into_iter().collect();
+        let journal = self.call("map", place, (types::<F, T, R>(), 0), &mut items)?;
         self.pool
             .map_init_in(|| (), |_: &mut (), item| f(item), items, journal.as_ref())
     }
@@ -179,9 +181,9 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = items.into_iter().collect();
         let extra = identity::digest_of(std::any::type_name::<I>());
-        let journal = self.call("map_init", place, (types::<F, T, R>(), extra), &items)?;
+        let journal = self.call("map_init", place, (types::<F, T, R>(), extra), &mut items)?;
         self.pool.map_init_in(init, f, items, journal.as_ref())
     }
 
@@ -199,8 +201,8 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let items: Vec<T> = items.into_iter().collect();
-        let journal = self.call("map_gather", place, (types::<F, T, R>(), 0), &items)?;
+        let mut items: Vec<T> = items.into_iter().collect();
+        let journal = self.call("map_gather", place, (types::<F, T, R>(), 0), &mut items)?;
         self.pool.map_gather_in(f, items, journal.as_ref())
     }
 
@@ -220,8 +222,8 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let items: Vec<T> = items.into_iter().collect();
-        match self.call("map_results", place, (types::<F, T, R>(), 0), &items) {
+        let mut items: Vec<T> = items.into_iter().collect();
+        match self.call("map_results", place, (types::<F, T, R>(), 0), &mut items) {
             Ok(journal) => self.pool.map_results_in(f, items, journal.as_ref()),
             // The journal cannot take this call: every item says why.
             Err(error) => items.iter().map(|_| Err(error.clone())).collect(),
@@ -286,10 +288,10 @@ impl JournaledPool<'_> {
         R: Send + Clone + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = items.into_iter().collect();
         let extra =
             identity::digest_of(&(std::any::type_name::<Op>(), identity::digest_of(&identity)));
-        let journal = self.call("map_reduce", place, (types::<F, T, R>(), extra), &items)?;
+        let journal = self.call("map_reduce", place, (types::<F, T, R>(), extra), &mut items)?;
         self.pool
             .map_reduce_in(f, items, identity, op, journal.as_ref())
     }

@@ -55,11 +55,11 @@ pub(super) struct Plain;
 
 impl<V: Serialize + DeserializeOwned> Format<V> for Plain {
     fn encode(values: &[V]) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(values)
+        super::flavor::to_vec(values, values.len().saturating_mul(size_of::<V>()) + 10)
     }
 
     fn encode_one(value: &V) -> Result<Vec<u8>, postcard::Error> {
-        postcard::to_stdvec(value)
+        super::flavor::to_vec(value, size_of::<V>())
     }
 
     fn decode(bytes: &[u8]) -> Result<Vec<V>, postcard::Error> {

@@ -7,9 +7,11 @@
 //! | `mod.rs` | [`Codec`]: a chosen format, and encoding and decoding that name the item whose value failed |
 //! | `format.rs` | the kinds of codec, one trait ([`Format`](format::Format)): plain postcard, one-copy arrays, local-only |
 //! | `results.rs` | per-item results (`map_results`, streams) with an index, errors in their wire form |
+//! | `numbers.rs` | runs of plain numbers (`u64`, `f64`, ...) in one loop, byte-for-byte postcard |
 //! | `array.rs` | the one-copy bytes of `Vec<u8>`, `Vec<i8>`, `Vec<f32>`, `Vec<f64>` (a leaf) |
 //! | `pieces.rs` | [`EncodedChunk`]: encoded results in pieces, for one vectored write |
 //! | `varint.rs` | postcard's varint and the per-item index, written by hand |
+//! | `flavor.rs` | postcard's bytes without a library call per primitive (a leaf) |
 //!
 //! A value's `Serialize` or `Deserialize` is user code: it may return an
 //! error or panic. [`Codec::encode_checked`] and [`Codec::decode_checked`]
@@ -17,7 +19,9 @@
 //! unwinds out of them.
 
 mod array;
+pub(crate) mod flavor;
 mod format;
+mod numbers;
 mod pieces;
 mod results;
 mod varint;
@@ -27,6 +31,7 @@ pub(crate) use pieces::EncodedChunk;
 use super::unwind;
 use crate::error::{Error, Step};
 use format::{Array, Format, Local, Plain};
+use numbers::Numbers;
 use results::Results;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -89,7 +94,8 @@ impl<V> Codec<V> {
 
 impl<V: Serialize + DeserializeOwned> Codec<V> {
     /// Plain serde values; arrays of bytes and floats by the one-copy
-    /// format, which writes the same bytes.
+    /// format, and plain numbers by the number format, which write the
+    /// same bytes.
     pub(crate) fn values() -> Codec<V> {
         macro_rules! array_if_it_fits {
             ($($element:ty),*) => {$(
@@ -101,6 +107,16 @@ impl<V: Serialize + DeserializeOwned> Codec<V> {
             )*};
         }
         array_if_it_fits!(u8, i8, f32, f64);
+        macro_rules! numbers_if_it_fits {
+            ($($number:ty),*) => {$(
+                if Numbers::<$number>::fits::<V>() {
+                    // `Numbers<N>` may be the format of `V` only when `V`
+                    // is `N`, which `fits` just checked.
+                    return Codec::of::<Numbers<$number>>();
+                }
+            )*};
+        }
+        numbers_if_it_fits!(u64, f64, u32, i64, i32, f32, u8, i8, u16, i16, u128, i128);
         Codec::of::<Plain>()
     }
 }
