@@ -27,6 +27,14 @@ pub(crate) enum ProgressMode {
 pub(crate) struct Meter {
     #[cfg(feature = "progress")]
     bar: Option<indicatif::ProgressBar>,
+    /// Counts are held back (while a journal's chunks are read back), to
+    /// be added in one step.
+    #[cfg(feature = "progress")]
+    mode: ProgressMode,
+    #[cfg(feature = "progress")]
+    held: std::sync::atomic::AtomicBool,
+    #[cfg(feature = "progress")]
+    pending: std::sync::atomic::AtomicU64,
 }
 
 impl Meter {
@@ -37,6 +45,9 @@ impl Meter {
         {
             Meter {
                 bar: bar::start(mode, total),
+                mode,
+                held: std::sync::atomic::AtomicBool::new(false),
+                pending: std::sync::atomic::AtomicU64::new(0),
             }
         }
         #[cfg(not(feature = "progress"))]
@@ -48,7 +59,36 @@ impl Meter {
     pub(crate) fn advance(&self, items: usize) {
         #[cfg(feature = "progress")]
         if let Some(bar) = &self.bar {
-            bar.inc(items as u64);
+            use std::sync::atomic::Ordering;
+            if self.held.load(Ordering::Acquire) {
+                self.pending.fetch_add(items as u64, Ordering::AcqRel);
+            } else {
+                bar.inc(items as u64);
+            }
+        }
+    }
+
+    /// Holds counts back (`true`), or adds what was held in one step and
+    /// starts the rate and ETA afresh from there (`false`): a call that
+    /// reads chunks back from a journal starts its bar at their count,
+    /// not at the first of them, nor with an instant rate.
+    #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+    pub(crate) fn hold(&self, hold: bool) {
+        #[cfg(feature = "progress")]
+        if let Some(bar) = &self.bar {
+            use std::sync::atomic::Ordering;
+            if hold {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+                self.held.store(true, Ordering::Release);
+                return;
+            }
+            self.held.store(false, Ordering::Release);
+            let held = self.pending.swap(0, Ordering::AcqRel);
+            bar.inc(held);
+            bar.reset_eta();
+            if let Some(target) = bar::target(self.mode) {
+                bar.set_draw_target(target);
+            }
         }
     }
 }
@@ -80,14 +120,19 @@ mod bar {
     use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
-    pub(super) fn start(mode: ProgressMode, total: Option<usize>) -> Option<ProgressBar> {
-        let target = match mode {
+    /// Where a bar of `mode` draws, if anywhere.
+    pub(super) fn target(mode: ProgressMode) -> Option<ProgressDrawTarget> {
+        Some(match mode {
             ProgressMode::Off => return None,
             ProgressMode::Auto if !std::io::stderr().is_terminal() => return None,
             ProgressMode::Auto => ProgressDrawTarget::stderr(),
             ProgressMode::Always if std::io::stderr().is_terminal() => ProgressDrawTarget::stderr(),
             ProgressMode::Always => ProgressDrawTarget::term_like(Box::new(LogLines::default())),
-        };
+        })
+    }
+
+    pub(super) fn start(mode: ProgressMode, total: Option<usize>) -> Option<ProgressBar> {
+        let target = target(mode)?;
         let (bar, template) = match total {
             Some(total) => (
                 ProgressBar::with_draw_target(Some(total as u64), target),

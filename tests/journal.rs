@@ -625,8 +625,76 @@ fn scenario_host() {
             let report = journal.last_call().unwrap();
             println!("recorded {}", report.ran);
         }
+        // A journaled call of 40 items with a progress bar, one worker:
+        // item STOP_AT (if given) panics, else each item takes 25 ms.
+        #[cfg(feature = "progress")]
+        Ok("progress") => {
+            let stop_at: Option<u64> = std::env::var("STOP_AT").ok().map(|v| v.parse().unwrap());
+            let pool = Pool::builder()
+                .kind(parpool::BackendKind::Threads)
+                .workers(1)
+                .chunk_size(1)
+                .force_progress(true)
+                .build()
+                .unwrap();
+            let journal = Journal::open(path()).unwrap();
+            let outcome = pool.with_journal(&journal).key("progress").map_reduce(
+                move |x: u64| {
+                    assert!(stop_at != Some(x), "stopped at {x}");
+                    if stop_at.is_none() {
+                        std::thread::sleep(Duration::from_millis(25));
+                    }
+                    x
+                },
+                0..40u64,
+                0,
+                |a, b| a + b,
+            );
+            let report = journal.last_call().unwrap();
+            println!("outcome {outcome:?} read back {}", report.read_back);
+        }
         _ => {}
     }
+}
+
+/// A resumed call's progress bar starts at the items read back: no line it
+/// draws counts fewer.
+#[cfg(feature = "progress")]
+#[test]
+fn the_progress_bar_of_a_resumed_call_starts_at_what_was_read_back() {
+    let scratch = Scratch::new("progress");
+    let journal = scratch.file("progress.journal");
+    let run = |stop_at: Option<&str>| {
+        let mut command = scenario_command("progress");
+        command.env("JOURNAL_PATH", &journal);
+        if let Some(stop_at) = stop_at {
+            command.env("STOP_AT", stop_at);
+        }
+        let output = output_within(command, Duration::from_secs(120)).unwrap();
+        (
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (stdout, _) = run(Some("20"));
+    assert!(stdout.contains("outcome Err"), "{stdout}");
+    let (stdout, stderr) = run(None);
+    assert!(stdout.contains("outcome Ok(780)"), "{stdout}");
+    let read_back: usize = after(&stdout, "read back ").unwrap();
+    assert_eq!(read_back, 20, "{stdout}");
+    // "00:00:00 [====>   ] 24/40 items, ...", then "40/40 items in ...".
+    let counts: Vec<usize> = stderr
+        .lines()
+        .filter_map(|line| {
+            let (before, _) = line.split_once("/40 items")?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(counts.contains(&40), "no final count: {stderr}");
+    assert!(
+        counts.iter().all(|&count| count >= read_back),
+        "a line counts fewer than the {read_back} items read back: {counts:?}\n{stderr}"
+    );
 }
 
 #[test]

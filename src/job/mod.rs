@@ -121,6 +121,12 @@ pub(crate) trait ChunkJob: Sync {
         false
     }
 
+    /// Holds the progress bar's count back while chunks are read back from
+    /// a journal (`true`), then adds them in one step (`false`).
+    fn hold_progress(&self, hold: bool) {
+        let _ = hold;
+    }
+
     #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
     /// True for a journaled call: rank 0 writes the journal, so a backend
     /// with several ranks sends each chunk there as soon as it finishes,
@@ -206,6 +212,11 @@ impl Watch {
         if !inside_worker_process() {
             self.meter.advance(items);
         }
+    }
+
+    /// See [`ChunkJob::hold_progress`].
+    pub(crate) fn hold_progress(&self, hold: bool) {
+        self.meter.hold(hold);
     }
 }
 

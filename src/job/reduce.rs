@@ -130,6 +130,10 @@ where
         self.book.stop();
     }
 
+    fn hold_progress(&self, hold: bool) {
+        self.book.watch.hold_progress(hold);
+    }
+
     fn is_chunk_done(&self, chunk: usize) -> bool {
         self.book.is_done(chunk)
     }

@@ -2,7 +2,7 @@
 //! journal holds to appending the ones that run.
 
 use super::record::Recording;
-use super::{CallReport, Journal};
+use super::{CallReport, Entry, Journal};
 use crate::backend::Driver;
 use crate::backend::wire::{self, FrameKind};
 use crate::error::Error;
@@ -32,29 +32,11 @@ impl JournalCall<'_> {
         let capabilities = driver.capabilities();
         let rank = capabilities.rank;
         let found = self.journal.begin(self.call, rank, &self.digests)?;
-        let mut read_back = 0;
-        if capabilities.ranks > 1 {
-            let mut frames = Vec::new();
-            for (chunk, entry) in &found {
-                wire::push(
-                    &mut frames,
-                    FrameKind::Results,
-                    *chunk,
-                    &self.journal.read(entry)?,
-                );
-            }
-            let frames = driver.share_from_root(frames)?;
-            let frames = wire::split(&frames)
-                .ok_or_else(|| Error::journal(self.journal.path(), "was shared cut short"))?;
-            for (header, bytes) in frames {
-                read_back += usize::from(job.accept_chunk(header.id, bytes).is_ok());
-            }
-        } else {
-            for (chunk, entry) in &found {
-                let bytes = self.journal.read(entry)?;
-                read_back += usize::from(job.accept_chunk(*chunk, &bytes).is_ok());
-            }
-        }
+        // The progress bar starts at what was read back.
+        job.hold_progress(true);
+        let read_back = self.read_back(driver, job, &found);
+        job.hold_progress(false);
+        let read_back = read_back?;
         let chunks = job.plan().chunk_count();
         let writer = (rank == 0).then_some(self.journal);
         let recording = Recording::new(job, writer, self.call, &self.digests);
@@ -83,5 +65,39 @@ impl JournalCall<'_> {
             Some(error) => Err(error),
             None => Ok(()),
         }
+    }
+
+    /// Accepts the chunks `found` in the journal into `job`; returns how
+    /// many were accepted. On MPI, rank 0 reads them and every rank
+    /// accepts them; a record rank 0 cannot read is left out (its chunk
+    /// runs again), since returning early would leave the other ranks
+    /// waiting for the records.
+    fn read_back(
+        &self,
+        driver: &dyn Driver,
+        job: &dyn ChunkJob,
+        found: &[(usize, Entry)],
+    ) -> Result<usize, Error> {
+        let mut read_back = 0;
+        if driver.capabilities().ranks > 1 {
+            let mut frames = Vec::new();
+            for (chunk, entry) in found {
+                if let Ok(bytes) = self.journal.read(entry) {
+                    wire::push(&mut frames, FrameKind::Results, *chunk, &bytes);
+                }
+            }
+            let frames = driver.share_from_root(frames)?;
+            let frames = wire::split(&frames)
+                .ok_or_else(|| Error::journal(self.journal.path(), "was shared cut short"))?;
+            for (header, bytes) in frames {
+                read_back += usize::from(job.accept_chunk(header.id, bytes).is_ok());
+            }
+        } else {
+            for (chunk, entry) in found {
+                let bytes = self.journal.read(entry)?;
+                read_back += usize::from(job.accept_chunk(*chunk, &bytes).is_ok());
+            }
+        }
+        Ok(read_back)
     }
 }

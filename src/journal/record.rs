@@ -147,6 +147,10 @@ impl ChunkJob for Recording<'_> {
         self.job.release_chunk(chunk);
     }
 
+    fn hold_progress(&self, hold: bool) {
+        self.job.hold_progress(hold);
+    }
+
     fn records_at_root(&self) -> bool {
         true
     }
