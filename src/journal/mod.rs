@@ -127,8 +127,11 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// rank is told apart by its launcher's variables
 /// ([`env::LAUNCHER_RANK`](crate::env::LAUNCHER_RANK)): a rank other than 0 does not touch the
 /// file at all, so a node-local path on rank 0 works, and a journal opened
-/// before MPI is initialized works too. A run killed on some number of
-/// ranks resumes on any other number, or on threads, with the same bits.
+/// before MPI is initialized works too. Every other rank sends each chunk
+/// to rank 0 as it finishes, so a rank killed mid-call (or a call that
+/// fails) loses only the chunks that were running, on any rank. A run
+/// killed on some number of ranks resumes on any other number, or on
+/// threads, with the same bits.
 ///
 /// # Growth
 ///
