@@ -123,6 +123,31 @@ fn journal_main() {
         (journal, build())
     };
     let (rank, size) = (pool.rank(), pool.ranks());
+    if std::env::var("MODE").as_deref() == Ok("imap") {
+        // A journaled stream, read up to TAKE results (then dropped, as a
+        // killed run would leave it), else to the end.
+        let take: usize = std::env::var("TAKE").map_or(usize::MAX, |v| v.parse().unwrap());
+        let values: Vec<f64> = pool
+            .with_journal(&journal)
+            .key("mpi-imap")
+            .imap(journal_term, 0..JOURNAL_ITEMS)
+            .expect("a stream")
+            .take(take)
+            .map(Result::unwrap)
+            .collect();
+        let report = journal.last_call().expect("a journaled stream");
+        if values.len() < JOURNAL_ITEMS as usize {
+            println!("rank {rank}/{size} journal stopped: took {}", values.len());
+        } else {
+            println!(
+                "rank {rank}/{size} journal read back {} ran {} sum {}",
+                report.read_back,
+                report.ran,
+                values.iter().sum::<f64>().to_bits()
+            );
+        }
+        return;
+    }
     let outcome = pool.with_journal(&journal).key("mpi").map_reduce(
         move |x: u64| {
             assert!(stop_at != Some(x), "stopped at {x}");
@@ -199,11 +224,45 @@ fn journal_launches() {
         (0, "threads", "journal-first"),
     ];
     resume_journal(&dir, ("killed", &killed), &resumes, expected, KILLED_KEEPS);
+
+    // A journaled stream dropped after 30 of 60 results on 2 ranks: every
+    // rank must read back the same chunks (rank 0 shares them), or the
+    // ranks would submit different chunks.
+    let streamed = dir.join("stream.journal");
+    let path = streamed.to_string_lossy().into_owned();
+    let (success, output) = mpiexec_with(
+        2,
+        "journal",
+        HANG_LIMIT,
+        &[("JOURNAL_PATH", &path), ("MODE", "imap"), ("TAKE", "30")],
+    );
+    assert!(success, "the dropped stream failed:\n{output}");
+    assert!(
+        output.contains("rank 1/2 journal stopped: took 30"),
+        "{output}"
+    );
+    let in_order = (0..JOURNAL_ITEMS).map(journal_term).sum::<f64>().to_bits();
+    let resumes = [
+        (1, "mpi", "journal-first"),
+        (2, "mpi", "journal-first"),
+        (4, "mpi", "pool-first"),
+        (0, "threads", "journal-first"),
+    ];
+    // The 10 chunks of the results taken were recorded.
+    let taken_chunks = 30 / JOURNAL_CHUNK;
+    resume_journal(
+        &dir,
+        ("stream", &streamed),
+        &resumes,
+        in_order,
+        taken_chunks,
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Resumes copies of `journal` (named `name`) on each of `resumes` (ranks,
-/// 0 for threads in one process; backend; journal or pool first), checking
+/// Resumes copies of `journal` (named `name`; `stream` for the journaled
+/// `imap`) on each of `resumes` (ranks, 0 for threads in one process;
+/// backend; journal or pool first), checking
 /// that every rank gets `expected` and read back at least `at_least`
 /// chunks.
 fn resume_journal(
@@ -217,10 +276,12 @@ fn resume_journal(
         let copy = dir.join(format!("{name}-{ranks}-{backend}-{order}.journal"));
         std::fs::copy(journal, &copy).unwrap();
         let copy = copy.to_string_lossy().into_owned();
+        let mode = if name == "stream" { "imap" } else { "batch" };
         let env = [
             ("JOURNAL_PATH", copy.as_str()),
             ("BACKEND", backend),
             ("ORDER", order),
+            ("MODE", mode),
         ];
         let (success, output) = if ranks == 0 {
             let me = std::env::current_exe().unwrap();

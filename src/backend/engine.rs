@@ -18,6 +18,15 @@ pub(crate) trait StreamEngine: Send {
     /// Starts (or queues) a chunk.
     fn submit(&mut self, chunk: StreamChunk) -> Result<(), Error>;
 
+    /// Chunk `seq` will not be submitted: the stream has its results (read
+    /// back from a journal, as on every other rank of an MPI stream). An
+    /// engine that numbers chunks across processes counts it as handed
+    /// out; others need nothing.
+    fn skip(&mut self, seq: u64) -> Result<(), Error> {
+        let _ = seq;
+        Ok(())
+    }
+
     /// Blocks until a submitted chunk is finished and returns it, in any
     /// order. Returns `Err` (cancelled) soon after
     /// [`StreamContext::is_cancelled`] turns true. Called only while some

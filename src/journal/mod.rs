@@ -432,6 +432,23 @@ impl Journal {
             .copied())
     }
 
+    /// Every record of call `call` (rank 0 of an MPI job, or one process),
+    /// by chunk; notes the call as used.
+    pub(crate) fn records_of(&self, call: u128) -> Result<Vec<(u64, Entry)>, Error> {
+        let mut state = self.shared.state.lock_unpoisoned();
+        state.used.insert(call);
+        self.open_here(&mut state)?;
+        let open = state.open.as_ref().expect("opened above");
+        let mut records: Vec<(u64, Entry)> = open
+            .index
+            .iter()
+            .filter(|((of, _), _)| *of == call)
+            .map(|(&(_, chunk), entry)| (chunk, *entry))
+            .collect();
+        records.sort_unstable_by_key(|&(chunk, _)| chunk);
+        Ok(records)
+    }
+
     /// The results of the record at `entry`.
     pub(crate) fn read(&self, entry: &Entry) -> Result<Vec<u8>, Error> {
         let state = self.shared.state.lock_unpoisoned();

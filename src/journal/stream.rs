@@ -2,8 +2,15 @@
 //! the stream is the journal's chunk `seq`: read back before it would be
 //! submitted, if the journal holds it for the same inputs, and recorded
 //! when its results come back (unless an item failed).
+//!
+//! On several MPI ranks every rank must submit the same chunks, so every
+//! rank must read back the same ones: when the stream opens, rank 0 reads
+//! the call's records and shares them with every rank, and each rank
+//! decides from those (and its own items, the same on every rank).
 
 use super::{CallReport, Journal, identity};
+use crate::backend::Driver;
+use crate::backend::wire::{self, FrameKind};
 use crate::error::{Error, UNKNOWN_TOTAL};
 use crate::job::codec::Codec;
 use crate::stream::StreamRecords;
@@ -15,8 +22,11 @@ use std::collections::HashMap;
 pub(crate) struct StreamJournal<O> {
     journal: Journal,
     call: u128,
-    /// Only rank 0 reads and writes (MPI); elsewhere nothing is read back.
+    /// Only rank 0 writes (MPI).
     rank: usize,
+    /// On several ranks: the call's records as rank 0 shared them when the
+    /// stream opened, by chunk (inputs' digest, results), taken as read.
+    shared: Option<HashMap<u64, (u128, Vec<u8>)>>,
     codec: Codec<Result<O, Error>>,
     /// The inputs' digest of each chunk submitted and not yet recorded.
     digests: HashMap<u64, u128>,
@@ -26,29 +36,90 @@ pub(crate) struct StreamJournal<O> {
 }
 
 impl<O: Serialize + DeserializeOwned> StreamJournal<O> {
-    pub(crate) fn new(journal: Journal, call: u128, rank: usize) -> Self {
-        StreamJournal {
+    /// The journal of a stream about to open on `driver` (collective on
+    /// several MPI ranks: rank 0 shares the call's records).
+    pub(crate) fn new(journal: Journal, call: u128, driver: &dyn Driver) -> Result<Self, Error> {
+        let capabilities = driver.capabilities();
+        let shared = if capabilities.ranks > 1 {
+            Some(share_records(&journal, call, capabilities.rank, driver)?)
+        } else {
+            None
+        };
+        Ok(StreamJournal {
             journal,
             call,
-            rank,
+            rank: capabilities.rank,
+            shared,
             codec: Codec::results(),
             digests: HashMap::new(),
             read_back: 0,
             ran: 0,
             finished: false,
+        })
+    }
+
+    /// The recorded results of chunk `seq`, if held for inputs `digest`.
+    fn recorded(&mut self, seq: u64, digest: u128) -> Option<Vec<u8>> {
+        match &mut self.shared {
+            Some(shared) => match shared.remove(&seq) {
+                Some((inputs, bytes)) if inputs == digest => Some(bytes),
+                _ => None,
+            },
+            None => {
+                let entry = self.journal.lookup(self.call, seq, digest).ok()??;
+                self.journal.read(&entry).ok()
+            }
         }
     }
+}
+
+/// Rank 0's records of call `call`, on every rank (collective). A record
+/// rank 0 cannot read is left out (its chunk runs again); rank 0 shares
+/// even when it cannot read the journal at all, so no rank waits.
+fn share_records(
+    journal: &Journal,
+    call: u128,
+    rank: usize,
+    driver: &dyn Driver,
+) -> Result<HashMap<u64, (u128, Vec<u8>)>, Error> {
+    let mut frames = Vec::new();
+    let mut failure = None;
+    if rank == 0 {
+        match journal.records_of(call) {
+            Ok(records) => {
+                for (chunk, entry) in records {
+                    if let Ok(bytes) = journal.read(&entry) {
+                        let body = [&entry.inputs.to_le_bytes()[..], &bytes].concat();
+                        wire::push(&mut frames, FrameKind::Results, chunk as usize, &body);
+                    }
+                }
+            }
+            Err(error) => failure = Some(error),
+        }
+    }
+    let frames = driver.share_from_root(frames)?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let frames = wire::split(&frames)
+        .ok_or_else(|| Error::journal(journal.path(), "was shared cut short"))?;
+    Ok(frames
+        .into_iter()
+        .filter_map(|(header, body)| {
+            let (inputs, bytes) = body.split_first_chunk::<16>()?;
+            Some((
+                header.id as u64,
+                (u128::from_le_bytes(*inputs), bytes.to_vec()),
+            ))
+        })
+        .collect())
 }
 
 impl<T: Serialize, O: Serialize + DeserializeOwned> StreamRecords<T, O> for StreamJournal<O> {
     fn read_back(&mut self, seq: u64, start: usize, items: &[T]) -> Option<Vec<Result<O, Error>>> {
         let digest = identity::digest_items(items).ok()?;
         self.digests.insert(seq, digest);
-        if self.rank != 0 {
-            return None;
-        }
-        let entry = self.journal.lookup(self.call, seq, digest).ok()??;
-        let bytes = self.journal.read(&entry).ok()?;
+        let bytes = self.recorded(seq, digest)?;
         let values = self
             .codec
             .decode_checked(&bytes, (start, UNKNOWN_TOTAL), items.len())

@@ -259,7 +259,7 @@ impl JournaledPool<'_> {
         let types = types::<F, T, R>();
         let shape = (0, settings.stream_chunk_size() as u64);
         let call = self.identity("imap", place, (types, 0), shape);
-        let records = StreamJournal::<R>::new(self.journal.clone(), call, self.pool.rank());
+        let records = StreamJournal::<R>::new(self.journal.clone(), call, self.pool.driver())?;
         let engine = settings.open(self.pool.stream_job(f))?;
         Ok(stream::imap_journaled(
             &settings,

@@ -252,6 +252,7 @@ where
                 && let Some(results) = journal.read_back(seq, start, &items)
             {
                 // Read back: done without running, in its place.
+                self.engine.get().skip(seq)?;
                 if self.ordered {
                     self.finished.insert(seq, (start, results));
                 } else {

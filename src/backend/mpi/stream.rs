@@ -464,6 +464,22 @@ impl StreamEngine for MpiEngine {
         self.pump()
     }
 
+    /// Every rank skips the same chunks (a journal's records are shared
+    /// by rank 0 when the stream opens): a ticket for one is handed out
+    /// and dropped, and the epoch starts at chunk 0 whether it runs or not.
+    fn skip(&mut self, seq: u64) -> Result<(), Error> {
+        if seq == 0 {
+            let entered = enter()?;
+            self.next_epoch(&entered);
+        }
+        self.submitted = self.submitted.max(seq + 1);
+        self.released.remove(&(self.epoch, seq));
+        if self.held == Some(seq) {
+            self.held = None;
+        }
+        self.pump()
+    }
+
     fn next_done(&mut self, context: &StreamContext<'_>) -> Result<ChunkResults, Error> {
         loop {
             if let Some(chunk) = self.done.pop_front() {
