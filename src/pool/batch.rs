@@ -121,9 +121,11 @@ impl<C> PoolOf<C> {
 
     /// [`map`](Pool::map), with the results wanted on rank 0 only: MPI's
     /// `comm.gather(root=0)`. On rank 0 it returns `Some(results)`, in
-    /// input order; on every other MPI rank `None`, and that rank held only
-    /// the results of the chunks it ran while the call lasted, never the
-    /// whole (with `map`, every rank ends up holding every result). A
+    /// input order; on every other MPI rank `None`. Each chunk goes to
+    /// rank 0 as it finishes and is decoded there at once: rank 0 holds
+    /// the results and one chunk's bytes beside them, the other ranks only
+    /// the chunks they are running or sending (with `map`, every rank ends
+    /// up holding every result). A
     /// failure is the same `Err` on every rank, as with `map`. On every
     /// backend but MPI there is one rank, and it is `Some(map(..))`.
     ///

@@ -49,8 +49,10 @@ pub(super) fn run(
     let encode = !(alone || receives_all);
     // The other ranks of a `map_gather` keep only the encoded bytes.
     let release = to_root && world.rank() != 0;
-    // A journaled call: each chunk goes to rank 0 as it finishes.
-    let records = job.records_at_root() && !alone;
+    // A journaled call, or one that gathers to rank 0: each chunk goes to
+    // rank 0 as it finishes, where a `map_gather` decodes it at once, so
+    // rank 0 never holds more than one chunk's bytes beside the results.
+    let records = (job.records_at_root() || to_root) && !alone;
     let flow = Flow {
         host,
         encode,
