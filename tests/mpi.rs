@@ -317,6 +317,7 @@ fn resume_journal(
         }
         let on = match ranks {
             0 => "threads in one process".to_string(),
+            1 => "1 rank".to_string(),
             ranks => format!("{ranks} ranks"),
         };
         println!(
