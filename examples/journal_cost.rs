@@ -84,6 +84,19 @@ fn fresh(dir: &Path, name: &str) -> PathBuf {
     path
 }
 
+/// Seconds `call` takes with a journal opened fresh at `dir/name`, which
+/// is removed afterwards (opening and removing it are not timed).
+fn with_fresh_journal(dir: &Path, name: &str, call: impl FnOnce(&Journal)) -> f64 {
+    let path = fresh(dir, name);
+    let journal = Journal::open(&path).unwrap();
+    let started = Instant::now();
+    call(&journal);
+    let seconds = started.elapsed().as_secs_f64();
+    drop(journal);
+    let _ = std::fs::remove_file(&path);
+    seconds
+}
+
 fn run(options: &Options) -> Result<(), parpool::Error> {
     let repeats = 5;
     let pool = Pool::new();
@@ -116,17 +129,12 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
             started.elapsed().as_secs_f64()
         },
         || {
-            let path = fresh(dir, "pi");
-            let journal = Journal::open(&path).unwrap();
-            let started = Instant::now();
-            pi_pool
-                .with_journal(&journal)
-                .map_reduce(term, 0..tasks, zero, add)
-                .unwrap();
-            let seconds = started.elapsed().as_secs_f64();
-            drop(journal);
-            let _ = std::fs::remove_file(&path);
-            seconds
+            with_fresh_journal(dir, "pi", |journal| {
+                pi_pool
+                    .with_journal(journal)
+                    .map_reduce(term, 0..tasks, zero, add)
+                    .unwrap();
+            })
         },
     );
     println!(
@@ -144,16 +152,11 @@ fn run(options: &Options) -> Result<(), parpool::Error> {
             started.elapsed().as_secs_f64()
         },
         || {
-            let path = fresh(dir, "tiny");
-            let journal = Journal::open(&path).unwrap();
-            let started = Instant::now();
-            pool.with_journal(&journal)
-                .map(|x: u64| x.wrapping_mul(3) + 1, 0..items)
-                .unwrap();
-            let seconds = started.elapsed().as_secs_f64();
-            drop(journal);
-            let _ = std::fs::remove_file(&path);
-            seconds
+            with_fresh_journal(dir, "tiny", |journal| {
+                pool.with_journal(journal)
+                    .map(|x: u64| x.wrapping_mul(3) + 1, 0..items)
+                    .unwrap();
+            })
         },
     );
     println!(

@@ -2,9 +2,9 @@
 //! journal holds to appending the ones that run.
 
 use super::record::Recording;
+use super::share::share_records;
 use super::{CallReport, Entry, Journal};
 use crate::backend::Driver;
-use crate::backend::wire::{self, FrameKind};
 use crate::error::Error;
 use crate::job::ChunkJob;
 
@@ -31,10 +31,11 @@ impl JournalCall<'_> {
     ) -> Result<(), Error> {
         let capabilities = driver.capabilities();
         let rank = capabilities.rank;
-        let found = self.journal.begin(self.call, rank, &self.digests)?;
+        // Not `?`: on MPI, rank 0 shares even a failure (see `share.rs`).
+        let found = self.journal.begin(self.call, rank, &self.digests);
         // The progress bar starts at what was read back.
         job.hold_progress(true);
-        let read_back = self.read_back(driver, job, &found);
+        let read_back = self.read_back(driver, job, found);
         job.hold_progress(false);
         let read_back = read_back?;
         let chunks = job.plan().chunk_count();
@@ -69,33 +70,23 @@ impl JournalCall<'_> {
 
     /// Accepts the chunks `found` in the journal into `job`; returns how
     /// many were accepted. On MPI, rank 0 reads them and every rank
-    /// accepts them; a record rank 0 cannot read is left out (its chunk
-    /// runs again), since returning early would leave the other ranks
-    /// waiting for the records.
+    /// accepts them (see `share.rs`).
     fn read_back(
         &self,
         driver: &dyn Driver,
         job: &dyn ChunkJob,
-        found: &[(usize, Entry)],
+        found: Result<Vec<(usize, Entry)>, Error>,
     ) -> Result<usize, Error> {
         let mut read_back = 0;
         if driver.capabilities().ranks > 1 {
-            let mut frames = Vec::new();
-            for (chunk, entry) in found {
-                if let Ok(bytes) = self.journal.read(entry) {
-                    wire::push(&mut frames, FrameKind::Results, *chunk, &bytes);
-                }
-            }
-            let frames = driver.share_from_root(frames)?;
-            let frames = wire::split(&frames)
-                .ok_or_else(|| Error::journal(self.journal.path(), "was shared cut short"))?;
-            for (header, bytes) in frames {
-                read_back += usize::from(job.accept_chunk(header.id, bytes).is_ok());
+            let shared = share_records(self.journal, driver, found)?;
+            for (chunk, _, results) in shared.records(self.journal)? {
+                read_back += usize::from(job.accept_chunk(chunk, results).is_ok());
             }
         } else {
-            for (chunk, entry) in found {
-                let bytes = self.journal.read(entry)?;
-                read_back += usize::from(job.accept_chunk(*chunk, &bytes).is_ok());
+            for (chunk, entry) in found? {
+                let results = self.journal.read(&entry)?;
+                read_back += usize::from(job.accept_chunk(chunk, &results).is_ok());
             }
         }
         Ok(read_back)

@@ -9,6 +9,7 @@
 //! | `record.rs` | the job adapter that appends each chunk as it finishes |
 //! | `call.rs` | one journaled call: read back, then run with recording |
 //! | `stream.rs` | a journaled `imap`: each stream chunk read back or recorded |
+//! | `share.rs` | the records rank 0 reads, shared with every MPI rank |
 //! | `system.rs` | the file lock, the directory, the background sync thread, the launcher's rank |
 //!
 //! Read back through a job's `accept_chunk`, written from its
@@ -19,6 +20,7 @@ pub(crate) mod call;
 mod file;
 pub(crate) mod identity;
 pub(crate) mod record;
+mod share;
 pub(crate) mod stream;
 mod system;
 
@@ -434,16 +436,16 @@ impl Journal {
 
     /// Every record of call `call` (rank 0 of an MPI job, or one process),
     /// by chunk; notes the call as used.
-    pub(crate) fn records_of(&self, call: u128) -> Result<Vec<(u64, Entry)>, Error> {
+    pub(crate) fn records_of(&self, call: u128) -> Result<Vec<(usize, Entry)>, Error> {
         let mut state = self.shared.state.lock_unpoisoned();
         state.used.insert(call);
         self.open_here(&mut state)?;
         let open = state.open.as_ref().expect("opened above");
-        let mut records: Vec<(u64, Entry)> = open
+        let mut records: Vec<(usize, Entry)> = open
             .index
             .iter()
             .filter(|((of, _), _)| *of == call)
-            .map(|(&(_, chunk), entry)| (chunk, *entry))
+            .map(|(&(_, chunk), entry)| (chunk as usize, *entry))
             .collect();
         records.sort_unstable_by_key(|&(chunk, _)| chunk);
         Ok(records)

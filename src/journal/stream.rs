@@ -8,9 +8,8 @@
 //! the call's records and shares them with every rank, and each rank
 //! decides from those (and its own items, the same on every rank).
 
-use super::{CallReport, Journal, identity};
+use super::{CallReport, Journal, identity, share};
 use crate::backend::Driver;
-use crate::backend::wire::{self, FrameKind};
 use crate::error::{Error, UNKNOWN_TOTAL};
 use crate::job::codec::Codec;
 use crate::stream::StreamRecords;
@@ -73,45 +72,23 @@ impl<O: Serialize + DeserializeOwned> StreamJournal<O> {
     }
 }
 
-/// Rank 0's records of call `call`, on every rank (collective). A record
-/// rank 0 cannot read is left out (its chunk runs again); rank 0 shares
-/// even when it cannot read the journal at all, so no rank waits.
+/// Rank 0's records of call `call`, on every rank (collective; see
+/// `share.rs`), by chunk.
 fn share_records(
     journal: &Journal,
     call: u128,
     rank: usize,
     driver: &dyn Driver,
 ) -> Result<HashMap<u64, (u128, Vec<u8>)>, Error> {
-    let mut frames = Vec::new();
-    let mut failure = None;
-    if rank == 0 {
-        match journal.records_of(call) {
-            Ok(records) => {
-                for (chunk, entry) in records {
-                    if let Ok(bytes) = journal.read(&entry) {
-                        let body = [&entry.inputs.to_le_bytes()[..], &bytes].concat();
-                        wire::push(&mut frames, FrameKind::Results, chunk as usize, &body);
-                    }
-                }
-            }
-            Err(error) => failure = Some(error),
-        }
-    }
-    let frames = driver.share_from_root(frames)?;
-    if let Some(error) = failure {
-        return Err(error);
-    }
-    let frames = wire::split(&frames)
-        .ok_or_else(|| Error::journal(journal.path(), "was shared cut short"))?;
-    Ok(frames
-        .into_iter()
-        .filter_map(|(header, body)| {
-            let (inputs, bytes) = body.split_first_chunk::<16>()?;
-            Some((
-                header.id as u64,
-                (u128::from_le_bytes(*inputs), bytes.to_vec()),
-            ))
-        })
+    let found = if rank == 0 {
+        journal.records_of(call)
+    } else {
+        Ok(Vec::new())
+    };
+    let shared = share::share_records(journal, driver, found)?;
+    Ok(shared
+        .records(journal)?
+        .map(|(chunk, inputs, results)| (chunk as u64, (inputs, results.to_vec())))
         .collect())
 }
 
