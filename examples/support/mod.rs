@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each example uses a different subset
 
+pub mod huge_pages;
+
 use parpool::{BackendKind, Pool};
 
 /// Runs an example: parse the flags (a bad flag prints the message and exits
