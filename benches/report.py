@@ -204,7 +204,7 @@ def processes_section(folder):
         "",
         group_table(results, "map_call_1000_items_2_workers", " (a whole call: start workers, map 1000 trivial items, collect, reap; a session forks once, before timing)"),
         group_table(results, "per_item_1e6_items_2_workers", " (10^6 trivial items; rate = items per second)"),
-        group_table(results, "map_call_1000_items_big_parent", " (the same 1000-item call from a parent holding that much touched heap: `fork` copies page tables; a session does not fork per call)"),
+        fork_cost_table(results),
         "Python, same machine, same run (`multiprocessing_pool.py`):",
         "",
         text_block(folder, "multiprocessing_pool.txt"),
@@ -222,6 +222,45 @@ def processes_section(folder):
     return "\n".join(out)
 
 
+def fork_cost_table(results):
+    """The 1000-item call from a large parent: one row per parent size,
+    plain / huge pages / session side by side, then the parent holding
+    1 GiB of results."""
+    group = "map_call_1000_items_big_parent"
+    sizes = sorted(
+        {int(m.group(1)) for (g, bench) in results if g == group
+         for m in [re.search(r"_parent_(\d+)_GiB$", bench)] if m}
+    )
+    if not sizes:
+        return f"(no results for `{group}` in this run)\n"
+    def cell(bench):
+        r = results.get((group, bench))
+        return duration(r["median"]) if r else "not run"
+    lines = [
+        f"`{group}` (the same 1000-item call from a parent holding that much touched heap, "
+        "median: `fork` copies the parent's page tables, one entry per 4 KiB page but one per "
+        "2 MiB huge page; a session forked its workers once, before timing; see "
+        "[Large parents](performance-notes.md#large-parents-fork-cost-and-huge-pages)):",
+        "",
+        "| parent holds | `map`, 4 KiB pages | `map`, huge pages (`MADV_HUGEPAGE`) | session |",
+        "|---|---|---|---|",
+    ]
+    for gib in sizes:
+        lines.append(
+            f"| {gib} GiB | {cell(f'processes_parent_{gib}_GiB')} "
+            f"| {cell(f'processes_huge_pages_parent_{gib}_GiB')} "
+            f"| {cell(f'processes_session_parent_{gib}_GiB')} |"
+        )
+    lines += [
+        "",
+        "| parent holds | `map` |",
+        "|---|---|",
+    ]
+    for name, label in (("processes", "worker processes (decoded onto huge pages)"), ("threads", "threads")):
+        lines.append(f"| 1 GiB of results returned by {label} | {cell(f'processes_holding_1_GiB_of_{name}_results')} |")
+    return "\n".join(lines) + "\n"
+
+
 def large_results_section(folder):
     results = criterion(folder / "criterion-processes")
     group = "large_results_4_x_64_MiB_2_workers"
@@ -232,6 +271,17 @@ def large_results_section(folder):
         "and on MPI. `map` over 4 items, 2 workers, `chunk_size(1)`, each result one array.",
         "",
         group_table(results, group, " (`cargo bench --bench processes`; 64 MiB per result; rate = bytes of results per second)"),
+    ]
+    out += [
+        "Processes against threads in one run, the command line giving MiB per result, best of 3 "
+        "(`cargo run --release --example results_rate`; goal (issue 30): processes at "
+        "50% of threads or more):",
+        "",
+        text_block(folder, "results-rate.txt"),
+        "A loop of calls over a large dataset, plain, on huge pages and as a session "
+        "(`cargo run --release --example large_dataset`):",
+        "",
+        text_block(folder, "large-dataset.txt"),
     ]
     for name, label in (("mpi-large-1.txt", "1 rank"), ("mpi-large-2.txt", "2 ranks")):
         if read(folder, name) is not None:

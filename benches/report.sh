@@ -23,6 +23,7 @@ pi_samples=400000000
 large_mib=200
 gather_mib=1024
 stream_mb=300
+dataset_gib=4
 python_args=()
 if [[ $quick == 1 ]]; then
     page=$out/benchmarks.md
@@ -32,6 +33,9 @@ if [[ $quick == 1 ]]; then
     large_mib=8
     gather_mib=64
     stream_mb=20
+    dataset_gib=1
+    # The large-parent rows at 1 GiB only (1, 4 and 8 in a full run).
+    export PARPOOL_BENCH_PARENT_GIB=1
     python_args=(--quick)
 fi
 rm -rf "$out"
@@ -124,6 +128,10 @@ fi
 
 say "stream"
 record stream.txt target/release/examples/stream --workers 2 --megabytes "$stream_mb"
+
+say "large results and large parents"
+record results-rate.txt target/release/examples/results_rate --mib "$large_mib"
+record large-dataset.txt target/release/examples/large_dataset --gib "$dataset_gib" --calls 10
 
 say "journal"
 journal_args=()
