@@ -578,6 +578,89 @@ fn garbage_on_the_socket_scenario() {
     }
 }
 
+#[test]
+fn large_results_survive_a_worker_killed_while_they_are_made_lent_or_read() {
+    scenario("large_results_killed", &[]);
+}
+
+/// Bytes in each large result of `large_results_killed`: above the size
+/// from which results are lent (1 MiB), small enough for `map_results`
+/// and `imap`, whose per-item format encodes byte by byte, in a debug build.
+const LARGE: usize = 2 << 20;
+
+/// A large result, which says which item made it.
+fn large(x: u32) -> Vec<u8> {
+    vec![x as u8; LARGE]
+}
+
+/// Large results (lent from the worker's memory on Linux, through the
+/// socket elsewhere), while a thread of the worker running item 2 SIGKILLs
+/// it after 0 to 10 ms: while the result is made, encoded, lent, read by
+/// the parent, or after, while the worker runs its next item. Under
+/// `map_results`, `map` and `imap`, every call ends; each item is its own
+/// result or, for item 2 or the next one that worker claimed, a crash;
+/// none is lost or wrong. Then a timeout on the item after a large result
+/// keeps that result.
+fn large_results_killed_scenario() {
+    let pool = processes(2).chunk_size(1).build().unwrap();
+    let right = |index: usize, result: &Result<Vec<u8>, Error>, what: &str| match result {
+        // Compared with memcmp: a loop over bytes is slow in a debug build.
+        Ok(bytes) => assert!(
+            *bytes == large(index as u32),
+            "{what}: item {index} came back wrong"
+        ),
+        Err(error) => assert!(
+            (2..=3).contains(&index) && error.is_crash(),
+            "{what}: item {index}: {error}"
+        ),
+    };
+    for delay in [0u64, 1, 3, 10] {
+        let task = move |x: u32| {
+            if x == 2 {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(delay));
+                    // SAFETY: signals this process (the worker) only.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                });
+            }
+            large(x)
+        };
+        let what = format!("killed after {delay} ms");
+        let results = pool.map_results(task, 0..5);
+        for (index, result) in results.iter().enumerate() {
+            right(index, result, &format!("map_results, {what}"));
+        }
+        match pool.map(task, 0..5) {
+            Ok(all) => {
+                for (index, bytes) in all.into_iter().enumerate() {
+                    right(index, &Ok(bytes), &format!("map, {what}"));
+                }
+            }
+            Err(error) => assert!(error.is_crash(), "map, {what}: {error}"),
+        }
+        let streamed: Vec<Result<Vec<u8>, Error>> = pool.imap(task, 0..5).unwrap().collect();
+        for (index, result) in streamed.iter().enumerate() {
+            right(index, result, &format!("imap, {what}"));
+        }
+    }
+    let pool = processes(1)
+        .chunk_size(1)
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let slow_second = |x: u32| {
+        if x == 1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        large(x)
+    };
+    let results = pool.map_results(slow_second, 0..3);
+    assert!(results[1].as_ref().unwrap_err().is_timeout());
+    for index in [0, 2] {
+        right(index, &results[index], "after a timeout");
+    }
+}
+
 // --- where a task panicked -----------------------------------------------------
 
 #[test]
@@ -653,6 +736,7 @@ fn scenario_host() {
         "unordered_fastest_first" => scenario_without_leaks(unordered_fastest_first_scenario),
         "one_bad_decode" => scenario_without_leaks(one_bad_decode_scenario),
         "garbage_on_the_socket" => scenario_without_leaks(garbage_on_the_socket_scenario),
+        "large_results_killed" => scenario_without_leaks(large_results_killed_scenario),
         "workers_not_utf8" => {
             let error = Pool::from_env().unwrap_err();
             assert!(error.is_invalid_config(), "{error}");

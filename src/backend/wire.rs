@@ -31,6 +31,11 @@ pub(crate) enum FrameKind {
     Failure,
     /// A chunk of a stream's items, sent to a worker (see [`Task`]).
     Task,
+    /// A chunk's encoded results left where they lie in a worker's memory,
+    /// for the parent to read from there (Linux's `process_vm_readv`): the
+    /// payload lists their pieces (process backend only; see
+    /// `processes/frames.rs`).
+    Lent,
 }
 
 impl FrameKind {
@@ -39,6 +44,7 @@ impl FrameKind {
             FrameKind::Results => 0,
             FrameKind::Failure => 1,
             FrameKind::Task => 2,
+            FrameKind::Lent => 3,
         }
     }
 
@@ -47,6 +53,7 @@ impl FrameKind {
             0 => Some(FrameKind::Results),
             1 => Some(FrameKind::Failure),
             2 => Some(FrameKind::Task),
+            3 => Some(FrameKind::Lent),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@
 
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
+use super::lend;
 use super::retry::{ChunkRetries, MAX_UNSTARTED_DEATHS, Verdict};
 use super::shm::{self, IDLE};
 use crate::backend::wire::{self, FrameKind, Header};
@@ -334,7 +335,8 @@ fn work(
         let frame = |kind| Header::new(kind, chunk, 0).numbered(shm::next_frame(slot));
         match encoded {
             Ok(encoded) => {
-                wire::write_pieces(&mut channel, frame(FrameKind::Results), encoded.slices())?
+                let pieces: Vec<&[u8]> = encoded.slices().collect();
+                lend::send_results(channel, slot, frame(FrameKind::Results), &pieces)?
             }
             Err(error) => {
                 if !job.keeps_going() {

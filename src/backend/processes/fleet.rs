@@ -152,6 +152,7 @@ impl Fleet {
             state.queued_chunk.store(IDLE, Ordering::Release);
             state.frames_sent.store(0, Ordering::Release);
             state.last_sent_chunk.store(IDLE, Ordering::Release);
+            state.lent_done.store(0, Ordering::Release);
             ends.push((parent_end, child_end));
         }
         // Every child closes every descriptor of the fleet but its own end:
@@ -235,7 +236,10 @@ impl Fleet {
                     }
                     let fd = std::iter::once(worker.channel.as_fd());
                     os::poll(fd, os::Ready::ReadOrWrite, Duration::from_millis(100));
-                    worker.frames.drain(&worker.channel)?;
+                    let state = self.shared.slot(slot);
+                    worker
+                        .frames
+                        .drain(&worker.channel, worker.pid, state, &self.spares)?;
                 }
             }
         }
@@ -328,7 +332,9 @@ impl Fleet {
             return;
         };
         let state = self.shared.slot(slot);
-        let (frames, kill) = worker.frames.read(&worker.channel, state, &self.spares);
+        let (frames, kill) = worker
+            .frames
+            .read(&worker.channel, worker.pid, state, &self.spares);
         if !frames.is_empty() {
             worker.watchdog.seen = None;
         }
@@ -351,6 +357,9 @@ impl Fleet {
             return Ok(());
         };
         // Everything it wrote before dying is in the socket now.
+        if let Some(worker) = self.workers[slot].as_mut() {
+            worker.frames.worker_gone();
+        }
         self.read(slot, events);
         let worker = self.workers[slot].take().expect("checked above");
         let state = self.shared.slot(slot);

@@ -5,11 +5,16 @@
 //! read as a frame. A large frame that fills the read buffer by itself is
 //! handed over in that buffer (no copy), which comes back to the fleet's
 //! [`Spares`] once decoded.
+//!
+//! Large results may arrive lent instead (see `lend.rs`): the reader
+//! reads them from the worker's memory when their frame arrives.
 
+use super::lend;
 use super::os;
-use super::shm::{IDLE, WorkerSlot};
+use super::shm::{IDLE, LEND_REFUSED, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
 use crate::sync::LockUnpoisoned;
+use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -42,7 +47,7 @@ pub(super) struct Spares(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 const SPARE_BYTES: usize = 512 << 20;
 
 impl Spares {
-    fn put(&self, mut buffer: Vec<u8>) {
+    pub(super) fn put(&self, mut buffer: Vec<u8>) {
         buffer.clear();
         let mut spares = self.0.lock_unpoisoned();
         let kept: usize = spares.iter().map(Vec::capacity).sum();
@@ -52,10 +57,27 @@ impl Spares {
     }
 
     /// The largest spare buffer, if any.
-    fn take(&self) -> Option<Vec<u8>> {
+    pub(super) fn take(&self) -> Option<Vec<u8>> {
         let mut spares = self.0.lock_unpoisoned();
         let largest = (0..spares.len()).max_by_key(|&index| spares[index].capacity())?;
         Some(spares.swap_remove(largest))
+    }
+}
+
+impl Payload {
+    /// `bytes`, all of them, in a buffer that goes back to `spares`.
+    pub(super) fn in_spare(bytes: Vec<u8>, spares: &Spares) -> Payload {
+        Payload {
+            range: 0..bytes.len(),
+            bytes,
+            spares: Some(spares.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload({} bytes)", self.range.len())
     }
 }
 
@@ -80,6 +102,13 @@ pub(super) struct FrameReader {
     /// Set when it wrote bytes that are not frames: the chunk of the frame
     /// that was lost.
     malformed: Option<usize>,
+    /// Lent results read from the worker's memory, by frame number, before
+    /// their frames are cut; `None` where there is nothing to cut (the
+    /// worker died, or sends them through the socket instead).
+    lent: BTreeMap<usize, Option<Payload>>,
+    /// Set once the worker has been reaped: its id may name another
+    /// process now, so its memory is never read again.
+    gone: bool,
 }
 
 impl FrameReader {
@@ -92,8 +121,17 @@ impl FrameReader {
     /// Reads what `channel` holds, to be cut into frames at the next
     /// [`read`](FrameReader::read) (while the parent is sending, so the
     /// worker is never blocked writing to a full socket).
-    pub(super) fn drain(&mut self, channel: &OwnedFd) -> Result<(), crate::error::Error> {
-        os::drain(channel, &mut self.buffer)
+    pub(super) fn drain(
+        &mut self,
+        channel: &OwnedFd,
+        pid: os::Pid,
+        state: &WorkerSlot,
+        spares: &Spares,
+    ) -> Result<(), crate::error::Error> {
+        os::drain(channel, &mut self.buffer)?;
+        // A worker waiting for its lent results to be read reads no chunk.
+        self.read_lent(pid, state, spares);
+        Ok(())
     }
 
     /// Reads what `channel` holds and cuts it into frames. `state` is the
@@ -103,6 +141,7 @@ impl FrameReader {
     pub(super) fn read(
         &mut self,
         channel: &OwnedFd,
+        pid: os::Pid,
         state: &WorkerSlot,
         spares: &Spares,
     ) -> (Vec<(Header, Payload)>, bool) {
@@ -120,6 +159,7 @@ impl FrameReader {
             self.buffer.clear();
             return (Vec::new(), unreadable);
         }
+        self.read_lent(pid, state, spares);
         let (frames, cut) = self.cut(spares);
         let wrong = match cut {
             // The buffer went with the frame, which was all it held.
@@ -148,14 +188,34 @@ impl FrameReader {
         let mut consumed = 0;
         while let Some(header) = Header::peek(&self.buffer[consumed..]) {
             // A worker writes results and failures, numbered from 0.
-            if !matches!(header.kind, Some(FrameKind::Results | FrameKind::Failure))
-                || header.number != self.frames_read
+            if !matches!(
+                header.kind,
+                Some(FrameKind::Results | FrameKind::Failure | FrameKind::Lent)
+            ) || header.number != self.frames_read
             {
                 return (frames, Cut::Wrong(consumed));
             }
             let Some((header, payload)) = wire::parse(&self.buffer[consumed..]) else {
                 break; // the rest is on its way
             };
+            if header.kind == Some(FrameKind::Lent) {
+                // Read by `read_lent` when it arrived, unless its list of
+                // pieces is not one.
+                let Some(results) = self.lent.remove(&header.number) else {
+                    return (frames, Cut::Wrong(consumed));
+                };
+                self.frames_read += 1;
+                consumed += payload.end;
+                if let Some(results) = results {
+                    let header = Header {
+                        kind: Some(FrameKind::Results),
+                        length: results.len(),
+                        ..header
+                    };
+                    frames.push((header, results));
+                }
+                continue;
+            }
             self.frames_read += 1;
             if consumed == 0 && payload.end == self.buffer.len() && payload.len() >= HAND_OVER {
                 // The buffer holds exactly this frame: hand it over.
@@ -180,6 +240,60 @@ impl FrameReader {
             frames.push((header, payload));
         }
         (frames, Cut::Frames(consumed))
+    }
+}
+
+impl FrameReader {
+    /// The worker has been reaped: lent results not read by now are lost
+    /// with it (it waits for them to be read before it counts them sent,
+    /// so its death is reported with their chunk).
+    pub(super) fn worker_gone(&mut self) {
+        self.gone = true;
+    }
+
+    /// Reads the lent results of every whole `Lent` frame in the buffer
+    /// not read yet from the memory of worker `pid`, and tells the worker
+    /// (its `state`). Frames that are not in order are left to
+    /// [`cut`](FrameReader::cut) to judge.
+    fn read_lent(&mut self, pid: os::Pid, state: &WorkerSlot, spares: &Spares) {
+        let mut at = 0;
+        let mut number = self.frames_read;
+        while let Some((header, payload)) = wire::parse(&self.buffer[at..]) {
+            if header.number != number {
+                return;
+            }
+            if header.kind == Some(FrameKind::Lent) && !self.lent.contains_key(&number) {
+                let Some(pieces) = lend::pieces(&self.buffer[at + payload.start..at + payload.end])
+                else {
+                    return;
+                };
+                if self.gone {
+                    self.lent.insert(number, None);
+                    return;
+                }
+                let results = lend::read(pid, &pieces, spares);
+                let done = match &results {
+                    Ok(_) => number + 1,
+                    Err(error) if error.raw_os_error() == Some(libc::ESRCH) => {
+                        // Dead: its death is reported, with its chunk.
+                        self.lent.insert(number, None);
+                        return;
+                    }
+                    // Addresses that are not its memory: not a list this
+                    // crate's worker wrote. Left unread, the frame is cut
+                    // as bytes that are not frames.
+                    Err(error) if error.raw_os_error() == Some(libc::EFAULT) => return,
+                    Err(_) => {
+                        lend::refused();
+                        (number + 1) | LEND_REFUSED
+                    }
+                };
+                self.lent.insert(number, results.ok());
+                state.lent_done.store(done, Ordering::Release);
+            }
+            at += payload.end;
+            number += 1;
+        }
     }
 }
 

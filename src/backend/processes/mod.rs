@@ -116,7 +116,13 @@
 //! it is made, and each call sends its items to them over a socket (the
 //! same 1000-item call: 0.10 ms at 1 GiB). The price is that items must be
 //! serializable and travel, so a plain call is still the cheaper one when
-//! the parent is small or the items are large. Streams
+//! the parent is small or the items are large. The other way keeps plain
+//! calls: put the parent's large buffers on transparent huge pages
+//! (`madvise(MADV_HUGEPAGE)` before filling them, or `MADV_COLLAPSE` on
+//! Linux 6.1+ after), which have one page-table entry per 2 MiB instead of
+//! per 4 KiB; results this backend returns are already there. How, and
+//! what it costs: `docs/performance-notes.md`, "Large parents", and
+//! `examples/large_dataset.rs`. Streams
 //! ([`Pool::imap`](crate::Pool::imap)) run on a session of their own; the
 //! `session` submodule has the details.
 //!
@@ -154,6 +160,7 @@ mod death;
 mod fleet;
 mod fork;
 mod frames;
+mod lend;
 mod os;
 mod retry;
 mod session;

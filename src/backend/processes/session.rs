@@ -35,6 +35,7 @@
 
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
+use super::lend;
 use super::retry::{ChunkRetries, Verdict};
 use super::shm::{self, IDLE};
 use crate::backend::wire::{self, FrameKind, Header};
@@ -385,7 +386,7 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
         });
         let frame = |kind| Header::new(kind, seq, 0).numbered(shm::next_frame(slot));
         match reply {
-            Ok(bytes) => wire::write(&mut channel, frame(FrameKind::Results), &bytes)?,
+            Ok(bytes) => lend::send_results(channel, slot, frame(FrameKind::Results), &[&bytes])?,
             Err(error) => wire::write(&mut channel, frame(FrameKind::Failure), &error.to_wire())?,
         }
         shm::frame_sent(slot, seq);

@@ -40,7 +40,15 @@ pub(super) struct WorkerSlot {
     pub(super) frames_sent: AtomicUsize,
     /// The chunk of the last frame the worker wrote whole.
     pub(super) last_sent_chunk: AtomicUsize,
+    /// Lent results (see `frames.rs`): `n + 1` once the parent has read
+    /// those of the worker's frame `n`, with [`LEND_REFUSED`] set if it
+    /// could not (the worker then sends them through its socket).
+    pub(super) lent_done: AtomicUsize,
 }
+
+/// The mark in [`WorkerSlot::lent_done`] of lent results the parent could
+/// not read.
+pub(super) const LEND_REFUSED: usize = 1 << (usize::BITS - 1);
 
 /// The worker's side: the number of the next frame it writes.
 pub(super) fn next_frame(slot: &WorkerSlot) -> usize {

@@ -84,3 +84,83 @@ pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
         };
     }
 }
+
+/// A parent can read its workers' memory here (`process_vm_readv`).
+pub(crate) const REMOTE_READS: bool = true;
+
+/// Reads the memory of process `pid` at `pieces` (address, length) into
+/// the spare capacity of `into`, in order, appending it: one copy, from
+/// the worker's pages straight into this process's. `ESRCH` if the process
+/// is gone; `EPERM` where the system forbids it (a `ptrace` policy, a
+/// seccomp filter): the caller then takes the bytes another way.
+pub(crate) fn read_remote(
+    pid: super::Pid,
+    pieces: &[(usize, usize)],
+    into: &mut Vec<u8>,
+) -> io::Result<()> {
+    let total: usize = pieces.iter().map(|&(_, len)| len).sum();
+    into.reserve(total);
+    let mut pieces = pieces.iter().copied().filter(|&(_, len)| len > 0);
+    let mut pending: Vec<(usize, usize)> = Vec::new();
+    loop {
+        // At most IOV_MAX (1024) remote pieces per call.
+        pending.extend(pieces.by_ref().take(1024 - pending.len()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let wanted: usize = pending.iter().map(|&(_, len)| len).sum();
+        let local = libc::iovec {
+            iov_base: into.spare_capacity_mut().as_mut_ptr().cast(),
+            iov_len: wanted,
+        };
+        let remote: Vec<libc::iovec> = pending
+            .iter()
+            .map(|&(address, len)| libc::iovec {
+                iov_base: address as *mut libc::c_void,
+                iov_len: len,
+            })
+            .collect();
+        // SAFETY: the local iovec is `wanted` bytes of `into`'s spare
+        // capacity (reserved above for all pieces); the kernel checks the
+        // remote addresses against the other process's mappings and fails
+        // with EFAULT rather than touch anything else.
+        let read = unsafe {
+            libc::process_vm_readv(
+                pid.as_raw_nonzero().get(),
+                &local,
+                1,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        if read < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(error);
+        }
+        let read = read as usize;
+        if read == 0 {
+            return Err(io::Error::other("a worker's memory read short"));
+        }
+        // SAFETY: the kernel wrote `read` bytes at the start of the spare
+        // capacity.
+        unsafe { into.set_len(into.len() + read) };
+        // Drop what was read; a partial read ends on a piece's boundary or
+        // inside one, which is kept for the next call.
+        let mut left = read;
+        pending.retain_mut(|(address, len)| {
+            if left >= *len {
+                left -= *len;
+                false
+            } else {
+                *address += left;
+                *len -= left;
+                left = 0;
+                true
+            }
+        });
+    }
+}

@@ -17,7 +17,8 @@ mod imp;
 mod imp;
 
 pub(crate) use imp::{
-    advise_huge_pages, affinity_count, before_fork, die_with_parent, single_threaded, socket_pair,
+    REMOTE_READS, advise_huge_pages, affinity_count, before_fork, die_with_parent, read_remote,
+    single_threaded, socket_pair,
 };
 
 /// A process id.

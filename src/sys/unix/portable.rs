@@ -135,3 +135,16 @@ pub(crate) fn affinity_count() -> Option<usize> {
 pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
     let _ = (start, len);
 }
+
+/// No portable way to read another process's memory: workers send their
+/// results through their sockets.
+pub(crate) const REMOTE_READS: bool = false;
+
+/// Never called where [`REMOTE_READS`] is false.
+pub(crate) fn read_remote(
+    _pid: super::Pid,
+    _pieces: &[(usize, usize)],
+    _into: &mut Vec<u8>,
+) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
+}

@@ -1,0 +1,328 @@
+//! Large results lent instead of sent, where Linux allows it: a worker
+//! sends only where its encoded results lie in its memory (a `Lent` frame
+//! listing the pieces) and waits; the parent reads them from there with
+//! one copy (`process_vm_readv`) into a spare buffer when the frame
+//! arrives (`FrameReader::read_lent`), and says so in the worker's shared
+//! slot. No bytes go through the socket, which costs a copy into the
+//! kernel and another out of it, in pieces of the socket's buffer.
+//!
+//! The frame is the worker's frame as usual, counted sent only once the
+//! parent has read its results; they come out of `FrameReader::read` as
+//! if they had been sent. A worker that dies waiting is a death while
+//! sending results, charged to its chunk. If the parent cannot read them
+//! (a `ptrace` policy or a seccomp filter that forbids it), the worker
+//! sends them through its socket after all, as its next frame, and
+//! neither it nor any worker forked later lends again. Other Unix systems
+//! never lend (`sys::REMOTE_READS`).
+
+use super::frames::{Payload, Spares};
+use super::os;
+use super::shm::{self, LEND_REFUSED, WorkerSlot};
+use crate::backend::wire::{self, FrameKind, Header};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Results at least this large are lent (see the module docs), where the
+/// system allows it.
+pub(super) const LEND_FROM: usize = 1 << 20;
+
+/// Set in the parent once it could not read a worker's memory: the
+/// workers it forks afterwards (which inherit it) send through their
+/// sockets. Those running learn it from their slot.
+static LEND_REFUSED_HERE: AtomicBool = AtomicBool::new(false);
+
+/// The parent's side: it could not read a worker's memory; no worker it
+/// forks from now on lends. (The worker's side sets the same flag.)
+pub(super) fn refused() {
+    #[cfg(not(test))]
+    LEND_REFUSED_HERE.store(true, Ordering::Relaxed);
+    // Unit tests share one process: a refusal they cause stays in the
+    // thread that caused it, so the other tests still lend.
+    #[cfg(test)]
+    tests::REFUSED.with(|refused| refused.set(true));
+}
+
+/// True once lending was refused in this process (see [`refused`]).
+fn is_refused() -> bool {
+    #[cfg(test)]
+    if tests::REFUSED.with(std::cell::Cell::get) {
+        return true;
+    }
+    LEND_REFUSED_HERE.load(Ordering::Relaxed)
+}
+
+/// The pieces (address, length) a `Lent` frame lists: a count, then a pair
+/// per piece, each u64 LE. `None` if the payload is not such a list.
+pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
+    let mut words = payload
+        .chunks_exact(8)
+        .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")) as usize);
+    let count = words.next()?;
+    if count.checked_mul(16).and_then(|bytes| bytes.checked_add(8)) != Some(payload.len()) {
+        return None;
+    }
+    Some(
+        (0..count)
+            .map(|_| (words.next().unwrap_or(0), words.next().unwrap_or(0)))
+            .collect(),
+    )
+}
+
+/// Reads lent results into a spare buffer (memory already faulted in, so
+/// the one copy is all it costs), as a payload that gives it back.
+pub(super) fn read(
+    pid: os::Pid,
+    pieces: &[(usize, usize)],
+    spares: &Spares,
+) -> std::io::Result<Payload> {
+    let mut bytes = spares.take().unwrap_or_default();
+    let total: usize = pieces.iter().map(|&(_, len)| len).sum();
+    bytes.clear();
+    let capacity = bytes.capacity();
+    bytes.reserve(total);
+    if bytes.capacity() != capacity {
+        crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
+    }
+    #[cfg(test)]
+    let read = if tests::REFUSE_READS.with(std::cell::Cell::get) {
+        Err(std::io::Error::from_raw_os_error(libc::EPERM))
+    } else {
+        crate::sys::read_remote(pid, pieces, &mut bytes)
+    };
+    #[cfg(not(test))]
+    let read = crate::sys::read_remote(pid, pieces, &mut bytes);
+    match read {
+        Ok(()) => Ok(Payload::in_spare(bytes, spares)),
+        Err(error) => {
+            spares.put(bytes);
+            Err(error)
+        }
+    }
+}
+
+/// A worker's side: sends a chunk's results as frame `header`. Large ones
+/// are lent where the system allows it (see the module docs): the frame
+/// lists where they lie, and the worker waits for the parent to have read
+/// them before it lets them go (or, if the parent could not, sends them
+/// after all, as the next frame). Others go through the socket.
+pub(super) fn send_results(
+    channel: &std::fs::File,
+    slot: &WorkerSlot,
+    header: Header,
+    pieces: &[&[u8]],
+) -> std::io::Result<()> {
+    let length: usize = pieces.iter().map(|piece| piece.len()).sum();
+    if crate::sys::REMOTE_READS && length >= LEND_FROM && !is_refused() {
+        let mut list = Vec::with_capacity(8 + 16 * pieces.len());
+        list.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
+        for piece in pieces {
+            list.extend_from_slice(&(piece.as_ptr() as u64).to_le_bytes());
+            list.extend_from_slice(&(piece.len() as u64).to_le_bytes());
+        }
+        let lent = Header {
+            kind: Some(FrameKind::Lent),
+            ..header
+        };
+        wire::write(&mut &*channel, lent, &list)?;
+        let done = wait_until_read(slot, header.number);
+        if done & LEND_REFUSED == 0 {
+            return Ok(());
+        }
+        refused();
+        shm::frame_sent(slot, header.id);
+        let header = header.numbered(header.number + 1);
+        return wire::write_pieces(&mut &*channel, header, pieces.iter().copied());
+    }
+    wire::write_pieces(&mut &*channel, header, pieces.iter().copied())
+}
+
+/// A worker's side: waits until the parent has read (or could not read)
+/// the results lent with frame `number`; its `lent_done`. A parent that
+/// dies meanwhile takes the worker with it (its death signal).
+fn wait_until_read(slot: &WorkerSlot, number: usize) -> usize {
+    let mut spins = 0u32;
+    loop {
+        let done = slot.lent_done.load(Ordering::Acquire);
+        if done & !LEND_REFUSED == number + 1 {
+            return done;
+        }
+        if spins < 100 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::frames::FrameReader;
+    use super::super::shm::SharedMemory;
+    use super::*;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    /// Reads frames from `parent` as the fleet does (`pid`'s memory for
+    /// lent results) until one comes or the reader says to kill.
+    fn read_one(
+        reader: &mut FrameReader,
+        parent: &OwnedFd,
+        pid: os::Pid,
+        slot: &WorkerSlot,
+        spares: &Spares,
+    ) -> (Vec<(Header, Payload)>, bool) {
+        for _ in 0..500 {
+            let fd = std::iter::once(std::os::fd::AsFd::as_fd(parent));
+            os::poll(fd, os::Ready::Read, std::time::Duration::from_millis(10));
+            let (frames, kill) = reader.read(parent, pid, slot, spares);
+            if !frames.is_empty() || kill {
+                return (frames, kill);
+            }
+        }
+        (Vec::new(), false)
+    }
+
+    thread_local! {
+        /// This thread refused lending (see [`refused`]).
+        pub(in super::super) static REFUSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        /// Reads of lent results on this thread fail as a `ptrace` policy
+        /// would make them fail.
+        pub(in super::super) static REFUSE_READS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    fn channel(fd: OwnedFd) -> std::fs::File {
+        // SAFETY: the descriptor is owned and handed over whole.
+        unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) }
+    }
+
+    #[test]
+    fn lent_results_arrive_as_if_sent() {
+        let shared = SharedMemory::new(1).unwrap();
+        let slot = shared.slot(0);
+        let (parent, child) = os::socket_pair().unwrap();
+        let child = channel(child);
+        let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+        let spares = Spares::default();
+        let mut reader = FrameReader::default();
+        let header = Header::new(FrameKind::Results, 7, 0);
+        let (frames, kill) = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| send_results(&child, slot, header, &[b"head", &big]));
+            let read = read_one(&mut reader, &parent, os::getpid(), slot, &spares);
+            worker.join().unwrap().unwrap();
+            read
+        });
+        assert!(!kill);
+        let [(header, payload)] = &frames[..] else {
+            panic!("one frame, not {}", frames.len());
+        };
+        assert_eq!(header.kind, Some(FrameKind::Results));
+        assert_eq!((header.id, header.number), (7, 0));
+        assert_eq!(&payload[..4], b"head");
+        assert!(payload[4..] == big[..]);
+        if crate::sys::REMOTE_READS {
+            // Lent, and read: the worker was told.
+            assert_eq!(slot.lent_done.load(Ordering::Acquire), 1);
+        }
+    }
+
+    /// Writes a `Lent` frame numbered 0 listing `pieces`, as a worker (or a
+    /// task writing garbage to its socket) could.
+    fn write_lent(child: &std::fs::File, pieces: &[(usize, usize)]) {
+        let mut list = (pieces.len() as u64).to_le_bytes().to_vec();
+        for &(address, len) in pieces {
+            list.extend_from_slice(&(address as u64).to_le_bytes());
+            list.extend_from_slice(&(len as u64).to_le_bytes());
+        }
+        let header = Header::new(FrameKind::Lent, 3, 0);
+        wire::write(&mut &*child, header, &list).unwrap();
+    }
+
+    #[test]
+    fn a_lent_frame_that_lists_no_memory_of_the_worker_is_not_a_frame() {
+        if !crate::sys::REMOTE_READS {
+            return;
+        }
+        let shared = SharedMemory::new(1).unwrap();
+        let slot = shared.slot(0);
+        let (parent, child) = os::socket_pair().unwrap();
+        let child = channel(child);
+        let mut reader = FrameReader::default();
+        // Page 0 is never mapped: EFAULT.
+        write_lent(&child, &[(16, 100)]);
+        let (frames, kill) = read_one(&mut reader, &parent, os::getpid(), slot, &Spares::default());
+        assert!(frames.is_empty());
+        assert!(kill, "a worker that writes such a list is killed");
+        assert_eq!(slot.lent_done.load(Ordering::Acquire), 0);
+        // A list whose count does not match its length is no list either.
+        assert!(pieces(&[1, 0, 0, 0, 0, 0, 0, 0]).is_none());
+        assert!(pieces(&u64::MAX.to_le_bytes()).is_none());
+        assert_eq!(pieces(&0u64.to_le_bytes()), Some(Vec::new()));
+    }
+
+    #[test]
+    fn lent_results_of_a_reaped_worker_are_never_read() {
+        let shared = SharedMemory::new(1).unwrap();
+        let slot = shared.slot(0);
+        let (parent, child) = os::socket_pair().unwrap();
+        let child = channel(child);
+        let mut reader = FrameReader::default();
+        let memory = vec![9u8; 4096];
+        write_lent(&child, &[(memory.as_ptr() as usize, memory.len())]);
+        reader.worker_gone();
+        // A frame numbered 1 after it: it comes out only if frame 0 was cut.
+        let header = Header::new(FrameKind::Results, 4, 0).numbered(1);
+        wire::write(&mut &child, header, b"after").unwrap();
+        let (frames, kill) = read_one(&mut reader, &parent, os::getpid(), slot, &Spares::default());
+        assert!(!kill);
+        let [(header, payload)] = &frames[..] else {
+            panic!("one frame, not {}", frames.len());
+        };
+        assert_eq!(
+            (header.id, header.number, &payload[..]),
+            (4, 1, &b"after"[..])
+        );
+        // Nothing was read, and the worker was told nothing.
+        assert_eq!(slot.lent_done.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn lent_results_the_parent_cannot_read_are_sent_after_all() {
+        if !crate::sys::REMOTE_READS {
+            return;
+        }
+        let shared = SharedMemory::new(1).unwrap();
+        let slot = shared.slot(0);
+        let (parent, child) = os::socket_pair().unwrap();
+        let child = channel(child);
+        let big = vec![5u8; 2 << 20];
+        let spares = Spares::default();
+        let mut reader = FrameReader::default();
+        let header = Header::new(FrameKind::Results, 2, 0);
+        let (frames, sent_again) = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                send_results(&child, slot, header, &[&big]).unwrap();
+                // The worker, refused, lends no more.
+                is_refused()
+            });
+            REFUSE_READS.with(|refuse| refuse.set(true));
+            let (frames, kill) = read_one(&mut reader, &parent, os::getpid(), slot, &spares);
+            assert!(!kill);
+            (frames, worker.join().unwrap())
+        });
+        assert!(sent_again);
+        assert!(is_refused(), "nor does the parent's next worker");
+        assert_eq!(
+            slot.lent_done.load(Ordering::Acquire),
+            1 | LEND_REFUSED,
+            "the worker was told"
+        );
+        // The results came through the socket, as the next frame.
+        let [(header, payload)] = &frames[..] else {
+            panic!("one frame, not {}", frames.len());
+        };
+        assert_eq!(
+            (header.kind, header.id, header.number),
+            (Some(FrameKind::Results), 2, 1)
+        );
+        assert!(payload[..] == big[..]);
+    }
+}
