@@ -11,6 +11,7 @@
 //! | CPUs this process may use | `sched_getaffinity` | `sched_getaffinity` on FreeBSD (cpuset), else none | none |
 //! | CPUs online | `sysconf(_SC_NPROCESSORS_ONLN)` | the same | `available_parallelism` |
 //! | huge pages for large buffers | `madvise(MADV_HUGEPAGE)` | nothing (FreeBSD promotes superpages by itself) | nothing |
+//! | the parent reads a worker's large results where they lie | `process_vm_readv` | no: they come through the socket | - |
 //! | a raw write to stderr (no lock) | `write(2, ...)` | the same | `std::io::stderr` |
 //!
 //! `RUSTFLAGS="--cfg parpool_portable_unix"` makes Linux take the column

@@ -47,7 +47,7 @@ pub(super) struct Spares(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
 const SPARE_BYTES: usize = 512 << 20;
 
 impl Spares {
-    pub(super) fn put(&self, mut buffer: Vec<u8>) {
+    fn put(&self, mut buffer: Vec<u8>) {
         buffer.clear();
         let mut spares = self.0.lock_unpoisoned();
         let kept: usize = spares.iter().map(Vec::capacity).sum();
@@ -57,7 +57,7 @@ impl Spares {
     }
 
     /// The largest spare buffer, if any.
-    pub(super) fn take(&self) -> Option<Vec<u8>> {
+    fn take(&self) -> Option<Vec<u8>> {
         let mut spares = self.0.lock_unpoisoned();
         let largest = (0..spares.len()).max_by_key(|&index| spares[index].capacity())?;
         Some(spares.swap_remove(largest))
@@ -66,7 +66,7 @@ impl Spares {
 
 impl Payload {
     /// `bytes`, all of them, in a buffer that goes back to `spares`.
-    pub(super) fn in_spare(bytes: Vec<u8>, spares: &Spares) -> Payload {
+    fn in_spare(bytes: Vec<u8>, spares: &Spares) -> Payload {
         Payload {
             range: 0..bytes.len(),
             bytes,
@@ -271,7 +271,14 @@ impl FrameReader {
                     self.lent.insert(number, None);
                     return;
                 }
-                let results = lend::read(pid, &pieces, spares);
+                let mut bytes = spares.take().unwrap_or_default();
+                let results = match lend::read_into(pid, &pieces, &mut bytes) {
+                    Ok(()) => Ok(Payload::in_spare(bytes, spares)),
+                    Err(error) => {
+                        spares.put(bytes);
+                        Err(error)
+                    }
+                };
                 let done = match &results {
                     Ok(_) => number + 1,
                     Err(error) if error.raw_os_error() == Some(libc::ESRCH) => {

@@ -15,7 +15,6 @@
 //! neither it nor any worker forked later lends again. Other Unix systems
 //! never lend (`sys::REMOTE_READS`).
 
-use super::frames::{Payload, Spares};
 use super::os;
 use super::shm::{self, LEND_REFUSED, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
@@ -67,14 +66,13 @@ pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
     )
 }
 
-/// Reads lent results into a spare buffer (memory already faulted in, so
-/// the one copy is all it costs), as a payload that gives it back.
-pub(super) fn read(
+/// Reads lent results into `bytes` (cleared first; a spare buffer,
+/// memory already faulted in, so the one copy is all it costs).
+pub(super) fn read_into(
     pid: os::Pid,
     pieces: &[(usize, usize)],
-    spares: &Spares,
-) -> std::io::Result<Payload> {
-    let mut bytes = spares.take().unwrap_or_default();
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<()> {
     let total: usize = pieces.iter().map(|&(_, len)| len).sum();
     bytes.clear();
     let capacity = bytes.capacity();
@@ -83,20 +81,10 @@ pub(super) fn read(
         crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
     }
     #[cfg(test)]
-    let read = if tests::REFUSE_READS.with(std::cell::Cell::get) {
-        Err(std::io::Error::from_raw_os_error(libc::EPERM))
-    } else {
-        crate::sys::read_remote(pid, pieces, &mut bytes)
-    };
-    #[cfg(not(test))]
-    let read = crate::sys::read_remote(pid, pieces, &mut bytes);
-    match read {
-        Ok(()) => Ok(Payload::in_spare(bytes, spares)),
-        Err(error) => {
-            spares.put(bytes);
-            Err(error)
-        }
+    if tests::REFUSE_READS.with(std::cell::Cell::get) {
+        return Err(std::io::Error::from_raw_os_error(libc::EPERM));
     }
+    crate::sys::read_remote(pid, pieces, bytes)
 }
 
 /// A worker's side: sends a chunk's results as frame `header`. Large ones
@@ -156,7 +144,7 @@ fn wait_until_read(slot: &WorkerSlot, number: usize) -> usize {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use super::super::frames::FrameReader;
+    use super::super::frames::{FrameReader, Payload, Spares};
     use super::super::shm::SharedMemory;
     use super::*;
     use std::os::fd::{FromRawFd, OwnedFd};

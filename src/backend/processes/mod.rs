@@ -26,6 +26,10 @@
 //! - **Results** travel as length-prefixed frames (kind, chunk, length,
 //!   postcard bytes; see `backend/wire.rs`) over one socket per child. A frame that fails to encode
 //!   or decode is an `Err` naming the chunk's first item, never a panic.
+//!   On Linux a chunk's results of 1 MiB or more are lent instead
+//!   (`lend.rs`): the frame says where they lie in the worker's memory,
+//!   the parent reads them from there in one copy (`process_vm_readv`)
+//!   while the worker waits, and no byte of them crosses the socket.
 //! - **Fault isolation**: before each item the child stores the item index in
 //!   its slot of the shared mapping. When a child dies (a panic in a task is
 //!   caught inside the child and reported as a frame; a segfault, `abort()`,
