@@ -2,7 +2,7 @@
 # Every benchmark of the project in one run, rendered into docs/benchmarks.md,
 # docs/compare-results.csv and the plots, so the page never mixes runs.
 #
-#   benches/report.sh            # about 25 minutes on 2 cores; nothing else should run
+#   benches/report.sh            # about 33 minutes on 2 cores; nothing else should run
 #   QUICK=1 benches/report.sh    # small sizes, into target/report/benchmarks.md only:
 #                                # a check that the whole pipeline works
 #
