@@ -50,7 +50,9 @@ fn is_refused() -> bool {
 }
 
 /// The pieces (address, length) a `Lent` frame lists: a count, then a pair
-/// per piece, each u64 LE. `None` if the payload is not such a list.
+/// per piece, each u64 LE. `None` if the payload is not such a list, or
+/// if its lengths add up to more than a buffer can hold (bytes a task
+/// wrote to its socket, say: the sum is what the parent reserves).
 pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
     let mut words = payload
         .chunks_exact(8)
@@ -59,11 +61,13 @@ pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
     if count.checked_mul(16).and_then(|bytes| bytes.checked_add(8)) != Some(payload.len()) {
         return None;
     }
-    Some(
-        (0..count)
-            .map(|_| (words.next().unwrap_or(0), words.next().unwrap_or(0)))
-            .collect(),
-    )
+    let pieces: Vec<(usize, usize)> = (0..count)
+        .map(|_| (words.next().unwrap_or(0), words.next().unwrap_or(0)))
+        .collect();
+    let total = pieces
+        .iter()
+        .try_fold(0usize, |total, &(_, len)| total.checked_add(len))?;
+    (total <= isize::MAX as usize).then_some(pieces)
 }
 
 /// Reads lent results into `bytes` (cleared first; a spare buffer,
@@ -73,10 +77,13 @@ pub(super) fn read_into(
     pieces: &[(usize, usize)],
     bytes: &mut Vec<u8>,
 ) -> std::io::Result<()> {
+    // `pieces` checked that the lengths add up without overflow.
     let total: usize = pieces.iter().map(|&(_, len)| len).sum();
     bytes.clear();
     let capacity = bytes.capacity();
-    bytes.reserve(total);
+    bytes
+        .try_reserve(total)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
     if bytes.capacity() != capacity {
         crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
     }
@@ -240,10 +247,32 @@ pub(super) mod tests {
         assert!(frames.is_empty());
         assert!(kill, "a worker that writes such a list is killed");
         assert_eq!(slot.lent_done.load(Ordering::Acquire), 0);
-        // A list whose count does not match its length is no list either.
+        // A list whose count does not match its length is no list either,
+        // nor one whose lengths add up past what a buffer can hold.
         assert!(pieces(&[1, 0, 0, 0, 0, 0, 0, 0]).is_none());
         assert!(pieces(&u64::MAX.to_le_bytes()).is_none());
         assert_eq!(pieces(&0u64.to_le_bytes()), Some(Vec::new()));
+        let list = |lens: &[u64]| {
+            let mut bytes = (lens.len() as u64).to_le_bytes().to_vec();
+            for &len in lens {
+                bytes.extend_from_slice(&4096u64.to_le_bytes());
+                bytes.extend_from_slice(&len.to_le_bytes());
+            }
+            bytes
+        };
+        assert!(pieces(&list(&[u64::MAX, 2])).is_none(), "overflows");
+        assert!(
+            pieces(&list(&[1 << 62, 1 << 62])).is_none(),
+            "past isize::MAX"
+        );
+        assert_eq!(pieces(&list(&[3, 5])), Some(vec![(4096, 3), (4096, 5)]));
+        // Sent as a frame, such a list is not read: the worker is killed.
+        let (parent, child) = os::socket_pair().unwrap();
+        let child = channel(child);
+        let mut reader = FrameReader::default();
+        write_lent(&child, &[(4096, usize::MAX), (4096, 2)]);
+        let (frames, kill) = read_one(&mut reader, &parent, os::getpid(), slot, &Spares::default());
+        assert!(frames.is_empty() && kill);
     }
 
     #[test]

@@ -98,8 +98,12 @@ pub(crate) fn read_remote(
     pieces: &[(usize, usize)],
     into: &mut Vec<u8>,
 ) -> io::Result<()> {
-    let total: usize = pieces.iter().map(|&(_, len)| len).sum();
-    into.reserve(total);
+    let total = pieces
+        .iter()
+        .try_fold(0usize, |total, &(_, len)| total.checked_add(len))
+        .ok_or_else(|| io::Error::other("lengths that add up past usize"))?;
+    into.try_reserve(total)
+        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
     let mut pieces = pieces.iter().copied().filter(|&(_, len)| len > 0);
     let mut pending: Vec<(usize, usize)> = Vec::new();
     loop {
