@@ -107,12 +107,11 @@ pub(super) fn send_results(
 ) -> std::io::Result<()> {
     let length: usize = pieces.iter().map(|piece| piece.len()).sum();
     if crate::sys::REMOTE_READS && length >= LEND_FROM && !is_refused() {
-        let mut list = Vec::with_capacity(8 + 16 * pieces.len());
-        list.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
-        for piece in pieces {
-            list.extend_from_slice(&(piece.as_ptr() as u64).to_le_bytes());
-            list.extend_from_slice(&(piece.len() as u64).to_le_bytes());
-        }
+        let list = lent_list(
+            pieces
+                .iter()
+                .map(|piece| (piece.as_ptr() as usize, piece.len())),
+        );
         let lent = Header {
             kind: Some(FrameKind::Lent),
             ..header
@@ -128,6 +127,18 @@ pub(super) fn send_results(
         return wire::write_pieces(&mut &*channel, header, pieces.iter().copied());
     }
     wire::write_pieces(&mut &*channel, header, pieces.iter().copied())
+}
+
+/// A `Lent` frame's payload listing `pieces` (address, length): what
+/// [`pieces`] reads back.
+fn lent_list(pieces: impl ExactSizeIterator<Item = (usize, usize)>) -> Vec<u8> {
+    let mut list = Vec::with_capacity(8 + 16 * pieces.len());
+    list.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
+    for (address, len) in pieces {
+        list.extend_from_slice(&(address as u64).to_le_bytes());
+        list.extend_from_slice(&(len as u64).to_le_bytes());
+    }
+    list
 }
 
 /// A worker's side: waits until the parent has read (or could not read)
@@ -184,17 +195,20 @@ pub(super) mod tests {
         pub(in super::super) static REFUSE_READS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
 
-    fn channel(fd: OwnedFd) -> std::fs::File {
+    /// A socket pair: the parent's end, and the worker's as a worker holds it.
+    fn channels() -> (OwnedFd, std::fs::File) {
+        let (parent, child) = os::socket_pair().unwrap();
         // SAFETY: the descriptor is owned and handed over whole.
-        unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) }
+        let child =
+            unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(child)) };
+        (parent, child)
     }
 
     #[test]
     fn lent_results_arrive_as_if_sent() {
         let shared = SharedMemory::new(1).unwrap();
         let slot = shared.slot(0);
-        let (parent, child) = os::socket_pair().unwrap();
-        let child = channel(child);
+        let (parent, child) = channels();
         let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
         let spares = Spares::default();
         let mut reader = FrameReader::default();
@@ -222,13 +236,8 @@ pub(super) mod tests {
     /// Writes a `Lent` frame numbered 0 listing `pieces`, as a worker (or a
     /// task writing garbage to its socket) could.
     fn write_lent(child: &std::fs::File, pieces: &[(usize, usize)]) {
-        let mut list = (pieces.len() as u64).to_le_bytes().to_vec();
-        for &(address, len) in pieces {
-            list.extend_from_slice(&(address as u64).to_le_bytes());
-            list.extend_from_slice(&(len as u64).to_le_bytes());
-        }
         let header = Header::new(FrameKind::Lent, 3, 0);
-        wire::write(&mut &*child, header, &list).unwrap();
+        wire::write(&mut &*child, header, &lent_list(pieces.iter().copied())).unwrap();
     }
 
     #[test]
@@ -238,8 +247,7 @@ pub(super) mod tests {
         }
         let shared = SharedMemory::new(1).unwrap();
         let slot = shared.slot(0);
-        let (parent, child) = os::socket_pair().unwrap();
-        let child = channel(child);
+        let (parent, child) = channels();
         let mut reader = FrameReader::default();
         // Page 0 is never mapped: EFAULT.
         write_lent(&child, &[(16, 100)]);
@@ -252,23 +260,15 @@ pub(super) mod tests {
         assert!(pieces(&[1, 0, 0, 0, 0, 0, 0, 0]).is_none());
         assert!(pieces(&u64::MAX.to_le_bytes()).is_none());
         assert_eq!(pieces(&0u64.to_le_bytes()), Some(Vec::new()));
-        let list = |lens: &[u64]| {
-            let mut bytes = (lens.len() as u64).to_le_bytes().to_vec();
-            for &len in lens {
-                bytes.extend_from_slice(&4096u64.to_le_bytes());
-                bytes.extend_from_slice(&len.to_le_bytes());
-            }
-            bytes
-        };
-        assert!(pieces(&list(&[u64::MAX, 2])).is_none(), "overflows");
+        let list = |lens: &[usize]| lent_list(lens.iter().map(|&len| (4096, len)));
+        assert!(pieces(&list(&[usize::MAX, 2])).is_none(), "overflows");
         assert!(
             pieces(&list(&[1 << 62, 1 << 62])).is_none(),
             "past isize::MAX"
         );
         assert_eq!(pieces(&list(&[3, 5])), Some(vec![(4096, 3), (4096, 5)]));
         // Sent as a frame, such a list is not read: the worker is killed.
-        let (parent, child) = os::socket_pair().unwrap();
-        let child = channel(child);
+        let (parent, child) = channels();
         let mut reader = FrameReader::default();
         write_lent(&child, &[(4096, usize::MAX), (4096, 2)]);
         let (frames, kill) = read_one(&mut reader, &parent, os::getpid(), slot, &Spares::default());
@@ -279,8 +279,7 @@ pub(super) mod tests {
     fn lent_results_of_a_reaped_worker_are_never_read() {
         let shared = SharedMemory::new(1).unwrap();
         let slot = shared.slot(0);
-        let (parent, child) = os::socket_pair().unwrap();
-        let child = channel(child);
+        let (parent, child) = channels();
         let mut reader = FrameReader::default();
         let memory = vec![9u8; 4096];
         write_lent(&child, &[(memory.as_ptr() as usize, memory.len())]);
@@ -308,8 +307,7 @@ pub(super) mod tests {
         }
         let shared = SharedMemory::new(1).unwrap();
         let slot = shared.slot(0);
-        let (parent, child) = os::socket_pair().unwrap();
-        let child = channel(child);
+        let (parent, child) = channels();
         let big = vec![5u8; 2 << 20];
         let spares = Spares::default();
         let mut reader = FrameReader::default();
