@@ -599,8 +599,9 @@ fn large(x: u32) -> Vec<u8> {
 /// the parent, or after, while the worker runs its next item. Under
 /// `map_results`, `map` and `imap`, every call ends; each item is its own
 /// result or, for item 2 or the next one that worker claimed, a crash;
-/// none is lost or wrong. Then a timeout on the item after a large result
-/// keeps that result.
+/// none is lost or wrong. The same under `map` with results the parent
+/// reads on several threads. Then a timeout on the item after a large
+/// result keeps that result.
 fn large_results_killed_scenario() {
     let pool = processes(2).chunk_size(1).build().unwrap();
     let right = |index: usize, result: &Result<Vec<u8>, Error>, what: &str| match result {
@@ -614,15 +615,19 @@ fn large_results_killed_scenario() {
             "{what}: item {index}: {error}"
         ),
     };
+    // A thread of the worker running item 2 SIGKILLs it after `delay`.
+    let killer = |x: u32, delay: u64| {
+        if x == 2 {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(delay));
+                // SAFETY: signals this process (the worker) only.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            });
+        }
+    };
     for delay in [0u64, 1, 3, 10] {
         let task = move |x: u32| {
-            if x == 2 {
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(delay));
-                    // SAFETY: signals this process (the worker) only.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-                });
-            }
+            killer(x, delay);
             large(x)
         };
         let what = format!("killed after {delay} ms");
@@ -641,6 +646,27 @@ fn large_results_killed_scenario() {
         let streamed: Vec<Result<Vec<u8>, Error>> = pool.imap(task, 0..5).unwrap().collect();
         for (index, result) in streamed.iter().enumerate() {
             right(index, result, &format!("imap, {what}"));
+        }
+    }
+    // Results of 24 MiB, past the size whose read the parent shares
+    // between threads (16 MiB): killed while they are made, lent or read
+    // in parts, under `map`.
+    const SHARED_READ: usize = 24 << 20;
+    for delay in [0u64, 2, 5, 10, 20] {
+        let task = move |x: u32| {
+            killer(x, delay);
+            vec![x as u8; SHARED_READ]
+        };
+        match pool.map(task, 0..5) {
+            Ok(all) => {
+                for (index, bytes) in all.into_iter().enumerate() {
+                    assert!(
+                        bytes == vec![index as u8; SHARED_READ],
+                        "24 MiB results killed after {delay} ms: item {index} came back wrong"
+                    );
+                }
+            }
+            Err(error) => assert!(error.is_crash(), "24 MiB, killed after {delay} ms: {error}"),
         }
     }
     let pool = processes(1)

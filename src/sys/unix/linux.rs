@@ -89,23 +89,26 @@ pub(crate) fn advise_huge_pages(start: *const u8, len: usize) {
 pub(crate) const REMOTE_READS: bool = true;
 
 /// Reads the memory of process `pid` at `pieces` (address, length) into
-/// the spare capacity of `into`, in order, appending it: one copy, from
-/// the worker's pages straight into this process's. `ESRCH` if the process
-/// is gone; `EPERM` where the system forbids it (a `ptrace` policy, a
-/// seccomp filter): the caller then takes the bytes another way.
+/// `into`, in order, filling it: one copy, from the other process's pages
+/// straight into this one's. `into` is exactly as long as the pieces
+/// together. `ESRCH` if the process is gone; `EFAULT` if a piece is not
+/// its memory; `EPERM` where the system forbids it (a `ptrace` policy, a
+/// seccomp filter): the caller then takes the bytes another way. On `Ok`
+/// every byte of `into` was written.
 pub(crate) fn read_remote(
     pid: super::Pid,
     pieces: &[(usize, usize)],
-    into: &mut Vec<u8>,
+    into: &mut [std::mem::MaybeUninit<u8>],
 ) -> io::Result<()> {
     let total = pieces
         .iter()
-        .try_fold(0usize, |total, &(_, len)| total.checked_add(len))
-        .ok_or_else(|| io::Error::other("lengths that add up past usize"))?;
-    into.try_reserve(total)
-        .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        .try_fold(0usize, |total, &(_, len)| total.checked_add(len));
+    if total != Some(into.len()) {
+        return Err(io::Error::other("pieces that do not fill the buffer"));
+    }
     let mut pieces = pieces.iter().copied().filter(|&(_, len)| len > 0);
     let mut pending: Vec<(usize, usize)> = Vec::new();
+    let mut done = 0;
     loop {
         // At most IOV_MAX (1024) remote pieces per call.
         pending.extend(pieces.by_ref().take(1024 - pending.len()));
@@ -114,7 +117,7 @@ pub(crate) fn read_remote(
         }
         let wanted: usize = pending.iter().map(|&(_, len)| len).sum();
         let local = libc::iovec {
-            iov_base: into.spare_capacity_mut().as_mut_ptr().cast(),
+            iov_base: into[done..done + wanted].as_mut_ptr().cast(),
             iov_len: wanted,
         };
         let remote: Vec<libc::iovec> = pending
@@ -124,10 +127,11 @@ pub(crate) fn read_remote(
                 iov_len: len,
             })
             .collect();
-        // SAFETY: the local iovec is `wanted` bytes of `into`'s spare
-        // capacity (reserved above for all pieces); the kernel checks the
-        // remote addresses against the other process's mappings and fails
-        // with EFAULT rather than touch anything else.
+        // SAFETY: the local iovec is `wanted` bytes of `into` from `done`
+        // (the pieces pending, which with those read add up to at most
+        // its length, checked above); the kernel checks the remote
+        // addresses against the other process's mappings and fails with
+        // EFAULT rather than touch anything else.
         let read = unsafe {
             libc::process_vm_readv(
                 pid.as_raw_nonzero().get(),
@@ -149,9 +153,7 @@ pub(crate) fn read_remote(
         if read == 0 {
             return Err(io::Error::other("a worker's memory read short"));
         }
-        // SAFETY: the kernel wrote `read` bytes at the start of the spare
-        // capacity.
-        unsafe { into.set_len(into.len() + read) };
+        done += read;
         // Drop what was read; a partial read ends on a piece's boundary or
         // inside one, which is kept for the next call.
         let mut left = read;

@@ -144,7 +144,7 @@ pub(crate) const REMOTE_READS: bool = false;
 pub(crate) fn read_remote(
     _pid: super::Pid,
     _pieces: &[(usize, usize)],
-    _into: &mut Vec<u8>,
+    _into: &mut [std::mem::MaybeUninit<u8>],
 ) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
