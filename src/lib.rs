@@ -123,6 +123,7 @@ mod error;
 pub mod future;
 mod job;
 mod journal;
+mod parts;
 mod plan;
 mod pool;
 mod progress;

@@ -18,6 +18,7 @@
 use super::os;
 use super::shm::{self, LEND_REFUSED, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
+use crate::parts;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Results at least this large are lent (see the module docs), where the
@@ -73,7 +74,9 @@ pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
 /// Reads lent results into `bytes` (cleared first; a spare buffer,
 /// memory already faulted in, so the one copy is all it costs). Large
 /// ones are read by several threads at once, each its own part of the
-/// bytes (see [`READ_ALONE_UP_TO`]).
+/// bytes (`crate::parts`): `process_vm_readv` pins and copies the worker's
+/// pages one at a time, at about 2 GB/s here where a `memcpy` runs at 14,
+/// and the parent reads every worker's results in turn while they wait.
 pub(super) fn read_into(
     pid: os::Pid,
     pieces: &[(usize, usize)],
@@ -94,8 +97,7 @@ pub(super) fn read_into(
         return Err(std::io::Error::from_raw_os_error(libc::EPERM));
     }
     let into = &mut bytes.spare_capacity_mut()[..total];
-    let readers = readers_for(total);
-    let read = match read_in_parts(pid, &split(pieces, readers), into) {
+    let read = match read_in_parts(pid, &split(pieces, parts::parts_for(total)), into) {
         Some(read) => read,
         // A thread could not start: all of it here.
         None => crate::sys::read_remote(pid, pieces, into),
@@ -107,35 +109,12 @@ pub(super) fn read_into(
     Ok(())
 }
 
-/// Lent results up to this size are read by one thread. A larger read is
-/// shared by up to [`MOST_READERS`] threads, one a CPU: `process_vm_readv`
-/// pins and copies the worker's pages one at a time, at about 2 GB/s here
-/// where a `memcpy` runs at 14, and the parent reads every worker's
-/// results in turn while they wait. Measured with `results_rate` (4 × 200
-/// MiB, 2 CPUs, 6 runs each way): processes at a median 54 % (`Vec<u8>`)
-/// and 48 % (`Vec<f64>`) of threads, against 47 % and 42 % read by one
-/// thread.
-const READ_ALONE_UP_TO: usize = 16 << 20;
-
-/// The most threads one read is shared by.
-const MOST_READERS: usize = 4;
-
-/// How many threads read `total` bytes.
-fn readers_for(total: usize) -> usize {
-    if total <= READ_ALONE_UP_TO {
-        1
-    } else {
-        crate::cpus::detected_count().clamp(1, MOST_READERS)
-    }
-}
-
 /// `pieces` cut into `parts` runs of about the same number of bytes
-/// (whole multiples of 64 KiB but the last), in order: a piece that
-/// crosses a cut is split there. Fewer parts if there are too few bytes.
+/// (`parts::share_of`), in order: a piece that crosses a cut is
+/// split there. Fewer runs if there are too few bytes.
 fn split(pieces: &[(usize, usize)], parts: usize) -> Vec<Vec<(usize, usize)>> {
-    const GRAIN: usize = 64 << 10;
     let total: usize = pieces.iter().map(|&(_, len)| len).sum();
-    let share = total.div_ceil(parts.max(1)).next_multiple_of(GRAIN);
+    let share = parts::share_of(total, parts);
     let mut runs = vec![Vec::new()];
     let mut room = share;
     for &(mut address, mut len) in pieces {
@@ -154,44 +133,27 @@ fn split(pieces: &[(usize, usize)], parts: usize) -> Vec<Vec<(usize, usize)>> {
     runs
 }
 
-/// Reads each run of `runs` into its own part of `into`, in order, the
-/// first on this thread and the others on threads of their own. `None` if
-/// a thread could not be started (nothing is wrong with the reads: the
-/// caller reads it all again on one thread). Otherwise the first error of
-/// any part, or `Ok` with all of `into` written.
+/// Reads each run of `runs` into its own part of `into`, in order, on
+/// threads (`parts::on_threads`). `None` if a thread could not be
+/// started (nothing is wrong with the reads: the caller reads it all again
+/// on one thread). Otherwise the first error of any part, or `Ok` with
+/// all of `into` written.
 fn read_in_parts(
     pid: os::Pid,
     runs: &[Vec<(usize, usize)>],
     mut into: &mut [std::mem::MaybeUninit<u8>],
 ) -> Option<std::io::Result<()>> {
-    let mut parts = Vec::with_capacity(runs.len());
+    let mut work = Vec::with_capacity(runs.len());
     for run in runs {
         let len: usize = run.iter().map(|&(_, len)| len).sum();
         let (part, rest) = into.split_at_mut(len);
-        parts.push((run.as_slice(), part));
+        work.push((run.as_slice(), part));
         into = rest;
     }
-    let mut parts = parts.into_iter();
-    let (first, first_part) = parts.next()?;
-    std::thread::scope(|scope| {
-        let mut started = Vec::new();
-        for (run, part) in parts {
-            let thread = std::thread::Builder::new()
-                .name("parpool-read".into())
-                .spawn_scoped(scope, move || crate::sys::read_remote(pid, run, part));
-            started.push(thread.ok()?);
-        }
-        let mut result = crate::sys::read_remote(pid, first, first_part);
-        for thread in started {
-            let read = thread.join().unwrap_or_else(|_| {
-                Err(std::io::Error::other(
-                    "a thread reading a worker's memory panicked",
-                ))
-            });
-            result = result.and(read);
-        }
-        Some(result)
-    })
+    let reads = parts::on_threads("parpool-read", work, |(run, part)| {
+        crate::sys::read_remote(pid, run, part)
+    })?;
+    Some(reads.into_iter().collect())
 }
 
 /// A worker's side: sends a chunk's results as frame `header`. Large ones
@@ -483,7 +445,7 @@ pub(super) mod tests {
             return;
         }
         // 40 MiB in uneven pieces, read from this process's own memory:
-        // past READ_ALONE_UP_TO, so cut between threads where it has CPUs.
+        // past `parts::ALONE_UP_TO`, so cut between threads where it has CPUs.
         let memory: Vec<u8> = (0..40usize << 20).map(|i| (i % 253) as u8).collect();
         let base = memory.as_ptr() as usize;
         let cuts = [0, 1, 4097, 9 << 20, (9 << 20) + 3, 33 << 20, 40 << 20];
