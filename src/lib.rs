@@ -98,7 +98,10 @@
 //!   keeps that pipe, two descriptors, from the first fork to its end).
 //!   Workers ignore `SIGPIPE`; your process's disposition is left alone.
 //!   A helper thread (`parpool-fork`) may fork on the caller's behalf
-//!   while another thread holds stdout; it ends with the backend.
+//!   while another thread holds stdout; it ends with the backend. On
+//!   Linux, results over 16 MiB are read from a worker's memory by up to
+//!   four threads at once (`parpool-read`), which end before the read
+//!   returns.
 //! - **MPI** (feature `mpi`): the first MPI pool initializes MPI and
 //!   registers an `atexit` handler that finalizes it; a helper thread
 //!   (`parpool-mpi-progress`) drives MPI progress while a stream is open.
