@@ -498,7 +498,8 @@ def journal_section(folder):
         "## What a journal costs",
         "",
         "`cargo run --release --example journal_cost` (`examples/journal_cost.rs`): each call "
-        "plain and journaled, in turn, best of 5; large results written to a journal and read "
+        "plain and journaled, in turn, best of 5 (10^6 tiny items: the best and the median of 21, "
+        "since such a call's time depends on whether its memory is already faulted in); large results written to a journal and read "
         "back, beside `dd ... conv=fdatasync` on the same disk (`target/`); one `fdatasync`. "
         "Goals (issue 29): pi's `map_reduce` at most 1.05x, 10^6 tiny items at most 3x.",
         "",

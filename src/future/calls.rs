@@ -59,7 +59,7 @@ impl<C> PoolOf<C> {
         R: Send + 'static,
         C: Carries<R> + 'static,
     {
-        let items: Vec<T> = items.into_iter().collect();
+        let items: Vec<T> = crate::pool::collect_items(items);
         self.spawn_call(move |pool| pool.map(f, items))
     }
 
@@ -80,7 +80,7 @@ impl<C> PoolOf<C> {
         R: Send + Clone + 'static,
         C: Carries<R> + 'static,
     {
-        let items: Vec<T> = items.into_iter().collect();
+        let items: Vec<T> = crate::pool::collect_items(items);
         self.spawn_call(move |pool| pool.map_reduce(f, items, identity, op))
     }
 
@@ -100,7 +100,7 @@ impl<C> PoolOf<C> {
         R: Send + 'static,
         C: Carries<R> + 'static,
     {
-        let items: Vec<T> = items.into_iter().collect();
+        let items: Vec<T> = crate::pool::collect_items(items);
         self.spawn_call(move |pool| pool.map_results(f, items))
     }
 

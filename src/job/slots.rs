@@ -102,7 +102,13 @@ unsafe impl<O: Send> Sync for Outputs<O> {}
 
 impl<O> Outputs<O> {
     pub(super) fn new(plan: ChunkPlan) -> Outputs<O> {
-        let mut slots = Vec::with_capacity(plan.item_count());
+        let mut slots: Vec<UnsafeCell<MaybeUninit<O>>> = Vec::with_capacity(plan.item_count());
+        // Written by the workers, each its chunks: on 2 MiB pages when
+        // large, as the items are (`pool::collect_items`).
+        crate::sys::advise_huge_pages(
+            slots.as_ptr().cast(),
+            slots.capacity().saturating_mul(size_of::<O>()),
+        );
         slots.resize_with(plan.item_count(), || UnsafeCell::new(MaybeUninit::uninit()));
         Outputs {
             slots: ManuallyDrop::new(slots),

@@ -83,7 +83,7 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
-        self.map_init_in(init, f, items.into_iter().collect(), None)
+        self.map_init_in(init, f, super::collect_items(items), None)
     }
 
     /// [`map_init`](Pool::map_init) over collected items, with a journal
@@ -148,7 +148,7 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
-        self.map_gather_in(f, items.into_iter().collect(), None)
+        self.map_gather_in(f, super::collect_items(items), None)
     }
 
     /// [`map_gather`](Pool::map_gather) over collected items, with a
@@ -217,7 +217,7 @@ impl<C> PoolOf<C> {
         R: Send,
         C: Carries<R>,
     {
-        self.map_results_in(f, items.into_iter().collect(), None)
+        self.map_results_in(f, super::collect_items(items), None)
     }
 
     /// [`map_results`](Pool::map_results) over collected items, with a
@@ -288,7 +288,7 @@ impl<C> PoolOf<C> {
         R: Send + Clone,
         C: Carries<R>,
     {
-        self.map_reduce_in(f, items.into_iter().collect(), identity, op, None)
+        self.map_reduce_in(f, super::collect_items(items), identity, op, None)
     }
 
     /// [`map_reduce`](Pool::map_reduce) over collected items, with a

@@ -158,7 +158,7 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let mut items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = super::collect_items(items);
         let journal = self.call("map", place, (types::<F, T, R>(), 0), &mut items)?;
         self.pool
             .map_init_in(|| (), |_: &mut (), item| f(item), items, journal.as_ref())
@@ -181,7 +181,7 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let mut items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = super::collect_items(items);
         let extra = identity::digest_of(std::any::type_name::<I>());
         let journal = self.call("map_init", place, (types::<F, T, R>(), extra), &mut items)?;
         self.pool.map_init_in(init, f, items, journal.as_ref())
@@ -201,7 +201,7 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let mut items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = super::collect_items(items);
         let journal = self.call("map_gather", place, (types::<F, T, R>(), 0), &mut items)?;
         self.pool.map_gather_in(f, items, journal.as_ref())
     }
@@ -222,7 +222,7 @@ impl JournaledPool<'_> {
         R: Send + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let mut items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = super::collect_items(items);
         match self.call("map_results", place, (types::<F, T, R>(), 0), &mut items) {
             Ok(journal) => self.pool.map_results_in(f, items, journal.as_ref()),
             // The journal cannot take this call: every item says why.
@@ -288,7 +288,7 @@ impl JournaledPool<'_> {
         R: Send + Clone + Serialize + DeserializeOwned,
     {
         let place = Location::caller();
-        let mut items: Vec<T> = items.into_iter().collect();
+        let mut items: Vec<T> = super::collect_items(items);
         let extra =
             identity::digest_of(&(std::any::type_name::<Op>(), identity::digest_of(&identity)));
         let journal = self.call("map_reduce", place, (types::<F, T, R>(), extra), &mut items)?;
