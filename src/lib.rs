@@ -126,6 +126,8 @@ mod error;
 pub mod future;
 mod job;
 mod journal;
+// Only the process backend (Unix) shares large reads between threads.
+#[cfg(unix)]
 mod parts;
 mod plan;
 mod pool;
