@@ -2,7 +2,7 @@
 //! failure record, and the claim that hands a chunk to one holder.
 
 use super::Watch;
-use super::codec::{Codec, EncodedChunk};
+use super::codec::{Codec, EncodedChunk, Received};
 use super::slots::{Inputs, Outputs};
 use super::unwind;
 use crate::cancel::CancelToken;
@@ -292,13 +292,13 @@ impl ChunkBook {
     pub(super) fn accept_encoded<T, O>(
         &self,
         chunk: usize,
-        bytes: &[u8],
+        received: Received<'_>,
         (outputs, codec): (&Outputs<O>, Codec<O>),
         keeps_going: bool,
     ) -> Result<(), Error> {
         let start = self.plan.chunk_range(chunk).start;
         let expected = outputs.plan().chunk_range(chunk).len();
-        let decoded = codec.decode_checked(bytes, (start, self.total()), expected)?;
+        let decoded = codec.decode_received_checked(received, (start, self.total()), expected)?;
         let mut claim = self.claim::<T, O>(chunk, None, outputs, None)?;
         for value in decoded {
             claim.put(value);

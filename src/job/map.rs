@@ -1,7 +1,7 @@
 //! `MapJob`: the job behind `map`, `map_results` and `map_init`.
 
 use super::book::{ChunkBook, ChunkClaim};
-use super::codec::{Codec, EncodedChunk};
+use super::codec::{Codec, EncodedChunk, Received};
 use super::slots::{Inputs, Outputs};
 use super::{ChunkJob, TaskLimits, Watch};
 use crate::error::Error;
@@ -235,9 +235,13 @@ where
     }
 
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
+        self.accept_received(chunk, Received::whole(bytes))
+    }
+
+    fn accept_received(&self, chunk: usize, received: Received<'_>) -> Result<(), Error> {
         let outputs = (&self.outputs, self.codec);
         self.book
-            .accept_encoded::<T, O>(chunk, bytes, outputs, self.keeps_going())
+            .accept_encoded::<T, O>(chunk, received, outputs, self.keeps_going())
     }
 
     fn record_failure(&self, error: Error) {

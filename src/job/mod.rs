@@ -36,7 +36,9 @@ use crate::cancel::CancelToken;
 use crate::error::Error;
 use crate::plan::ChunkPlan;
 use crate::progress::Meter;
-pub(crate) use codec::EncodedChunk;
+#[cfg(unix)]
+pub(crate) use codec::{Block, join_blocks};
+pub(crate) use codec::{EncodedChunk, Received};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -74,6 +76,17 @@ pub(crate) trait ChunkJob: Sync {
     /// of [`encode_chunk`](ChunkJob::encode_chunk) in another copy of this job).
     /// The chunk must still be pending here.
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error>;
+
+    /// [`accept_chunk`](ChunkJob::accept_chunk) of results received with
+    /// blocks in them (see [`Received`]). A job whose results can take the
+    /// blocks over does; any other accepts the bytes joined.
+    fn accept_received(&self, chunk: usize, received: Received<'_>) -> Result<(), Error> {
+        if received.has_blocks() {
+            self.accept_chunk(chunk, &received.joined())
+        } else {
+            self.accept_chunk(chunk, received.bytes())
+        }
+    }
 
     /// Records that a task failed outside [`run_chunk`](ChunkJob::run_chunk): its
     /// worker crashed, timed out, or reported a failure from another process.

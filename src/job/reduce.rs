@@ -1,7 +1,7 @@
 //! `ReduceJob`: the job behind `map_reduce`, one partial result per chunk.
 
 use super::book::ChunkBook;
-use super::codec::{Codec, EncodedChunk};
+use super::codec::{Codec, EncodedChunk, Received};
 use super::slots::{Inputs, Outputs};
 use super::{ChunkJob, TaskLimits, Watch, unwind};
 use crate::error::Error;
@@ -111,7 +111,7 @@ where
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
         let partials = (&self.partials, self.codec);
         self.book
-            .accept_encoded::<T, R>(chunk, bytes, partials, false)
+            .accept_encoded::<T, R>(chunk, Received::whole(bytes), partials, false)
     }
 
     fn record_failure(&self, error: Error) {

@@ -15,6 +15,7 @@
 
 use super::fleet::{ChildSide, ChildWork, Death, Event, Fleet};
 use super::fork::Forker;
+use super::frames::Payload;
 use super::lend;
 use super::retry::{ChunkRetries, MAX_UNSTARTED_DEATHS, Verdict};
 use super::shm::{self, IDLE};
@@ -85,7 +86,7 @@ impl Call<'_> {
                         header, payload, ..
                     } => {
                         self.deaths_without_progress = 0;
-                        self.on_frame(header, &payload);
+                        self.on_frame(header, payload);
                     }
                     Event::Exited { death, .. } => {
                         // Deaths on a chunk are bounded by the retry policy;
@@ -170,15 +171,15 @@ impl Call<'_> {
         self.fleet.spawn_many(children)
     }
 
-    fn on_frame(&mut self, header: Header, payload: &[u8]) {
+    fn on_frame(&mut self, header: Header, mut payload: Payload) {
         let job = self.job;
         let chunk = header.id;
         if self.stopping || chunk >= job.plan().chunk_count() {
             return;
         }
         let failure = match header.kind {
-            Some(FrameKind::Results) => job.accept_chunk(chunk, payload).err(),
-            Some(FrameKind::Failure) => Some(Error::from_wire(payload, "processes")),
+            Some(FrameKind::Results) => job.accept_received(chunk, payload.received()).err(),
+            Some(FrameKind::Failure) => Some(Error::from_wire(&payload.whole(), "processes")),
             _ => Some(Error::backend(
                 "processes",
                 "a worker sent a frame of an unknown kind",
@@ -335,7 +336,7 @@ fn work(
         let frame = |kind| Header::new(kind, chunk, 0).numbered(shm::next_frame(slot));
         match encoded {
             Ok(encoded) => {
-                let pieces: Vec<&[u8]> = encoded.slices().collect();
+                let pieces: Vec<(&[u8], usize)> = encoded.arrays().collect();
                 lend::send_results(channel, slot, frame(FrameKind::Results), &pieces)?
             }
             Err(error) => {

@@ -13,6 +13,7 @@ use super::lend;
 use super::os;
 use super::shm::{IDLE, LEND_REFUSED, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
+use crate::job::{Block, Received};
 use crate::sync::LockUnpoisoned;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -21,11 +22,14 @@ use std::sync::atomic::Ordering;
 
 /// A frame's payload: a range of the bytes read. A large frame that filled
 /// the read buffer by itself takes the buffer along instead of a copy, and
-/// gives it back to the fleet's [`Spares`] when dropped.
+/// gives it back to the fleet's [`Spares`] when dropped. Lent results may
+/// come with blocks too: arrays read into vectors of their own, each at
+/// its place in the bytes (see [`Payload::received`]).
 pub(super) struct Payload {
     bytes: Vec<u8>,
     range: std::ops::Range<usize>,
     spares: Option<Spares>,
+    blocks: Vec<(usize, Block)>,
 }
 
 impl Drop for Payload {
@@ -65,27 +69,62 @@ impl Spares {
 }
 
 impl Payload {
-    /// `bytes`, all of them, in a buffer that goes back to `spares`.
-    fn in_spare(bytes: Vec<u8>, spares: &Spares) -> Payload {
+    /// `bytes`, all of them, in a buffer that goes back to `spares`, with
+    /// `blocks` in their places.
+    fn in_spare(bytes: Vec<u8>, spares: &Spares, blocks: Vec<(usize, Block)>) -> Payload {
         Payload {
             range: 0..bytes.len(),
             bytes,
             spares: Some(spares.clone()),
+            blocks,
         }
+    }
+
+    /// `range` of `bytes`, which goes back to `spares` if given.
+    fn of(bytes: Vec<u8>, range: std::ops::Range<usize>, spares: Option<&Spares>) -> Payload {
+        Payload {
+            bytes,
+            range,
+            spares: spares.cloned(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Its length, blocks included.
+    fn len_with_blocks(&self) -> usize {
+        self.range.len()
+            + self
+                .blocks
+                .iter()
+                .map(|(_, block)| block.bytes().len())
+                .sum::<usize>()
+    }
+
+    /// The payload as results received (see [`Received`]), blocks taken
+    /// along.
+    pub(super) fn received(&mut self) -> Received<'_> {
+        let blocks = std::mem::take(&mut self.blocks);
+        Received::new(&self.bytes[self.range.clone()], blocks)
+            .expect("blocks are placed in order within the bytes as they are read")
+    }
+
+    /// All its bytes in one piece: joined (a copy) if it has blocks.
+    pub(super) fn whole(&self) -> std::borrow::Cow<'_, [u8]> {
+        let bytes = &self.bytes[self.range.clone()];
+        if self.blocks.is_empty() {
+            return std::borrow::Cow::Borrowed(bytes);
+        }
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|(place, block)| (*place, block.bytes()));
+        std::borrow::Cow::Owned(crate::job::join_blocks(bytes, blocks))
     }
 }
 
 impl std::fmt::Debug for Payload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Payload({} bytes)", self.range.len())
-    }
-}
-
-impl std::ops::Deref for Payload {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        &self.bytes[self.range.clone()]
+        write!(f, "Payload({} bytes)", self.len_with_blocks())
     }
 }
 
@@ -209,7 +248,7 @@ impl FrameReader {
                 if let Some(results) = results {
                     let header = Header {
                         kind: Some(FrameKind::Results),
-                        length: results.len(),
+                        length: results.len_with_blocks(),
                         ..header
                     };
                     frames.push((header, results));
@@ -220,11 +259,7 @@ impl FrameReader {
             if consumed == 0 && payload.end == self.buffer.len() && payload.len() >= HAND_OVER {
                 // The buffer holds exactly this frame: hand it over.
                 let bytes = std::mem::take(&mut self.buffer);
-                let payload = Payload {
-                    bytes,
-                    range: payload,
-                    spares: Some(spares.clone()),
-                };
+                let payload = Payload::of(bytes, payload, Some(spares));
                 frames.push((header, payload));
                 return (frames, Cut::HandedOver);
             }
@@ -232,11 +267,7 @@ impl FrameReader {
             consumed += payload.end;
             let bytes = self.buffer[start + payload.start..start + payload.end].to_vec();
             let range = 0..bytes.len();
-            let payload = Payload {
-                bytes,
-                range,
-                spares: None,
-            };
+            let payload = Payload::of(bytes, range, None);
             frames.push((header, payload));
         }
         (frames, Cut::Frames(consumed))
@@ -273,7 +304,7 @@ impl FrameReader {
                 }
                 let mut bytes = spares.take().unwrap_or_default();
                 let results = match lend::read_into(pid, &pieces, &mut bytes) {
-                    Ok(()) => Ok(Payload::in_spare(bytes, spares)),
+                    Ok(blocks) => Ok(Payload::in_spare(bytes, spares, blocks)),
                     Err(error) => {
                         spares.put(bytes);
                         Err(error)

@@ -1,10 +1,17 @@
 //! Large results lent instead of sent, where Linux allows it: a worker
 //! sends only where its encoded results lie in its memory (a `Lent` frame
 //! listing the pieces) and waits; the parent reads them from there with
-//! one copy (`process_vm_readv`) into a spare buffer when the frame
-//! arrives (`FrameReader::read_lent`), and says so in the worker's shared
-//! slot. No bytes go through the socket, which costs a copy into the
-//! kernel and another out of it, in pieces of the socket's buffer.
+//! one copy (`process_vm_readv`) when the frame arrives
+//! (`FrameReader::read_lent`), and says so in the worker's shared slot.
+//! No bytes go through the socket, which costs a copy into the kernel and
+//! another out of it, in pieces of the socket's buffer.
+//!
+//! The list says which pieces are arrays' memory (`Vec<u8>`, `Vec<f64>`,
+//! ...: `EncodedChunk::arrays`) and the size of their elements. The
+//! parent reads each of those straight into a fresh vector of that
+//! element size (a `Block`), which the decoded result takes over
+//! (`Received`): that read is the only copy of the array in the parent.
+//! The other pieces go into a spare buffer, as they are decoded from it.
 //!
 //! The frame is the worker's frame as usual, counted sent only once the
 //! parent has read its results; they come out of `FrameReader::read` as
@@ -18,6 +25,7 @@
 use super::os;
 use super::shm::{self, LEND_REFUSED, WorkerSlot};
 use crate::backend::wire::{self, FrameKind, Header};
+use crate::job::Block;
 use crate::parts;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,63 +58,107 @@ fn is_refused() -> bool {
     LEND_REFUSED_HERE.load(Ordering::Relaxed)
 }
 
-/// The pieces (address, length) a `Lent` frame lists: a count, then a pair
-/// per piece, each u64 LE. `None` if the payload is not such a list, or
-/// if its lengths add up to more than a buffer can hold (bytes a task
-/// wrote to its socket, say: the sum is what the parent reserves).
-pub(super) fn pieces(payload: &[u8]) -> Option<Vec<(usize, usize)>> {
+/// One piece a `Lent` frame lists: its address in the worker, its length,
+/// and the size of its elements if it is an array's memory (1, 4 or 8;
+/// 0 if not), which the parent reads into a [`Block`] of its own.
+pub(super) type LentPiece = (usize, usize, usize);
+
+/// The pieces a `Lent` frame lists: a count, then a triple per piece
+/// ([`LentPiece`]), each u64 LE. `None` if the payload is not such a list:
+/// an element size other than those, an array that is not a whole number
+/// of elements, or lengths that add up to more than a buffer can hold
+/// (bytes a task wrote to its socket, say: the sum is what the parent
+/// reserves).
+pub(super) fn pieces(payload: &[u8]) -> Option<Vec<LentPiece>> {
     let mut words = payload
         .chunks_exact(8)
         .map(|word| u64::from_le_bytes(word.try_into().expect("8 bytes")) as usize);
     let count = words.next()?;
-    if count.checked_mul(16).and_then(|bytes| bytes.checked_add(8)) != Some(payload.len()) {
+    if count.checked_mul(24).and_then(|bytes| bytes.checked_add(8)) != Some(payload.len()) {
         return None;
     }
-    let pieces: Vec<(usize, usize)> = (0..count)
-        .map(|_| (words.next().unwrap_or(0), words.next().unwrap_or(0)))
+    let pieces: Vec<LentPiece> = (0..count)
+        .map(|_| {
+            let mut word = || words.next().unwrap_or(usize::MAX);
+            (word(), word(), word())
+        })
         .collect();
+    let arrays_whole = pieces.iter().all(|&(_, len, element)| match element {
+        0 => true,
+        1 | 4 | 8 => len.is_multiple_of(element),
+        _ => false,
+    });
     let total = pieces
         .iter()
-        .try_fold(0usize, |total, &(_, len)| total.checked_add(len))?;
-    (total <= isize::MAX as usize).then_some(pieces)
+        .try_fold(0usize, |total, &(_, len, _)| total.checked_add(len))?;
+    (arrays_whole && total <= isize::MAX as usize).then_some(pieces)
 }
 
-/// Reads lent results into `bytes` (cleared first; a spare buffer,
-/// memory already faulted in, so the one copy is all it costs). Large
-/// ones are read by several threads at once, each its own part of the
-/// bytes (`crate::parts`): `process_vm_readv` pins and copies the worker's
-/// pages one at a time, at about 2 GB/s here where a `memcpy` runs at 14,
-/// and the parent reads every worker's results in turn while they wait.
+/// Reads lent results: the pieces that are arrays' memory each into a
+/// fresh [`Block`] of its own (the decoded result takes it over: no copy
+/// after this one), returned with their places in the rest, which goes
+/// into `bytes` (cleared first; a spare buffer, memory already faulted in,
+/// so the one copy is all it costs).
 pub(super) fn read_into(
     pid: os::Pid,
-    pieces: &[(usize, usize)],
+    pieces: &[LentPiece],
     bytes: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    // `pieces` checked that the lengths add up without overflow.
-    let total: usize = pieces.iter().map(|&(_, len)| len).sum();
-    bytes.clear();
-    let capacity = bytes.capacity();
-    bytes
-        .try_reserve(total)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::OutOfMemory))?;
-    if bytes.capacity() != capacity {
-        crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
-    }
+) -> std::io::Result<Vec<(usize, Block)>> {
     #[cfg(test)]
     if tests::REFUSE_READS.with(std::cell::Cell::get) {
         return Err(std::io::Error::from_raw_os_error(libc::EPERM));
     }
-    let into = &mut bytes.spare_capacity_mut()[..total];
-    let read = match read_in_parts(pid, &split(pieces, parts::parts_for(total)), into) {
+    let out_of_memory = || std::io::Error::from(std::io::ErrorKind::OutOfMemory);
+    let rest: Vec<(usize, usize)> = pieces
+        .iter()
+        .filter(|&&(_, _, element)| element == 0)
+        .map(|&(address, len, _)| (address, len))
+        .collect();
+    // `pieces` checked that the lengths add up without overflow.
+    let total: usize = rest.iter().map(|&(_, len)| len).sum();
+    bytes.clear();
+    let capacity = bytes.capacity();
+    bytes.try_reserve(total).map_err(|_| out_of_memory())?;
+    if bytes.capacity() != capacity {
+        crate::sys::advise_huge_pages(bytes.as_ptr(), bytes.capacity());
+    }
+    read(pid, &rest, &mut bytes.spare_capacity_mut()[..total])?;
+    // SAFETY: `read` wrote every byte of the first `total` of the spare
+    // capacity.
+    unsafe { bytes.set_len(total) };
+    let mut blocks = Vec::new();
+    let mut place = 0;
+    for &(address, len, element) in pieces {
+        if element == 0 {
+            place += len;
+            continue;
+        }
+        let mut block = Block::with_room(len, element).ok_or_else(out_of_memory)?;
+        read(pid, &[(address, len)], block.room(len))?;
+        // SAFETY: `read` wrote all `len` bytes of the room, a whole
+        // number of elements (`pieces` checked).
+        unsafe { block.fill(len) };
+        blocks.push((place, block));
+    }
+    Ok(blocks)
+}
+
+/// Reads `pieces` of `pid`'s memory into all of `into`, their total
+/// length. Large reads are shared by several threads, each its own part
+/// of `into` (`crate::parts`): `process_vm_readv` pins and copies the
+/// worker's pages one at a time, at about 2 GB/s here where a `memcpy`
+/// runs at 14, and the parent reads every worker's results in turn while
+/// they wait.
+fn read(
+    pid: os::Pid,
+    pieces: &[(usize, usize)],
+    into: &mut [std::mem::MaybeUninit<u8>],
+) -> std::io::Result<()> {
+    match read_in_parts(pid, &split(pieces, parts::parts_for(into.len())), into) {
         Some(read) => read,
         // A thread could not start: all of it here.
         None => crate::sys::read_remote(pid, pieces, into),
-    };
-    read?;
-    // SAFETY: `read_remote` wrote every byte of the first `total` of the
-    // spare capacity (`into`), in every part.
-    unsafe { bytes.set_len(total) };
-    Ok(())
+    }
 }
 
 /// `pieces` cut into `parts` runs of about the same number of bytes
@@ -165,14 +217,15 @@ pub(super) fn send_results(
     channel: &std::fs::File,
     slot: &WorkerSlot,
     header: Header,
-    pieces: &[&[u8]],
+    pieces: &[(&[u8], usize)],
 ) -> std::io::Result<()> {
-    let length: usize = pieces.iter().map(|piece| piece.len()).sum();
+    let length: usize = pieces.iter().map(|(piece, _)| piece.len()).sum();
+    let slices = || pieces.iter().map(|&(piece, _)| piece);
     if crate::sys::REMOTE_READS && length >= LEND_FROM && !is_refused() {
         let list = lent_list(
             pieces
                 .iter()
-                .map(|piece| (piece.as_ptr() as usize, piece.len())),
+                .map(|&(piece, element)| (piece.as_ptr() as usize, piece.len(), element)),
         );
         let lent = Header {
             kind: Some(FrameKind::Lent),
@@ -186,19 +239,19 @@ pub(super) fn send_results(
         refused();
         shm::frame_sent(slot, header.id);
         let header = header.numbered(header.number + 1);
-        return wire::write_pieces(&mut &*channel, header, pieces.iter().copied());
+        return wire::write_pieces(&mut &*channel, header, slices());
     }
-    wire::write_pieces(&mut &*channel, header, pieces.iter().copied())
+    wire::write_pieces(&mut &*channel, header, slices())
 }
 
-/// A `Lent` frame's payload listing `pieces` (address, length): what
-/// [`pieces`] reads back.
-fn lent_list(pieces: impl ExactSizeIterator<Item = (usize, usize)>) -> Vec<u8> {
-    let mut list = Vec::with_capacity(8 + 16 * pieces.len());
+/// A `Lent` frame's payload listing `pieces`: what [`pieces`] reads back.
+fn lent_list(pieces: impl ExactSizeIterator<Item = LentPiece>) -> Vec<u8> {
+    let mut list = Vec::with_capacity(8 + 24 * pieces.len());
     list.extend_from_slice(&(pieces.len() as u64).to_le_bytes());
-    for (address, len) in pieces {
-        list.extend_from_slice(&(address as u64).to_le_bytes());
-        list.extend_from_slice(&(len as u64).to_le_bytes());
+    for (address, len, element) in pieces {
+        for word in [address, len, element] {
+            list.extend_from_slice(&(word as u64).to_le_bytes());
+        }
     }
     list
 }
@@ -272,26 +325,52 @@ pub(super) mod tests {
         let slot = shared.slot(0);
         let (parent, child) = channels();
         let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+        let doubles: Vec<u8> = (0..100_000)
+            .flat_map(|i| (f64::from(i) * 0.25).to_le_bytes())
+            .collect();
+        let doubles_memory = &doubles[..];
         let spares = Spares::default();
         let mut reader = FrameReader::default();
         let header = Header::new(FrameKind::Results, 7, 0);
-        let (frames, kill) = std::thread::scope(|scope| {
-            let worker = scope.spawn(|| send_results(&child, slot, header, &[b"head", &big]));
+        // A head, an array of bytes, bytes between, an array of doubles.
+        let pieces = [
+            (&b"head"[..], 0),
+            (&big[..], 1),
+            (b"mid", 0),
+            (doubles_memory, 8),
+        ];
+        let (mut frames, kill) = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| send_results(&child, slot, header, &pieces));
             let read = read_one(&mut reader, &parent, os::getpid(), slot, &spares);
             worker.join().unwrap().unwrap();
             read
         });
         assert!(!kill);
-        let [(header, payload)] = &frames[..] else {
+        let [(header, payload)] = &mut frames[..] else {
             panic!("one frame, not {}", frames.len());
         };
         assert_eq!(header.kind, Some(FrameKind::Results));
         assert_eq!((header.id, header.number), (7, 0));
-        assert_eq!(&payload[..4], b"head");
-        assert!(payload[4..] == big[..]);
+        let whole: Vec<u8> = pieces
+            .iter()
+            .flat_map(|(piece, _)| piece.iter().copied())
+            .collect();
+        assert!(payload.whole()[..] == whole[..]);
+        assert_eq!(header.length, whole.len());
+        let received = payload.received();
         if crate::sys::REMOTE_READS {
-            // Lent, and read: the worker was told.
+            // Lent, and read: the worker was told. The arrays came in
+            // blocks of their own, at their places.
             assert_eq!(slot.lent_done.load(Ordering::Acquire), 1);
+            assert_eq!(received.bytes(), b"headmid");
+            assert!(received.joined() == whole);
+            let blocks: Vec<(usize, usize)> = received
+                .blocks()
+                .map(|(place, block)| (place, block.len()))
+                .collect();
+            assert_eq!(blocks, [(4, big.len()), (7, doubles_memory.len())]);
+        } else {
+            assert!(!received.has_blocks());
         }
     }
 
@@ -299,7 +378,8 @@ pub(super) mod tests {
     /// task writing garbage to its socket) could.
     fn write_lent(child: &std::fs::File, pieces: &[(usize, usize)]) {
         let header = Header::new(FrameKind::Lent, 3, 0);
-        wire::write(&mut &*child, header, &lent_list(pieces.iter().copied())).unwrap();
+        let list = lent_list(pieces.iter().map(|&(address, len)| (address, len, 0)));
+        wire::write(&mut &*child, header, &list).unwrap();
     }
 
     #[test]
@@ -322,13 +402,25 @@ pub(super) mod tests {
         assert!(pieces(&[1, 0, 0, 0, 0, 0, 0, 0]).is_none());
         assert!(pieces(&u64::MAX.to_le_bytes()).is_none());
         assert_eq!(pieces(&0u64.to_le_bytes()), Some(Vec::new()));
-        let list = |lens: &[usize]| lent_list(lens.iter().map(|&len| (4096, len)));
+        let list = |lens: &[usize]| lent_list(lens.iter().map(|&len| (4096, len, 0)));
         assert!(pieces(&list(&[usize::MAX, 2])).is_none(), "overflows");
         assert!(
             pieces(&list(&[1 << 62, 1 << 62])).is_none(),
             "past isize::MAX"
         );
-        assert_eq!(pieces(&list(&[3, 5])), Some(vec![(4096, 3), (4096, 5)]));
+        assert_eq!(
+            pieces(&list(&[3, 5])),
+            Some(vec![(4096, 3, 0), (4096, 5, 0)])
+        );
+        // Arrays of whole elements of 1, 4 or 8 bytes, and no others.
+        let arrays = |pieces: &[LentPiece]| lent_list(pieces.iter().copied());
+        let good = [(4096, 3, 1), (4096, 8, 4), (4096, 16, 8), (4096, 5, 0)];
+        assert_eq!(pieces(&arrays(&good)), Some(good.to_vec()));
+        assert!(pieces(&arrays(&[(4096, 12, 8)])).is_none(), "not whole");
+        assert!(pieces(&arrays(&[(4096, 16, 2)])).is_none(), "no such size");
+        assert!(pieces(&arrays(&[(4096, 16, 16)])).is_none(), "no such size");
+        // The old form (pairs) is not a list.
+        assert!(pieces(&[&2u64.to_le_bytes()[..], &[0; 32]].concat()).is_none());
         // Sent as a frame, such a list is not read: the worker is killed.
         let (parent, child) = channels();
         let mut reader = FrameReader::default();
@@ -355,7 +447,7 @@ pub(super) mod tests {
             panic!("one frame, not {}", frames.len());
         };
         assert_eq!(
-            (header.id, header.number, &payload[..]),
+            (header.id, header.number, &payload.whole()[..]),
             (4, 1, &b"after"[..])
         );
         // Nothing was read, and the worker was told nothing.
@@ -376,7 +468,7 @@ pub(super) mod tests {
         let header = Header::new(FrameKind::Results, 2, 0);
         let (frames, sent_again) = std::thread::scope(|scope| {
             let worker = scope.spawn(|| {
-                send_results(&child, slot, header, &[&big]).unwrap();
+                send_results(&child, slot, header, &[(&big, 1)]).unwrap();
                 // The worker, refused, lends no more.
                 is_refused()
             });
@@ -400,7 +492,7 @@ pub(super) mod tests {
             (header.kind, header.id, header.number),
             (Some(FrameKind::Results), 2, 1)
         );
-        assert!(payload[..] == big[..]);
+        assert!(payload.whole()[..] == big[..]);
     }
 
     /// The bytes at `pieces`, in order, as addresses: what a read of them
@@ -454,8 +546,19 @@ pub(super) mod tests {
             .map(|cut| (base + cut[0], cut[1] - cut[0]))
             .collect();
         let mut bytes = Vec::new();
-        read_into(os::getpid(), &pieces, &mut bytes).unwrap();
-        assert!(bytes == memory);
+        let plain: Vec<LentPiece> = pieces.iter().map(|&(at, len)| (at, len, 0)).collect();
+        let blocks = read_into(os::getpid(), &plain, &mut bytes).unwrap();
+        assert!(bytes == memory && blocks.is_empty());
+        // The two largest pieces as arrays: each read into a block of its
+        // own (the 24 MiB one by threads), the rest around them.
+        let mut arrays = plain.clone();
+        arrays[2].2 = 1;
+        arrays[4].2 = 1;
+        let blocks = read_into(os::getpid(), &arrays, &mut bytes).unwrap();
+        let places: Vec<usize> = blocks.iter().map(|(place, _)| *place).collect();
+        assert_eq!(places, [4097, 4097 + 3]);
+        let blocks = blocks.iter().map(|(place, block)| (*place, block.bytes()));
+        assert!(crate::job::join_blocks(&bytes, blocks) == memory);
         // The same in parts on threads, whatever this machine's CPUs.
         let mut again = vec![std::mem::MaybeUninit::new(0u8); memory.len()];
         read_in_parts(os::getpid(), &split(&pieces, 3), &mut again)
@@ -477,6 +580,11 @@ pub(super) mod tests {
             .expect("threads started")
             .unwrap_err();
         assert_eq!(error.raw_os_error(), Some(libc::EFAULT));
+        let bad: Vec<LentPiece> = bad.iter().map(|&(at, len)| (at, len, 0)).collect();
         assert!(read_into(os::getpid(), &bad, &mut bytes).is_err());
+        let mut bad_array = arrays;
+        bad_array.push((16, 100, 4));
+        let error = read_into(os::getpid(), &bad_array, &mut bytes).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::EFAULT));
     }
 }

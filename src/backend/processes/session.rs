@@ -340,7 +340,7 @@ impl StreamEngine for SessionEngine {
                         slot,
                         header,
                         payload,
-                    } => self.on_frame(slot, header, &payload),
+                    } => self.on_frame(slot, header, &payload.whole()),
                     Event::Exited { slot, death } => self.on_exit(slot, &death),
                 }
             }
@@ -386,7 +386,9 @@ fn serve(job: &dyn StreamJob, child: &ChildSide<'_>) -> std::io::Result<()> {
         });
         let frame = |kind| Header::new(kind, seq, 0).numbered(shm::next_frame(slot));
         match reply {
-            Ok(bytes) => lend::send_results(channel, slot, frame(FrameKind::Results), &[&bytes])?,
+            Ok(bytes) => {
+                lend::send_results(channel, slot, frame(FrameKind::Results), &[(&bytes, 0)])?
+            }
             Err(error) => wire::write(&mut channel, frame(FrameKind::Failure), &error.to_wire())?,
         }
         shm::frame_sent(slot, seq);

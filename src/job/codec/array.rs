@@ -13,6 +13,7 @@
 //! it (`format.rs` does, by type id).
 
 use super::pieces::EncodedChunk;
+use super::received::Received;
 use super::varint::push_varint;
 
 /// Element types whose postcard encoding is their little-endian memory:
@@ -63,7 +64,7 @@ pub(super) fn encode_parts<P: Raw>(vectors: &[Vec<P>]) -> EncodedChunk<'_> {
         } else {
             push_varint(&mut small, vector.len());
             encoded.push_owned(std::mem::take(&mut small));
-            encoded.push_borrowed(memory);
+            encoded.push_borrowed(memory, std::mem::size_of::<P>());
         }
     }
     if !small.is_empty() {
@@ -87,16 +88,27 @@ pub(super) fn take_vector<P: Raw>(bytes: &[u8]) -> Result<(Vec<P>, &[u8]), postc
         .checked_mul(std::mem::size_of::<P>())
         .filter(|&size| size <= rest.len())
         .ok_or(postcard::Error::DeserializeUnexpectedEnd)?;
+    Ok((copy_vector(&rest[..size], length), &rest[size..]))
+}
+
+/// A vector of `length` elements whose memory is `memory` (exactly
+/// `length` elements' worth), in fresh memory advised onto huge pages.
+fn copy_vector<P: Raw>(memory: &[u8], length: usize) -> Vec<P> {
+    assert_eq!(memory.len(), length * std::mem::size_of::<P>());
     let mut vector = Vec::<P>::with_capacity(length);
-    crate::sys::advise_huge_pages(vector.as_ptr().cast::<u8>(), size);
-    // SAFETY: the vector has room for `length` elements, that is `size`
-    // bytes; `P: Raw` accepts any bytes, so after the copy its first
-    // `length` elements are initialised.
+    crate::sys::advise_huge_pages(vector.as_ptr().cast::<u8>(), memory.len());
+    // SAFETY: the vector has room for `length` elements, that is
+    // `memory.len()` bytes; `P: Raw` accepts any bytes, so after the copy
+    // its first `length` elements are initialised.
     unsafe {
-        std::ptr::copy_nonoverlapping(rest.as_ptr(), vector.as_mut_ptr().cast::<u8>(), size);
+        std::ptr::copy_nonoverlapping(
+            memory.as_ptr(),
+            vector.as_mut_ptr().cast::<u8>(),
+            memory.len(),
+        );
         vector.set_len(length);
     }
-    Ok((vector, &rest[size..]))
+    vector
 }
 
 /// A run of vectors.
@@ -111,8 +123,75 @@ pub(super) fn decode<P: Raw>(bytes: &[u8]) -> Result<Vec<Vec<P>>, postcard::Erro
     Ok(vectors)
 }
 
+/// Where [`decode_received`] takes one vector from.
+enum Source {
+    /// This range of the bytes, `length` elements.
+    Bytes(std::ops::Range<usize>, usize),
+    /// The next block.
+    Block,
+}
+
+/// A run of `expected` vectors from `received`, each large one that a
+/// backend read into a block of its own taken over as it is. `None`
+/// (the blocks left untouched) if the run is not such a run: another
+/// count, a block that is not one vector's memory, bytes left over.
+pub(super) fn decode_received<P: Raw>(
+    received: &mut Received<'_>,
+    expected: usize,
+) -> Option<Vec<Vec<P>>> {
+    let bytes = received.bytes();
+    let size = std::mem::size_of::<P>();
+    let (count, rest) = postcard::take_from_bytes::<usize>(bytes).ok()?;
+    if count != expected {
+        return None;
+    }
+    let mut at = bytes.len() - rest.len();
+    let mut blocks = received.blocks.iter();
+    let mut next = blocks.next();
+    let mut sources = Vec::with_capacity(count.min(bytes.len()));
+    for _ in 0..count {
+        let (length, rest) = postcard::take_from_bytes::<usize>(&bytes[at..]).ok()?;
+        at = bytes.len() - rest.len();
+        let memory = length.checked_mul(size)?;
+        match next {
+            Some((place, block)) if *place == at => {
+                let fits = block.bytes().len() == memory
+                    && block.element_size() == size
+                    && std::mem::align_of::<P>() == size;
+                if !fits {
+                    return None;
+                }
+                sources.push(Source::Block);
+                next = blocks.next();
+            }
+            _ => {
+                let end = at.checked_add(memory).filter(|&end| end <= bytes.len())?;
+                sources.push(Source::Bytes(at..end, length));
+                at = end;
+            }
+        }
+    }
+    if at != bytes.len() || next.is_some() {
+        return None;
+    }
+    let mut blocks = std::mem::take(&mut received.blocks).into_iter();
+    let vectors = sources
+        .into_iter()
+        .map(|source| match source {
+            Source::Bytes(range, length) => copy_vector(&bytes[range], length),
+            // SAFETY: `P: Raw` has no padding and takes any bits, and its
+            // size and alignment are the block's element size (checked
+            // above). There are as many blocks as `Block` sources.
+            Source::Block => unsafe { blocks.next().expect("one block per source").1.into_vec() },
+        })
+        .collect();
+    Some(vectors)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::received::Block;
+    use super::super::received::tests::block_of;
     use super::*;
     use proptest::prelude::*;
 
@@ -151,6 +230,82 @@ mod tests {
             same_bytes_as_postcard(floats);
             same_bytes_as_postcard(singles);
         }
+    }
+
+    /// What a backend that reads arrays into blocks receives for
+    /// `encoded`: the other pieces joined, and each array in a block.
+    fn as_received(encoded: &EncodedChunk<'_>) -> (Vec<u8>, Vec<(usize, Block)>) {
+        let mut bytes = Vec::new();
+        let mut blocks = Vec::new();
+        for (piece, element) in encoded.arrays() {
+            if element == 0 {
+                bytes.extend_from_slice(piece);
+            } else {
+                blocks.push((bytes.len(), block_of(piece, element)));
+            }
+        }
+        (bytes, blocks)
+    }
+
+    #[test]
+    fn received_arrays_are_taken_over_without_a_copy() {
+        let values = vec![
+            vec![0.5f64; BORROW_FROM / 8],
+            vec![1.5; 3],
+            vec![],
+            vec![2.5; BORROW_FROM / 8 + 1],
+        ];
+        let encoded = encode_parts(&values);
+        let (bytes, blocks) = as_received(&encoded);
+        assert_eq!(blocks.len(), 2);
+        let addresses: Vec<usize> = blocks
+            .iter()
+            .map(|(_, block)| block.bytes().as_ptr() as usize)
+            .collect();
+        let mut received = Received::new(&bytes, blocks).unwrap();
+        // Another count: not taken, the blocks left as they were.
+        assert!(decode_received::<f64>(&mut received, 3).is_none());
+        assert!(received.has_blocks());
+        assert!(
+            received.joined()
+                == encoded
+                    .arrays()
+                    .flat_map(|(p, _)| p.to_vec())
+                    .collect::<Vec<u8>>()
+        );
+        let decoded = decode_received::<f64>(&mut received, 4).expect("taken over");
+        assert_eq!(decoded, values);
+        assert_eq!(decoded[0].as_ptr() as usize, addresses[0]);
+        assert_eq!(decoded[3].as_ptr() as usize, addresses[1]);
+        assert!(!received.has_blocks());
+    }
+
+    #[test]
+    fn received_blocks_that_do_not_fit_are_not_taken() {
+        let values = vec![vec![7u8; BORROW_FROM], vec![8u8; 5]];
+        let encoded = encode_parts(&values);
+        let (bytes, blocks) = as_received(&encoded);
+        let memory = blocks[0].1.bytes().to_vec();
+        let place = blocks[0].0;
+        // Elements of another size than the results'.
+        let mut received = Received::new(&bytes, blocks).unwrap();
+        assert!(decode_received::<f64>(&mut received, 2).is_none());
+        assert!(received.has_blocks());
+        // A block of another length, or at another place.
+        let short = vec![(place, block_of(&memory[1..], 1))];
+        assert!(decode_received::<u8>(&mut Received::new(&bytes, short).unwrap(), 2).is_none());
+        let early = vec![(place - 1, block_of(&memory, 1))];
+        assert!(decode_received::<u8>(&mut Received::new(&bytes, early).unwrap(), 2).is_none());
+        // One block too many, after the run.
+        let extra = vec![
+            (place, block_of(&memory, 1)),
+            (bytes.len(), block_of(b"x", 1)),
+        ];
+        assert!(decode_received::<u8>(&mut Received::new(&bytes, extra).unwrap(), 2).is_none());
+        // The right one, as signed bytes too (same size and alignment).
+        let right = vec![(place, block_of(&memory, 1))];
+        let decoded = decode_received::<i8>(&mut Received::new(&bytes, right).unwrap(), 2).unwrap();
+        assert_eq!(decoded, [vec![7i8; BORROW_FROM], vec![8; 5]]);
     }
 
     #[test]

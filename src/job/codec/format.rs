@@ -9,6 +9,7 @@
 
 use super::array::{self, Raw};
 use super::pieces::EncodedChunk;
+use super::received::Received;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -35,6 +36,15 @@ pub(super) trait Format<V> {
     /// do that and cannot fail.
     fn encode_parts(values: &[V]) -> Option<EncodedChunk<'_>> {
         let _ = values;
+        None
+    }
+
+    /// A run of `expected` values from bytes received with blocks in
+    /// them (see `received.rs`), taking the blocks over. `None` (the
+    /// blocks untouched) where the format cannot, or the run is not one
+    /// it can take so: the caller decodes the bytes joined.
+    fn decode_received(received: &mut Received<'_>, expected: usize) -> Option<Vec<V>> {
+        let _ = (received, expected);
         None
     }
 
@@ -162,5 +172,11 @@ impl<V, P: Raw> Format<V> for Array<P> {
     fn encode_parts(values: &[V]) -> Option<EncodedChunk<'_>> {
         // SAFETY: V is Vec<P> (see above).
         Some(array::encode_parts(unsafe { Self::as_vectors(values) }))
+    }
+
+    fn decode_received(received: &mut Received<'_>, expected: usize) -> Option<Vec<V>> {
+        let vectors = array::decode_received::<P>(received, expected)?;
+        // SAFETY: V is Vec<P> (see above).
+        Some(unsafe { Self::into_values(vectors) })
     }
 }

@@ -23,10 +23,14 @@ pub(crate) mod flavor;
 mod format;
 mod numbers;
 mod pieces;
+mod received;
 mod results;
 mod varint;
 
 pub(crate) use pieces::EncodedChunk;
+pub(crate) use received::Received;
+#[cfg(unix)]
+pub(crate) use received::{Block, join_blocks};
 
 use super::unwind;
 use crate::error::{Error, Step};
@@ -46,8 +50,12 @@ pub struct Codec<V> {
     decode_one: DecodeOne<V>,
     encode_parts: for<'a> fn(&'a [V]) -> Option<EncodedChunk<'a>>,
     decode_items: DecodeItems<V>,
+    decode_received: DecodeReceived<V>,
     indexed: bool,
 }
+
+/// [`Format::decode_received`], as a function pointer.
+type DecodeReceived<V> = fn(&mut Received<'_>, usize) -> Option<Vec<V>>;
 
 /// [`Format::decode_one`], as a function pointer.
 type DecodeOne<V> = fn(&[u8]) -> Result<(V, &[u8]), postcard::Error>;
@@ -81,6 +89,7 @@ impl<V> Codec<V> {
             decode_one: F::decode_one,
             encode_parts: F::encode_parts,
             decode_items: F::decode_items,
+            decode_received: F::decode_received,
             indexed: F::INDEXED,
         }
     }
@@ -226,6 +235,24 @@ impl<V> Codec<V> {
             )),
             Err((_, error)) => Err(error),
         }
+    }
+
+    /// [`decode_checked`](Codec::decode_checked) of bytes received with
+    /// blocks in them: the format takes the blocks over where it can,
+    /// else it decodes the bytes joined.
+    pub(crate) fn decode_received_checked(
+        &self,
+        mut received: Received<'_>,
+        (first, total): (usize, usize),
+        expected: usize,
+    ) -> Result<Vec<V>, Error> {
+        if !received.has_blocks() {
+            return self.decode_checked(received.bytes(), (first, total), expected);
+        }
+        if let Some(values) = (self.decode_received)(&mut received, expected) {
+            return Ok(values);
+        }
+        self.decode_checked(&received.joined(), (first, total), expected)
     }
 
     /// Decodes as many values as it can: all of them, or those before the
@@ -393,6 +420,42 @@ mod tests {
                 n => Ok(Touchy(n)),
             }
         }
+    }
+
+    #[test]
+    fn received_blocks_decode_as_the_bytes_joined_would() {
+        use received::tests::block_of;
+        // Vectors of u16 take the plain format, which joins the bytes.
+        let values = vec![vec![3u16; 40_000], vec![4; 2]];
+        let bytes = postcard::to_stdvec(&values).unwrap();
+        let cut = |at: usize| (bytes[..at].to_vec(), vec![(at, block_of(&bytes[at..], 1))]);
+        let (head, blocks) = cut(3);
+        let plain = Codec::<Vec<u16>>::values();
+        let received = Received::new(&head, blocks).unwrap();
+        assert_eq!(
+            plain.decode_received_checked(received, (0, 2), 2).unwrap(),
+            values
+        );
+        // Vectors of f64 whose block is not a vector's memory: joined too.
+        let doubles = vec![vec![0.25f64; 9_000]];
+        let bytes = postcard::to_stdvec(&doubles).unwrap();
+        let codec = Codec::<Vec<f64>>::values();
+        let odd = Received::new(&bytes[..5], vec![(5, block_of(&bytes[5..], 1))]).unwrap();
+        assert_eq!(
+            codec.decode_received_checked(odd, (0, 1), 1).unwrap(),
+            doubles
+        );
+        // And the wrong count is the error it is for the bytes.
+        let received = Received::new(&bytes[..5], vec![(5, block_of(&bytes[5..], 1))]).unwrap();
+        let error = codec
+            .decode_received_checked(received, (4, 10), 2)
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("1 results where 2 were expected"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub(crate) struct EncodedChunk<'a> {
 #[derive(Debug)]
 enum Piece<'a> {
     Owned(Vec<u8>),
-    Borrowed(&'a [u8]),
+    /// An array's memory, and the size of its elements.
+    Borrowed(&'a [u8], usize),
 }
 
 impl<'a> EncodedChunk<'a> {
@@ -28,9 +29,10 @@ impl<'a> EncodedChunk<'a> {
         self.pieces.push(Piece::Owned(bytes));
     }
 
-    /// Appends memory that is sent as it lies.
-    pub(crate) fn push_borrowed(&mut self, bytes: &'a [u8]) {
-        self.pieces.push(Piece::Borrowed(bytes));
+    /// Appends an array's memory, elements of `element` bytes, which is
+    /// sent as it lies.
+    pub(crate) fn push_borrowed(&mut self, bytes: &'a [u8], element: usize) {
+        self.pieces.push(Piece::Borrowed(bytes, element));
     }
 
     /// The number of bytes.
@@ -40,9 +42,16 @@ impl<'a> EncodedChunk<'a> {
 
     /// The pieces, in order; together they are the bytes.
     pub(crate) fn slices(&self) -> impl Iterator<Item = &[u8]> {
+        self.arrays().map(|(bytes, _)| bytes)
+    }
+
+    /// The pieces, in order, each with the size of its elements if it is
+    /// an array's memory (0 if not): a receiver may read such a piece
+    /// straight into a vector of its own (`Received`).
+    pub(crate) fn arrays(&self) -> impl Iterator<Item = (&[u8], usize)> {
         self.pieces.iter().map(|piece| match piece {
-            Piece::Owned(bytes) => &bytes[..],
-            Piece::Borrowed(bytes) => bytes,
+            Piece::Owned(bytes) => (&bytes[..], 0),
+            Piece::Borrowed(bytes, element) => (*bytes, *element),
         })
     }
 
