@@ -133,6 +133,51 @@ fn a_second_run_reads_every_chunk_back_with_the_same_bits_and_runs_nothing() {
     }
 }
 
+/// Large arrays from worker processes: on Linux the parent reads each
+/// one straight into the vector it returns (a lent result), and the
+/// journal's record is encoded from those vectors. Read back on threads,
+/// they are the same bits.
+#[test]
+fn large_arrays_from_processes_are_journaled_and_read_back_the_same() {
+    let scratch = Scratch::new("arrays");
+    let path = scratch.file("arrays.journal");
+    let doubles = |i: u64| -> Vec<f64> {
+        // 2 MiB and a bit: past the size at which results are lent.
+        (0..(1 << 18) + i)
+            .map(|j| (j as f64 * 1e-3 + i as f64).sin())
+            .collect()
+    };
+    let bytes = |i: u64| -> Vec<u8> { (0..(3 << 20) + i).map(|j| (j * 7 + i) as u8).collect() };
+    // One place per call (a call's place is part of what makes it the
+    // same call), run on processes, then on threads.
+    let calls = |pool: &Pool| {
+        let journal = Journal::open(&path).unwrap();
+        let journaled = pool.with_journal(&journal);
+        let doubles = journaled.map(doubles, 0..4u64).unwrap();
+        let first = journal.last_call().unwrap();
+        let bytes = journaled.map(bytes, 0..3u64).unwrap();
+        let second = journal.last_call().unwrap();
+        let read_back = [first, second].map(|report| (report.read_back, report.ran));
+        (doubles, bytes, read_back)
+    };
+    let (first_doubles, first_bytes, read_back) =
+        calls(&common::pool(BackendKind::Processes, 2, Some(1)));
+    assert_eq!(read_back, [(0, 4), (0, 3)]);
+    let (again_doubles, again_bytes, read_back) =
+        calls(&common::pool(BackendKind::Threads, 2, Some(1)));
+    assert_eq!(read_back, [(4, 0), (3, 0)]);
+    let bits = |vectors: &[Vec<f64>]| -> Vec<Vec<u64>> {
+        vectors
+            .iter()
+            .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            .collect()
+    };
+    assert!(bits(&first_doubles) == bits(&again_doubles));
+    assert!(first_doubles == (0..4).map(doubles).collect::<Vec<_>>());
+    assert!(first_bytes == again_bytes);
+    assert!(first_bytes == (0..3).map(bytes).collect::<Vec<_>>());
+}
+
 #[test]
 fn a_run_stopped_by_a_failure_resumes_with_only_the_chunks_it_lacked() {
     for pool in pools() {

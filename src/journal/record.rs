@@ -4,7 +4,9 @@
 //!
 //! A chunk is appended when it is done here: run here (its results are
 //! encoded with the job's `encode_chunk`) or accepted from another process
-//! (the bytes that came are appended as they are; an MPI rank sends each
+//! (the bytes that came are appended as they are, or, for results that
+//! came partly in blocks (`Received`), encoded from the results the job
+//! took them over as; an MPI rank sends each
 //! chunk to rank 0 as it finishes, see [`ChunkJob::records_at_root`]). A
 //! chunk with a failed
 //! item (a job that keeps going records the failure as that item's
@@ -12,7 +14,7 @@
 
 use super::Journal;
 use crate::error::Error;
-use crate::job::{ChunkJob, EncodedChunk, TaskLimits};
+use crate::job::{ChunkJob, EncodedChunk, Received, TaskLimits};
 use crate::plan::ChunkPlan;
 use crate::sync::LockUnpoisoned;
 use std::sync::Mutex;
@@ -108,6 +110,17 @@ impl ChunkJob for Recording<'_> {
     fn accept_chunk(&self, chunk: usize, bytes: &[u8]) -> Result<(), Error> {
         self.job.accept_chunk(chunk, bytes)?;
         self.append(chunk, Some(bytes));
+        Ok(())
+    }
+
+    fn accept_received(&self, chunk: usize, received: Received<'_>) -> Result<(), Error> {
+        if !received.has_blocks() {
+            return self.accept_chunk(chunk, received.bytes());
+        }
+        // The job takes the blocks over as its results; the record is
+        // encoded from them (the same bytes), so nothing is joined first.
+        self.job.accept_received(chunk, received)?;
+        self.append(chunk, None);
         Ok(())
     }
 
