@@ -256,7 +256,7 @@ def fork_cost_table(results):
         "| parent holds | `map` |",
         "|---|---|",
     ]
-    for name, label in (("processes", "worker processes (decoded onto huge pages)"), ("threads", "threads")):
+    for name, label in (("processes", "worker processes (read onto huge pages)"), ("threads", "threads")):
         lines.append(f"| 1 GiB of results returned by {label} | {cell(f'processes_holding_1_GiB_of_{name}_results')} |")
     return "\n".join(lines) + "\n"
 
