@@ -182,7 +182,12 @@ fn dropping_cancels(
     start_then_drop: impl Fn(&Pool, &Arc<SharedCounters>),
     allowed: impl Fn(&Pool) -> usize,
 ) {
-    common::start_mpi_if_built();
+    {
+        // Under the lock too: the MPI call starts threads of parpool's,
+        // which the thread-count test would see as its own.
+        let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        common::start_mpi_if_built();
+    }
     for kind in every_kind() {
         let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         warm_up_helpers();
