@@ -46,6 +46,11 @@ impl JournalCall<'_> {
         } else {
             Ok(())
         };
+        // Records left for another thread to write are in the file now.
+        let settled = match writer {
+            Some(journal) => journal.settle(),
+            None => Ok(()),
+        };
         // A call that did not stop ran every chunk it did not read back
         // (on MPI's other ranks a `map_gather` keeps none of them); one
         // that failed or was cancelled ran those done here.
@@ -62,6 +67,7 @@ impl JournalCall<'_> {
         });
         outcome?;
         finished?;
+        settled?;
         match recording.write_error() {
             Some(error) => Err(error),
             None => Ok(()),

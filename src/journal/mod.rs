@@ -6,16 +6,18 @@
 //! | `mod.rs` | [`Journal`]: opening and locking the file, looking chunks up, appending them, the sync policy, compaction, the report of the last call |
 //! | `file.rs` | the file format: header, checksummed records, recovery on open |
 //! | `identity.rs` | what makes two calls the same call, and the digest of a chunk's inputs |
+//! | `append.rs` | appending records (a record finished while another is written is left for that thread), the background sync thread |
 //! | `record.rs` | the job adapter that appends each chunk as it finishes |
 //! | `call.rs` | one journaled call: read back, then run with recording |
 //! | `stream.rs` | a journaled `imap`: each stream chunk read back or recorded |
 //! | `share.rs` | the records rank 0 reads, shared with every MPI rank |
-//! | `system.rs` | the file lock, the directory, the background sync thread, the launcher's rank |
+//! | `system.rs` | the file lock, the directory, the launcher's rank |
 //!
 //! Read back through a job's `accept_chunk`, written from its
 //! `encode_chunk` (or the bytes a worker sent): the journal never sees the
 //! user's types.
 
+mod append;
 pub(crate) mod call;
 mod file;
 pub(crate) mod identity;
@@ -30,9 +32,9 @@ pub(crate) use file::Entry;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use system::{check_directory, launcher_rank, lock, start_flusher, sync_directory};
+use system::{check_directory, launcher_rank, lock, sync_directory};
 
 /// How long a lock held by someone else is waited for before the journal
 /// counts as in use (see `lock`).
@@ -99,11 +101,14 @@ pub const SYNC_INTERVAL: Duration = Duration::from_millis(200);
 /// # Durability
 ///
 /// Each finished chunk is appended as one record (length, CRC-32, the
-/// chunk's encoded results) before the call moves on. A process killed at
-/// any instant (`kill -9`, the OOM killer, a time limit) loses only the
-/// chunks that were running: what was appended is in the kernel's page
-/// cache, and a record cut short by the kill is dropped when the journal
-/// is next opened. The records reach the disk with an `fdatasync` within
+/// chunk's encoded results). A worker that finishes a chunk of small
+/// results while another thread is writing leaves its record to that
+/// thread and goes on (at most two records wait so; the call returns only
+/// when all are in the file). A process killed at any instant (`kill -9`,
+/// the OOM killer, a time limit) loses only the chunks that were running
+/// and those at most two waiting: what was appended is in the kernel's
+/// page cache, and a record cut short by the kill is dropped when the
+/// journal is next opened. The records reach the disk with an `fdatasync` within
 /// [`SYNC_INTERVAL`] of being appended (a thread of the journal's,
 /// `parpool-journal`, syncs at most that often while records come in, and
 /// ends when none do), and when the journal is dropped: a machine that
@@ -147,6 +152,9 @@ pub struct Journal {
 pub(super) struct Shared {
     pub(super) path: PathBuf,
     pub(super) state: Mutex<State>,
+    /// Records left by appends that found the file busy, for the thread
+    /// that holds it to write (see `append.rs`).
+    pub(super) waiting: Mutex<Vec<append::Waiting>>,
 }
 
 pub(super) struct State {
@@ -224,6 +232,7 @@ impl Journal {
             shared: Arc::new(Shared {
                 path,
                 state: Mutex::new(state),
+                waiting: Mutex::new(Vec::new()),
             }),
         };
         if launcher_rank().is_some_and(|rank| rank != 0) {
@@ -273,10 +282,11 @@ impl Journal {
     ///
     /// The sync failed.
     pub fn sync(&self) -> Result<(), Error> {
-        let mut state = self.shared.state.lock_unpoisoned();
-        let path = self.shared.path.clone();
+        let shared = &*self.shared;
+        let mut state = shared.state.lock_unpoisoned();
+        append::write_waiting(&shared.path, &shared.waiting, &mut state);
         match &mut state.open {
-            Some(open) => open.sync(&path),
+            Some(open) => open.sync(&shared.path),
             None => Ok(()),
         }
     }
@@ -293,6 +303,7 @@ impl Journal {
     /// Reading, writing or renaming failed; the old file is then kept.
     pub fn compact(&self) -> Result<(u64, u64), Error> {
         let mut state = self.shared.state.lock_unpoisoned();
+        append::write_waiting(&self.shared.path, &self.shared.waiting, &mut state);
         let used = state.used.clone();
         let path = self.shared.path.clone();
         let Some(open) = state.open.as_mut() else {
@@ -466,55 +477,6 @@ impl Journal {
         Ok(results)
     }
 
-    /// Appends the results of chunk `chunk` of call `call`, whose inputs
-    /// had digest `inputs`; syncs if the last sync is [`SYNC_INTERVAL`]
-    /// old.
-    pub(crate) fn append(
-        &self,
-        call: u128,
-        chunk: usize,
-        inputs: u128,
-        results: &[u8],
-    ) -> Result<(), Error> {
-        let head = file::record_head(call, chunk as u64, inputs, results);
-        let mut state = self.shared.state.lock_unpoisoned();
-        let path = &self.shared.path;
-        let open = state
-            .open
-            .as_mut()
-            .ok_or_else(|| Error::journal(path, "is not open on this rank"))?;
-        let at = open.end;
-        if let Err(error) = file::write_at(&open.file, &[&head, results], at) {
-            // Leave no half record behind a good one.
-            let _ = open.file.set_len(at);
-            return Err(Error::journal_io(path, "append to", error));
-        }
-        let offset = at + head.len() as u64;
-        open.end = offset + results.len() as u64;
-        open.index.insert(
-            (call, chunk as u64),
-            Entry {
-                inputs,
-                offset,
-                len: results.len() as u64,
-            },
-        );
-        open.unsynced = true;
-        if open.last_sync.elapsed() >= SYNC_INTERVAL {
-            open.sync(path)?;
-        } else if !state.flusher {
-            // Synced within SYNC_INTERVAL by a thread, not by the call.
-            state.flusher = true;
-            if !start_flusher(Arc::downgrade(&self.shared)) {
-                state.flusher = false;
-                if let Some(open) = state.open.as_mut() {
-                    open.sync(path)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Ends a call: keeps its report. What it appended is synced by the
     /// flusher within [`SYNC_INTERVAL`].
     pub(crate) fn finish(&self, report: CallReport) -> Result<(), Error> {
@@ -548,14 +510,13 @@ impl Open {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        let path = self.path.clone();
-        if let Some(open) = self
-            .state
-            .get_mut()
-            .map_or(None, |state| state.open.as_mut())
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        // Every call settles its records; any still waiting are written.
+        append::write_waiting(&self.path, &self.waiting, state);
+        if let Some(open) = state.open.as_mut()
             && open.unsynced
         {
-            let _ = open.sync(&path);
+            let _ = open.sync(&self.path);
         }
     }
 }

@@ -13,12 +13,12 @@
 //! result) is not appended: the next run runs it again.
 
 use super::Journal;
+use super::append::WriteFailure;
 use crate::error::Error;
 use crate::job::{ChunkJob, EncodedChunk, Received, TaskLimits};
 use crate::plan::ChunkPlan;
 use crate::sync::LockUnpoisoned;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 /// A job whose finished chunks go to a journal; see the module docs.
 pub(crate) struct Recording<'a> {
@@ -27,10 +27,8 @@ pub(crate) struct Recording<'a> {
     journal: Option<&'a Journal>,
     call: u128,
     digests: &'a [u128],
-    /// Chunks appended (ran to completion here, or accepted).
-    appended: AtomicUsize,
     /// The first error writing the journal: the call fails with it.
-    write_error: Mutex<Option<Error>>,
+    write_error: WriteFailure,
 }
 
 impl<'a> Recording<'a> {
@@ -45,8 +43,7 @@ impl<'a> Recording<'a> {
             journal,
             call,
             digests,
-            appended: AtomicUsize::new(0),
-            write_error: Mutex::new(None),
+            write_error: WriteFailure::default(),
         }
     }
 
@@ -56,7 +53,10 @@ impl<'a> Recording<'a> {
     }
 
     /// Appends chunk `chunk`'s results, `bytes` if given, else encoded
-    /// here; nothing in a worker process, or for a chunk with a failure.
+    /// here (and left for the thread writing to the file, if one is: see
+    /// `append.rs`); nothing in a worker process, or for a chunk with a
+    /// failure. After a failure to write (this record or one left
+    /// earlier), a job that stops at the first failure stops.
     fn append(&self, chunk: usize, bytes: Option<&[u8]>) {
         let Some(journal) = self.journal else {
             return;
@@ -64,28 +64,21 @@ impl<'a> Recording<'a> {
         if crate::job::inside_worker_process() || self.job.chunk_has_failures(chunk) {
             return;
         }
+        let (call, inputs) = (self.call, self.digests[chunk]);
         let written = match bytes {
-            Some(bytes) => journal.append(self.call, chunk, self.digests[chunk], bytes),
-            None => self
-                .job
-                .encode_chunk(chunk)
-                .and_then(|bytes| journal.append(self.call, chunk, self.digests[chunk], &bytes)),
+            Some(bytes) => journal.append(call, chunk, inputs, bytes),
+            None => self.job.encode_chunk(chunk).and_then(|bytes| {
+                journal.append_or_leave(call, chunk, inputs, bytes, &self.write_error)
+            }),
         };
-        match written {
-            Ok(()) => {
-                self.appended.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => {
-                let mut first = self.write_error.lock_unpoisoned();
-                if first.is_none() {
-                    *first = Some(error.clone());
-                }
-                drop(first);
-                // Nothing more can be kept: stop, and say why.
-                if !self.job.keeps_going() {
-                    self.job.record_failure(error);
-                }
-            }
+        if let Err(error) = written {
+            self.write_error.lock_unpoisoned().get_or_insert(error);
+        }
+        // Nothing more can be kept: stop, and say why.
+        if let Some(error) = self.write_error()
+            && !self.job.keeps_going()
+        {
+            self.job.record_failure(error);
         }
     }
 }

@@ -1,42 +1,11 @@
-//! What the journal asks of the system: the file lock, the directory, the
-//! thread that syncs records in the background, and the launcher's rank.
+//! What the journal asks of the system: the file lock, the directory and
+//! the launcher's rank.
 
-use super::{LOCK_PATIENCE, SYNC_INTERVAL, Shared};
+use super::LOCK_PATIENCE;
 use crate::error::Error;
-use crate::sync::LockUnpoisoned;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Weak;
 use std::time::{Duration, Instant};
-
-/// Starts the thread (`parpool-journal`) that syncs the journal every
-/// [`SYNC_INTERVAL`] while it has unsynced records, and ends when it has
-/// none or the journal is gone. False if no thread could start.
-pub(super) fn start_flusher(shared: Weak<Shared>) -> bool {
-    std::thread::Builder::new()
-        .name("parpool-journal".to_string())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(SYNC_INTERVAL);
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                let mut state = shared.state.lock_unpoisoned();
-                match state.open.as_mut() {
-                    Some(open) if open.unsynced => {
-                        // A failed sync is tried again at the next turn,
-                        // and by `Journal::sync` or the drop.
-                        let _ = open.sync(&shared.path);
-                    }
-                    _ => {
-                        state.flusher = false;
-                        return;
-                    }
-                }
-            }
-        })
-        .is_ok()
-}
 
 /// Locks `file` for this process, or says why not.
 ///

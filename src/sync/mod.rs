@@ -8,7 +8,7 @@
 #[cfg(feature = "async")]
 pub(crate) mod helpers;
 
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 /// `Mutex::lock` and `Condvar::wait` that ignore poisoning; see the
@@ -16,11 +16,23 @@ use std::time::Duration;
 pub(crate) trait LockUnpoisoned<T: ?Sized> {
     /// The guard, whether or not a panic poisoned the lock.
     fn lock_unpoisoned(&self) -> MutexGuard<'_, T>;
+
+    /// The guard if the lock is free now, whether or not a panic poisoned
+    /// it; `None` if it is held.
+    fn try_lock_unpoisoned(&self) -> Option<MutexGuard<'_, T>>;
 }
 
 impl<T: ?Sized> LockUnpoisoned<T> for Mutex<T> {
     fn lock_unpoisoned(&self) -> MutexGuard<'_, T> {
         self.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn try_lock_unpoisoned(&self) -> Option<MutexGuard<'_, T>> {
+        match self.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 }
 
