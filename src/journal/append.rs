@@ -1,5 +1,6 @@
-//! Appending records, and the thread that syncs them. Every write to the file is made by the thread that
-//! holds the journal's lock (`Shared::state`), at the end of the file.
+//! Appending records, and the thread that syncs them. Every write to the
+//! file is made by the thread that holds the journal's lock
+//! (`Shared::state`), at the end of the file.
 //!
 //! A worker that finishes a chunk of small results while another thread
 //! is writing does not wait for the file: it leaves its record (already
@@ -35,9 +36,8 @@ pub(crate) type WriteFailure = Arc<Mutex<Option<Error>>>;
 
 /// A record left for the thread that holds the file.
 pub(crate) struct Waiting {
-    call: u128,
-    chunk: u64,
-    inputs: u128,
+    /// Call, chunk and inputs digest.
+    key: (u128, u64, u128),
     head: Vec<u8>,
     results: Vec<u8>,
     failure: WriteFailure,
@@ -72,6 +72,7 @@ impl Journal {
         failure: &WriteFailure,
     ) -> Result<(), Error> {
         let shared = &*self.shared;
+        let key = (call, chunk as u64, inputs);
         let head = file::record_head(call, chunk as u64, inputs, &results);
         let state = match shared.state.try_lock_unpoisoned() {
             Some(state) => state,
@@ -80,9 +81,7 @@ impl Journal {
                     let mut waiting = shared.waiting.lock_unpoisoned();
                     if waiting.len() < MAX_WAITING {
                         waiting.push(Waiting {
-                            call,
-                            chunk: chunk as u64,
-                            inputs,
+                            key,
                             head,
                             results,
                             failure: Arc::clone(failure),
@@ -97,7 +96,7 @@ impl Journal {
                 shared.state.lock_unpoisoned()
             }
         };
-        self.write_and_let_go(state, (call, chunk as u64, inputs), &head, &results)
+        self.write_and_let_go(state, key, &head, &results)
     }
 
     /// Writes every record still waiting for the file: a call does this
@@ -107,9 +106,7 @@ impl Journal {
         write_waiting(&self.shared.path, &self.shared.waiting, &mut state);
         self.keep_synced(&mut state)
     }
-}
 
-impl Journal {
     /// Writes one record with the file held (`state`), then the records
     /// left waiting meanwhile, keeps them synced, lets the file go, and
     /// writes any left just before that. The result is that of the first
@@ -210,8 +207,7 @@ pub(super) fn write_waiting(path: &Path, waiting: &Mutex<Vec<Waiting>>, state: &
             return;
         }
         for record in records {
-            let key = (record.call, record.chunk, record.inputs);
-            if let Err(error) = write(path, state, key, &record.head, &record.results) {
+            if let Err(error) = write(path, state, record.key, &record.head, &record.results) {
                 record.failure.lock_unpoisoned().get_or_insert(error);
             }
         }

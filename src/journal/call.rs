@@ -47,10 +47,7 @@ impl JournalCall<'_> {
             Ok(())
         };
         // Records left for another thread to write are in the file now.
-        let settled = match writer {
-            Some(journal) => journal.settle(),
-            None => Ok(()),
-        };
+        let settled = writer.map_or(Ok(()), Journal::settle);
         // A call that did not stop ran every chunk it did not read back
         // (on MPI's other ranks a `map_gather` keeps none of them); one
         // that failed or was cancelled ran those done here.

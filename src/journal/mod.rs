@@ -3,10 +3,10 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `mod.rs` | [`Journal`]: opening and locking the file, looking chunks up, appending them, the sync policy, compaction, the report of the last call |
+//! | `mod.rs` | [`Journal`]: opening and locking the file, looking chunks up, syncing on demand, compaction, the report of the last call |
 //! | `file.rs` | the file format: header, checksummed records, recovery on open |
 //! | `identity.rs` | what makes two calls the same call, and the digest of a chunk's inputs |
-//! | `append.rs` | appending records (a record finished while another is written is left for that thread), the background sync thread |
+//! | `append.rs` | appending records (a record finished while another is written is left for that thread), the sync policy and the background sync thread |
 //! | `record.rs` | the job adapter that appends each chunk as it finishes |
 //! | `call.rs` | one journaled call: read back, then run with recording |
 //! | `stream.rs` | a journaled `imap`: each stream chunk read back or recorded |
